@@ -1,0 +1,303 @@
+//! Envelope format v1: the bytes stored in a `shred.sealed` column.
+//!
+//! ```text
+//! offset  size  field
+//! 0       1     format version (0x01)
+//! 1       8     key id of the data subject's DEK (u64, big endian, 1 ..= 2^63-1)
+//! 9       12    nonce (OS CSPRNG, fresh per seal)
+//! 21      n     ciphertext (AES-256-GCM under the DEK, n = plaintext length)
+//! 21+n    16    authentication tag
+//! AAD = "pg_shred" | 0x01 | key id (8 bytes, big endian) | context (caller's bytes, may be empty)
+//! ```
+//!
+//! The key id and context sit at fixed places (the context is last), so the AAD is
+//! unambiguous. No OID, table or column name is part of it unless the caller puts one in the
+//! context, so values survive dump/restore and renames.
+//!
+//! Text form (type output, `COPY`, `pg_dump`): `shred1:` followed by standard base64
+//! (RFC 4648, padded) of the bytes. [`from_text`] accepts exactly what [`to_text`] produces.
+//!
+//! A random 96-bit nonce per seal keeps the chance of a nonce collision under one DEK below
+//! 2^-32 for up to 2^32 values per data subject (NIST SP 800-38D, section 8.3).
+
+use aes_gcm::aead::AeadInPlace;
+use aes_gcm::Nonce;
+use base64::Engine;
+
+use super::keys::{DataKey, NONCE_LEN, TAG_LEN};
+use super::{fill_random, CryptoError};
+
+/// Format version byte of envelope v1.
+pub const FORMAT_V1: u8 = 1;
+/// Prefix of every envelope AAD.
+pub const AAD_PREFIX: &[u8] = b"pg_shred";
+/// Version byte plus key id.
+pub const HEADER_LEN: usize = 1 + 8;
+/// Shortest well-formed envelope (empty plaintext): 37 bytes.
+pub const MIN_LEN: usize = HEADER_LEN + NONCE_LEN + TAG_LEN;
+/// Largest plaintext pg_shred seals: 64 MiB.
+pub const MAX_PLAINTEXT_LEN: usize = 64 * 1024 * 1024;
+/// Longest well-formed envelope.
+pub const MAX_LEN: usize = MIN_LEN + MAX_PLAINTEXT_LEN;
+/// Prefix of the text form.
+pub const TEXT_PREFIX: &str = "shred1:";
+
+/// A validated, borrowed envelope.
+#[derive(Debug, Clone, Copy)]
+pub struct Envelope<'a> {
+    bytes: &'a [u8],
+    key_id: u64,
+}
+
+/// Validate envelope bytes: length bounds, format version and key id range, in that order,
+/// before any cryptography.
+pub fn parse(bytes: &[u8]) -> Result<Envelope<'_>, CryptoError> {
+    let Some(&version) = bytes.first() else {
+        return Err(CryptoError::MalformedEnvelope("it is empty"));
+    };
+    if version != FORMAT_V1 {
+        return Err(CryptoError::UnsupportedVersion(version));
+    }
+    if bytes.len() < MIN_LEN {
+        return Err(CryptoError::MalformedEnvelope(
+            "it is shorter than header, nonce and tag (37 bytes)",
+        ));
+    }
+    if bytes.len() > MAX_LEN {
+        return Err(CryptoError::MalformedEnvelope("it is longer than the largest envelope"));
+    }
+    let mut id = [0u8; 8];
+    id.copy_from_slice(&bytes[1..HEADER_LEN]);
+    let key_id = u64::from_be_bytes(id);
+    if key_id == 0 || key_id > i64::MAX as u64 {
+        return Err(CryptoError::MalformedEnvelope("its key id is out of range"));
+    }
+    Ok(Envelope { bytes, key_id })
+}
+
+impl<'a> Envelope<'a> {
+    /// The key id of the DEK that sealed this envelope (1 ..= 2^63-1).
+    pub fn key_id(&self) -> u64 {
+        self.key_id
+    }
+
+    /// The whole envelope.
+    pub fn as_bytes(&self) -> &'a [u8] {
+        self.bytes
+    }
+
+    /// Length of the plaintext inside, in bytes.
+    pub fn plaintext_len(&self) -> usize {
+        self.bytes.len() - MIN_LEN
+    }
+}
+
+/// Build the AAD into `out` (cleared first).
+fn build_aad(out: &mut Vec<u8>, key_id: u64, context: &[u8]) {
+    out.clear();
+    out.reserve(AAD_PREFIX.len() + 1 + 8 + context.len());
+    out.extend_from_slice(AAD_PREFIX);
+    out.push(FORMAT_V1);
+    out.extend_from_slice(&key_id.to_be_bytes());
+    out.extend_from_slice(context);
+}
+
+/// Seal `plaintext` under `dek` (whose key id is `key_id`) with a fresh random nonce.
+///
+/// Returns the envelope bytes (`plaintext.len() + 37`). Errors:
+/// [`CryptoError::PlaintextTooLarge`] above [`MAX_PLAINTEXT_LEN`], [`CryptoError::Random`].
+pub fn seal(dek: &DataKey, key_id: u64, context: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, CryptoError> {
+    let mut nonce = [0u8; NONCE_LEN];
+    fill_random(&mut nonce)?;
+    seal_with_nonce(dek, key_id, context, plaintext, &nonce)
+}
+
+/// Seal with a caller-chosen nonce. Only for known-answer tests: a nonce must never repeat
+/// under one DEK.
+pub fn seal_with_nonce(
+    dek: &DataKey,
+    key_id: u64,
+    context: &[u8],
+    plaintext: &[u8],
+    nonce: &[u8; NONCE_LEN],
+) -> Result<Vec<u8>, CryptoError> {
+    if plaintext.len() > MAX_PLAINTEXT_LEN {
+        return Err(CryptoError::PlaintextTooLarge { len: plaintext.len(), max: MAX_PLAINTEXT_LEN });
+    }
+    if key_id == 0 || key_id > i64::MAX as u64 {
+        return Err(CryptoError::MalformedEnvelope("its key id is out of range"));
+    }
+    let mut out = Vec::with_capacity(MIN_LEN + plaintext.len());
+    out.push(FORMAT_V1);
+    out.extend_from_slice(&key_id.to_be_bytes());
+    out.extend_from_slice(nonce);
+    out.extend_from_slice(plaintext);
+    let mut aad = Vec::new();
+    build_aad(&mut aad, key_id, context);
+    let tag = dek
+        .cipher()
+        .encrypt_in_place_detached(Nonce::from_slice(nonce), &aad, &mut out[HEADER_LEN + NONCE_LEN..])
+        .map_err(|_| CryptoError::PlaintextTooLarge { len: plaintext.len(), max: MAX_PLAINTEXT_LEN })?;
+    out.extend_from_slice(&tag);
+    Ok(out)
+}
+
+/// Open `envelope` with `dek` and `context`.
+///
+/// Errors: [`CryptoError::AuthenticationFailed`] when the envelope was altered, the context
+/// differs from the one used to seal, or `dek` is not the envelope's DEK.
+pub fn open(dek: &DataKey, envelope: &Envelope<'_>, context: &[u8]) -> Result<Vec<u8>, CryptoError> {
+    let b = envelope.bytes;
+    let nonce = Nonce::from_slice(&b[HEADER_LEN..HEADER_LEN + NONCE_LEN]);
+    let tag_at = b.len() - TAG_LEN;
+    let tag = aes_gcm::Tag::from_slice(&b[tag_at..]);
+    let mut plaintext = b[HEADER_LEN + NONCE_LEN..tag_at].to_vec();
+    let mut aad = Vec::new();
+    build_aad(&mut aad, envelope.key_id, context);
+    dek.cipher()
+        .decrypt_in_place_detached(nonce, &aad, &mut plaintext, tag)
+        .map_err(|_| CryptoError::AuthenticationFailed)?;
+    Ok(plaintext)
+}
+
+/// The text form of envelope bytes: `shred1:` + standard padded base64.
+pub fn to_text(bytes: &[u8]) -> String {
+    let mut s = String::with_capacity(TEXT_PREFIX.len() + bytes.len().div_ceil(3) * 4);
+    s.push_str(TEXT_PREFIX);
+    base64::engine::general_purpose::STANDARD.encode_string(bytes, &mut s);
+    s
+}
+
+/// Parse the text form back into validated envelope bytes. Accepts exactly the output of
+/// [`to_text`]: the prefix, canonical padded base64 without whitespace, then the checks of
+/// [`parse`]. The length is bounded before decoding.
+pub fn from_text(text: &str) -> Result<Vec<u8>, CryptoError> {
+    let Some(b64) = text.strip_prefix(TEXT_PREFIX) else {
+        return Err(CryptoError::MalformedEnvelope("it does not start with \"shred1:\""));
+    };
+    if b64.len() > MAX_LEN.div_ceil(3) * 4 {
+        return Err(CryptoError::MalformedEnvelope("it is longer than the largest envelope"));
+    }
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .map_err(|_| CryptoError::MalformedEnvelope("its body is not canonical base64"))?;
+    parse(&bytes)?;
+    Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::keys::DataKey;
+
+    fn dek() -> DataKey {
+        DataKey::from_bytes(&[0x42; 32])
+    }
+
+    #[test]
+    fn round_trips() {
+        let d = dek();
+        let big = vec![0xA5u8; 1 << 20];
+        let cases: [&[u8]; 5] = [b"", "São José Köhler 🎉".as_bytes(), b"\x00\xff\x00", b"x", &big];
+        for pt in cases {
+            let e = seal(&d, 7, b"customers.email", pt).expect("seal");
+            assert_eq!(e.len(), pt.len() + MIN_LEN);
+            let env = parse(&e).expect("parse");
+            assert_eq!(env.key_id(), 7);
+            assert_eq!(env.plaintext_len(), pt.len());
+            assert_eq!(open(&d, &env, b"customers.email").expect("open"), pt);
+            assert_eq!(from_text(&to_text(&e)).expect("text"), e);
+        }
+    }
+
+    #[test]
+    fn sealing_never_returns_its_input_and_nonces_differ() {
+        let d = dek();
+        let a = seal(&d, 1, b"", b"same plaintext").expect("seal");
+        let b = seal(&d, 1, b"", b"same plaintext").expect("seal");
+        assert_ne!(a, b);
+        assert_ne!(a[HEADER_LEN..HEADER_LEN + NONCE_LEN], b[HEADER_LEN..HEADER_LEN + NONCE_LEN]);
+        assert!(!a.windows(14).any(|w| w == b"same plaintext"));
+        let mut nonces = std::collections::HashSet::new();
+        for _ in 0..1000 {
+            let e = seal(&d, 1, b"", b"").expect("seal");
+            assert!(nonces.insert(e[HEADER_LEN..HEADER_LEN + NONCE_LEN].to_vec()));
+        }
+    }
+
+    #[test]
+    fn every_flipped_bit_fails() {
+        let d = dek();
+        let e = seal(&d, 9, b"ctx", b"personal data").expect("seal");
+        for i in 0..e.len() {
+            for bit in 0..8 {
+                let mut t = e.clone();
+                t[i] ^= 1 << bit;
+                let res = parse(&t).and_then(|env| open(&d, &env, b"ctx"));
+                assert!(res.is_err(), "byte {i} bit {bit} still opened");
+            }
+        }
+    }
+
+    #[test]
+    fn wrong_context_or_key_fails_uniformly() {
+        let d = dek();
+        let e = seal(&d, 9, b"customers.email", b"a@b.c").expect("seal");
+        let env = parse(&e).expect("parse");
+        assert_eq!(open(&d, &env, b"customers.phone").unwrap_err(), CryptoError::AuthenticationFailed);
+        assert_eq!(open(&d, &env, b"").unwrap_err(), CryptoError::AuthenticationFailed);
+        let other = DataKey::from_bytes(&[0x43; 32]);
+        assert_eq!(open(&other, &env, b"customers.email").unwrap_err(), CryptoError::AuthenticationFailed);
+        // moved to another key id: header rewritten, AAD no longer matches
+        let mut moved = e.clone();
+        moved[1..9].copy_from_slice(&10u64.to_be_bytes());
+        let env = parse(&moved).expect("parse");
+        assert_eq!(open(&d, &env, b"customers.email").unwrap_err(), CryptoError::AuthenticationFailed);
+    }
+
+    #[test]
+    fn malformed_envelopes_are_rejected() {
+        assert_eq!(parse(b"").unwrap_err(), CryptoError::MalformedEnvelope("it is empty"));
+        assert_eq!(parse(&[1]).unwrap_err(), CryptoError::MalformedEnvelope("it is shorter than header, nonce and tag (37 bytes)"));
+        assert_eq!(parse(&[2; 40]).unwrap_err(), CryptoError::UnsupportedVersion(2));
+        assert_eq!(parse(&[0; 40]).unwrap_err(), CryptoError::UnsupportedVersion(0));
+        let mut short = vec![1u8; MIN_LEN - 1];
+        assert!(matches!(parse(&short), Err(CryptoError::MalformedEnvelope(_))));
+        short.push(1);
+        assert!(parse(&short).is_ok());
+        let mut zero_id = vec![0u8; MIN_LEN];
+        zero_id[0] = 1;
+        assert_eq!(parse(&zero_id).unwrap_err(), CryptoError::MalformedEnvelope("its key id is out of range"));
+        let mut big_id = vec![0xffu8; MIN_LEN];
+        big_id[0] = 1;
+        assert_eq!(parse(&big_id).unwrap_err(), CryptoError::MalformedEnvelope("its key id is out of range"));
+        let huge = vec![1u8; MAX_LEN + 1];
+        assert!(matches!(parse(&huge), Err(CryptoError::MalformedEnvelope(_))));
+        assert!(matches!(
+            seal(&dek(), 1, b"", &vec![0u8; MAX_PLAINTEXT_LEN + 1]),
+            Err(CryptoError::PlaintextTooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn text_form_is_strict() {
+        let e = seal(&dek(), 3, b"", b"x").expect("seal");
+        let t = to_text(&e);
+        assert!(t.starts_with("shred1:AQAAAAAAAAAD"));
+        for bad in [
+            String::new(),
+            "shred1:".to_string(),
+            "shred2:".to_string() + &t[7..],
+            t[7..].to_string(),
+            format!(" {t}"),
+            format!("{t} "),
+            format!("{t}\n"),
+            t.replace('=', ""),
+            t.to_uppercase(),
+            format!("{}*{}", &t[..20], &t[21..]),
+            "shred1:AQ==".to_string(),
+        ] {
+            assert!(from_text(&bad).is_err(), "accepted {bad:?}");
+        }
+    }
+}

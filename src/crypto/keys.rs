@@ -1,0 +1,321 @@
+//! Key hierarchy: root key, HKDF-derived KEK and key-check value, random DEKs and their
+//! wrapping.
+//!
+//! ```text
+//! root key v_n (32 bytes, outside PostgreSQL)
+//!   ├─ HKDF-SHA256(salt_n, root, info = "pg_shred v1 kek")       → KEK_n (AES-256-GCM key)
+//!   └─ HKDF-SHA256(salt_n, root, info = "pg_shred v1 key-check") → key-check value of v_n
+//! DEK (32 random bytes per data subject)
+//!   wrapped = 0x01 | nonce (12) | AES-256-GCM(KEK_n, nonce, DEK, AAD) (32 + 16 tag) = 61 bytes
+//!   AAD     = "pg_shred wrap" | 0x01 | key_id (u64 big endian) | subject (UTF-8 bytes)
+//! ```
+//!
+//! HKDF is RFC 5869 (extract-then-expand) over SHA-256. `salt_n` is 32 random bytes stored
+//! with root-key version `n` in the database, so one root key used by two deployments yields
+//! unrelated KEKs. Every `info` label is distinct and carries a version, so no two purposes
+//! ever share a key. Nothing that must die with a data subject is derived from the root key:
+//! only random DEKs are erasable.
+
+use aes_gcm::aead::{AeadInPlace, KeyInit};
+use aes_gcm::{Aes256Gcm, Nonce};
+use base64::Engine;
+use hkdf::Hkdf;
+use sha2::Sha256;
+use zeroize::Zeroizing;
+
+use super::{fill_random, CryptoError};
+
+/// Length of a root key, a DEK and every derived key, in bytes.
+pub const KEY_LEN: usize = 32;
+/// Length of the per-version HKDF salt, in bytes.
+pub const SALT_LEN: usize = 32;
+/// Length of a key-check value, in bytes.
+pub const KEY_CHECK_LEN: usize = 32;
+/// Length of an AES-GCM nonce, in bytes (the 96-bit nonce of NIST SP 800-38D).
+pub const NONCE_LEN: usize = 12;
+/// Length of an AES-GCM authentication tag, in bytes.
+pub const TAG_LEN: usize = 16;
+/// Format version of a wrapped DEK.
+pub const WRAP_VERSION: u8 = 1;
+/// Length of a wrapped DEK: version byte, nonce, encrypted DEK, tag.
+pub const WRAPPED_KEY_LEN: usize = 1 + NONCE_LEN + KEY_LEN + TAG_LEN;
+
+/// HKDF `info` label of the key-encryption key.
+pub const LABEL_KEK: &[u8] = b"pg_shred v1 kek";
+/// HKDF `info` label of the key-check value.
+pub const LABEL_KEY_CHECK: &[u8] = b"pg_shred v1 key-check";
+/// Prefix of the AAD of a wrapped DEK (distinct from the envelope AAD prefix).
+pub const WRAP_AAD_PREFIX: &[u8] = b"pg_shred wrap";
+
+/// A root key: 32 bytes supplied from outside the database. Zeroized on drop; its `Debug`
+/// output never shows the bytes.
+pub struct RootKey(Zeroizing<[u8; KEY_LEN]>);
+
+impl std::fmt::Debug for RootKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RootKey(..)")
+    }
+}
+
+impl RootKey {
+    /// Parse root key material as read from a key file or printed by a key command.
+    ///
+    /// Accepted forms: exactly 32 raw bytes, or standard base64 (RFC 4648, with padding) that
+    /// decodes to exactly 32 bytes, optionally surrounded by ASCII whitespace (a trailing
+    /// newline). An all-zero key is refused as an obvious placeholder.
+    ///
+    /// Errors: [`CryptoError::InvalidRootKey`] with the reason; the bytes are never echoed.
+    pub fn parse(material: &[u8]) -> Result<Self, CryptoError> {
+        let mut key = Zeroizing::new([0u8; KEY_LEN]);
+        if material.len() == KEY_LEN {
+            key.copy_from_slice(material);
+        } else {
+            let text = material.trim_ascii();
+            if text.is_empty() {
+                return Err(CryptoError::InvalidRootKey("it is empty"));
+            }
+            let decoded = Zeroizing::new(
+                base64::engine::general_purpose::STANDARD
+                    .decode(text)
+                    .map_err(|_| {
+                        CryptoError::InvalidRootKey(
+                            "it is neither 32 raw bytes nor base64 of 32 bytes",
+                        )
+                    })?,
+            );
+            if decoded.len() != KEY_LEN {
+                return Err(CryptoError::InvalidRootKey("it does not decode to exactly 32 bytes"));
+            }
+            key.copy_from_slice(&decoded);
+        }
+        if key.iter().all(|&b| b == 0) {
+            return Err(CryptoError::InvalidRootKey("it is all zero bytes"));
+        }
+        Ok(RootKey(key))
+    }
+
+    /// HKDF-SHA256 (RFC 5869): extract with `salt`, expand to 32 bytes with `info`.
+    pub fn derive(&self, salt: &[u8], info: &[u8]) -> Zeroizing<[u8; KEY_LEN]> {
+        let hk = Hkdf::<Sha256>::new(Some(salt), self.0.as_slice());
+        let mut out = Zeroizing::new([0u8; KEY_LEN]);
+        // 32 bytes is far below HKDF-SHA256's limit of 255 * 32 bytes: this cannot fail.
+        let _ = hk.expand(info, out.as_mut_slice());
+        out
+    }
+
+    /// The key-check value of this root key under `salt`: stored in the database with the
+    /// root-key version so that a wrong root key is detected before it wraps or unwraps
+    /// anything. It is an HKDF output under its own label, so it reveals nothing about the KEK.
+    pub fn key_check_value(&self, salt: &[u8]) -> [u8; KEY_CHECK_LEN] {
+        *self.derive(salt, LABEL_KEY_CHECK)
+    }
+
+    /// The KEK of this root key under `salt`.
+    pub fn kek(&self, salt: &[u8]) -> Kek {
+        let key = self.derive(salt, LABEL_KEK);
+        Kek(Aes256Gcm::new(key.as_slice().into()))
+    }
+}
+
+/// Compare two byte strings in time that depends only on their lengths.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// A key-encryption key: AES-256-GCM cipher (its key schedule zeroized on drop).
+pub struct Kek(Aes256Gcm);
+
+/// The AAD binding a wrapped DEK to its key id and data subject.
+fn wrap_aad(key_id: u64, subject: &[u8]) -> Vec<u8> {
+    let mut aad = Vec::with_capacity(WRAP_AAD_PREFIX.len() + 1 + 8 + subject.len());
+    aad.extend_from_slice(WRAP_AAD_PREFIX);
+    aad.push(WRAP_VERSION);
+    aad.extend_from_slice(&key_id.to_be_bytes());
+    aad.extend_from_slice(subject);
+    aad
+}
+
+impl Kek {
+    /// Wrap `dek` for `key_id` and `subject` with a fresh random nonce.
+    /// Returns the [`WRAPPED_KEY_LEN`]-byte wrapped DEK.
+    pub fn wrap(&self, dek: &DataKey, key_id: u64, subject: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        let mut nonce = [0u8; NONCE_LEN];
+        fill_random(&mut nonce)?;
+        self.wrap_with_nonce(dek, key_id, subject, &nonce)
+    }
+
+    /// Wrap with a caller-chosen nonce. Only for known-answer tests: a nonce must never repeat
+    /// under one KEK.
+    pub fn wrap_with_nonce(
+        &self,
+        dek: &DataKey,
+        key_id: u64,
+        subject: &[u8],
+        nonce: &[u8; NONCE_LEN],
+    ) -> Result<Vec<u8>, CryptoError> {
+        let mut out = Vec::with_capacity(WRAPPED_KEY_LEN);
+        out.push(WRAP_VERSION);
+        out.extend_from_slice(nonce);
+        out.extend_from_slice(dek.bytes.as_slice());
+        let aad = wrap_aad(key_id, subject);
+        let tag = self
+            .0
+            .encrypt_in_place_detached(Nonce::from_slice(nonce), &aad, &mut out[1 + NONCE_LEN..])
+            .map_err(|_| CryptoError::UnwrapFailed)?;
+        out.extend_from_slice(&tag);
+        Ok(out)
+    }
+
+    /// Unwrap a wrapped DEK for `key_id` and `subject`.
+    ///
+    /// Errors: [`CryptoError::MalformedWrappedKey`] for a wrong length or version,
+    /// [`CryptoError::UnwrapFailed`] when authentication fails (wrong root key, or the row was
+    /// altered or moved to another key id or subject).
+    pub fn unwrap(&self, wrapped: &[u8], key_id: u64, subject: &[u8]) -> Result<DataKey, CryptoError> {
+        if wrapped.len() != WRAPPED_KEY_LEN || wrapped[0] != WRAP_VERSION {
+            return Err(CryptoError::MalformedWrappedKey);
+        }
+        let nonce = Nonce::from_slice(&wrapped[1..1 + NONCE_LEN]);
+        let tag = aes_gcm::Tag::from_slice(&wrapped[1 + NONCE_LEN + KEY_LEN..]);
+        let mut key = Zeroizing::new([0u8; KEY_LEN]);
+        key.copy_from_slice(&wrapped[1 + NONCE_LEN..1 + NONCE_LEN + KEY_LEN]);
+        let aad = wrap_aad(key_id, subject);
+        self.0
+            .decrypt_in_place_detached(nonce, &aad, key.as_mut_slice(), tag)
+            .map_err(|_| CryptoError::UnwrapFailed)?;
+        Ok(DataKey::from_bytes(&key))
+    }
+}
+
+/// A data-encryption key (DEK) of one data subject, ready to use: the raw bytes (needed to
+/// re-wrap and, later, to derive the subject's pseudonym key) and the AES-256-GCM cipher with
+/// its key schedule. Both are zeroized on drop; `Debug` never shows them.
+pub struct DataKey {
+    bytes: Zeroizing<[u8; KEY_LEN]>,
+    cipher: Aes256Gcm,
+}
+
+impl std::fmt::Debug for DataKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DataKey(..)")
+    }
+}
+
+impl DataKey {
+    /// A fresh DEK of 32 bytes from the OS CSPRNG.
+    pub fn generate() -> Result<Self, CryptoError> {
+        let mut bytes = Zeroizing::new([0u8; KEY_LEN]);
+        fill_random(bytes.as_mut_slice())?;
+        Ok(Self::from_bytes(&bytes))
+    }
+
+    /// A DEK from known bytes (unwrapping, and known-answer tests).
+    pub fn from_bytes(bytes: &[u8; KEY_LEN]) -> Self {
+        DataKey {
+            bytes: Zeroizing::new(*bytes),
+            cipher: Aes256Gcm::new(bytes.into()),
+        }
+    }
+
+    pub(crate) fn cipher(&self) -> &Aes256Gcm {
+        &self.cipher
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn root() -> RootKey {
+        RootKey::parse(&[7u8; 32]).expect("valid test key")
+    }
+
+    #[test]
+    fn root_key_forms() {
+        let raw = [0x11u8; 32];
+        let b64 = base64::engine::general_purpose::STANDARD.encode(raw);
+        let a = RootKey::parse(&raw).expect("raw");
+        let b = RootKey::parse(format!("  {b64}\n").as_bytes()).expect("base64");
+        assert_eq!(a.key_check_value(b"s"), b.key_check_value(b"s"));
+        assert_eq!(format!("{a:?}"), "RootKey(..)");
+    }
+
+    #[test]
+    fn root_key_rejects_bad_material() {
+        for bad in [
+            &b""[..],
+            b"\n",
+            &[1u8; 31],
+            &[1u8; 33],
+            &[0u8; 32],
+            b"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",  // base64 of 32 zero bytes
+            b"c2hvcnQ=",                                      // base64 of 5 bytes
+            b"not base64 at all!!",
+        ] {
+            assert!(
+                matches!(RootKey::parse(bad), Err(CryptoError::InvalidRootKey(_))),
+                "accepted {bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn labels_are_distinct_and_versioned() {
+        let labels = [LABEL_KEK, LABEL_KEY_CHECK, super::super::envelope::AAD_PREFIX, WRAP_AAD_PREFIX];
+        for (i, a) in labels.iter().enumerate() {
+            for b in &labels[i + 1..] {
+                assert_ne!(a, b);
+            }
+        }
+        assert!(LABEL_KEK.starts_with(b"pg_shred v1 "));
+        assert!(LABEL_KEY_CHECK.starts_with(b"pg_shred v1 "));
+        let r = root();
+        assert_ne!(*r.derive(b"salt", LABEL_KEK), *r.derive(b"salt", LABEL_KEY_CHECK));
+        assert_ne!(*r.derive(b"salt", LABEL_KEK), *r.derive(b"other salt", LABEL_KEK));
+    }
+
+    #[test]
+    fn key_check_detects_another_root_key() {
+        let other = RootKey::parse(&[8u8; 32]).expect("valid");
+        assert_ne!(root().key_check_value(b"s"), other.key_check_value(b"s"));
+        assert!(constant_time_eq(&root().key_check_value(b"s"), &root().key_check_value(b"s")));
+        assert!(!constant_time_eq(b"ab", b"abc"));
+    }
+
+    #[test]
+    fn wrap_unwrap_round_trip_and_binding() {
+        let kek = root().kek(b"salt");
+        let dek = DataKey::generate().expect("rng");
+        let w = kek.wrap(&dek, 42, b"customer:1").expect("wrap");
+        assert_eq!(w.len(), WRAPPED_KEY_LEN);
+        let back = kek.unwrap(&w, 42, b"customer:1").expect("unwrap");
+        assert_eq!(*back.bytes, *dek.bytes);
+        // bound to key id, subject and KEK
+        assert_eq!(kek.unwrap(&w, 43, b"customer:1").unwrap_err(), CryptoError::UnwrapFailed);
+        assert_eq!(kek.unwrap(&w, 42, b"customer:2").unwrap_err(), CryptoError::UnwrapFailed);
+        let other = RootKey::parse(&[9u8; 32]).expect("valid").kek(b"salt");
+        assert_eq!(other.unwrap(&w, 42, b"customer:1").unwrap_err(), CryptoError::UnwrapFailed);
+        // every flipped bit fails
+        for i in 0..w.len() {
+            let mut t = w.clone();
+            t[i] ^= 0x01;
+            assert!(kek.unwrap(&t, 42, b"customer:1").is_err(), "byte {i}");
+        }
+        // wrong lengths: 0, 31-byte DEK, 33-byte DEK
+        for len in [0, WRAPPED_KEY_LEN - 1, WRAPPED_KEY_LEN + 1] {
+            let t = vec![WRAP_VERSION; len];
+            assert_eq!(kek.unwrap(&t, 42, b"customer:1").unwrap_err(), CryptoError::MalformedWrappedKey);
+        }
+    }
+
+    #[test]
+    fn fresh_deks_differ() {
+        let a = DataKey::generate().expect("rng");
+        let b = DataKey::generate().expect("rng");
+        assert_ne!(*a.bytes, *b.bytes);
+        assert_eq!(format!("{a:?}"), "DataKey(..)");
+    }
+}

@@ -1,0 +1,76 @@
+//! The pure cryptographic core of pg_shred.
+//!
+//! Nothing in this module (or below it) imports pgrx or touches PostgreSQL, so it is unit
+//! tested with `cargo test`, fuzzed and benchmarked with criterion on its own.
+//!
+//! Constructions and their sources:
+//! - AES-256-GCM (NIST SP 800-38D) for DEK wrapping and for sealing values, through the
+//!   RustCrypto `aes-gcm` crate; 96-bit nonces from the OS CSPRNG, fresh per call.
+//! - HKDF-SHA256 (RFC 5869) for every key derived from the root key, each with its own
+//!   versioned `info` label (see [`keys`]).
+//! - The envelope format v1 (see [`envelope`]).
+
+pub mod envelope;
+pub mod keys;
+
+use std::fmt;
+
+/// Every way the pure core can fail.
+///
+/// Messages never contain key bytes, plaintext or subject identifiers: they are safe to show
+/// to a database user as they are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CryptoError {
+    /// The bytes of an envelope are not a well-formed envelope (too short, bad text form,
+    /// key id out of range). The string says which check failed.
+    MalformedEnvelope(&'static str),
+    /// The envelope carries a format version this build does not know.
+    UnsupportedVersion(u8),
+    /// AES-GCM authentication failed: the envelope was altered, or it is opened under another
+    /// context or with another DEK than it was sealed with. One variant for all of these, on
+    /// purpose: the caller learns nothing about which.
+    AuthenticationFailed,
+    /// A wrapped DEK did not authenticate under the KEK: wrong root key, or the key store row
+    /// was altered.
+    UnwrapFailed,
+    /// A wrapped DEK has the wrong length or format version.
+    MalformedWrappedKey,
+    /// The root key material is unusable. The string says why (never the bytes).
+    InvalidRootKey(&'static str),
+    /// The plaintext is larger than [`envelope::MAX_PLAINTEXT_LEN`].
+    PlaintextTooLarge { len: usize, max: usize },
+    /// The operating system's CSPRNG failed.
+    Random,
+}
+
+impl fmt::Display for CryptoError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CryptoError::MalformedEnvelope(why) => write!(f, "malformed envelope: {why}"),
+            CryptoError::UnsupportedVersion(v) => {
+                write!(f, "unsupported envelope format version {v}")
+            }
+            CryptoError::AuthenticationFailed => write!(f, "envelope authentication failed"),
+            CryptoError::UnwrapFailed => write!(f, "wrapped DEK authentication failed"),
+            CryptoError::MalformedWrappedKey => write!(f, "malformed wrapped DEK"),
+            CryptoError::InvalidRootKey(why) => write!(f, "invalid root key: {why}"),
+            CryptoError::PlaintextTooLarge { len, max } => {
+                write!(f, "plaintext of {len} bytes exceeds the maximum of {max} bytes")
+            }
+            CryptoError::Random => write!(f, "the operating system's random number generator failed"),
+        }
+    }
+}
+
+impl std::error::Error for CryptoError {}
+
+/// Fill `buf` from the operating system's CSPRNG (`getrandom(2)` on Linux).
+///
+/// There is no user-space generator state, so backends forked from a postmaster that already
+/// loaded the library can never share a stream of nonces or keys.
+pub fn fill_random(buf: &mut [u8]) -> Result<(), CryptoError> {
+    getrandom::getrandom(buf).map_err(|_| CryptoError::Random)
+}
+
+#[cfg(test)]
+mod kat;

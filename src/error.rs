@@ -1,0 +1,149 @@
+//! pg_shred's one error type, and its mapping to PostgreSQL errors (SQLSTATE, message, detail,
+//! hint). No variant carries key bytes, plaintext or a subject identifier.
+
+use pgrx::pg_sys::panic::ErrorReport;
+use pgrx::{PgLogLevel, PgSqlErrorCode};
+
+use crate::crypto::CryptoError;
+
+/// Which text/binary input path a malformed envelope came from (they have distinct SQLSTATEs).
+#[derive(Debug, Clone, Copy)]
+pub enum Input {
+    Text,
+    Binary,
+}
+
+#[derive(Debug)]
+pub enum ShredError {
+    /// A failure of the pure core during seal/open.
+    Crypto(CryptoError),
+    /// A malformed envelope given to the type's input or receive function.
+    BadInput(Input, CryptoError),
+    /// A NULL where a value is required (`subject`, `context`).
+    NullArgument(&'static str),
+    /// `shred.root_key_file` is not set.
+    NoRootKey,
+    /// The root key file cannot be used; the string says why (never the bytes).
+    RootKeyFile(String),
+    /// The root key does not match the key-check value stored for its version.
+    RootKeyMismatch(i32),
+    /// The opened plaintext is not text in this database.
+    NotText,
+    /// A concurrent transaction changed the key store in a way this one cannot see.
+    Serialization(&'static str),
+    /// The key store is in a state pg_shred never leaves it in.
+    KeyStore(String),
+}
+
+impl From<CryptoError> for ShredError {
+    fn from(e: CryptoError) -> Self {
+        ShredError::Crypto(e)
+    }
+}
+
+const ROOT_KEY_HINT: &str =
+    "Set shred.root_key_file (superuser, postgresql.conf or ALTER SYSTEM, then reload) to a file of mode 0600 holding the 32-byte root key, raw or base64.";
+
+impl ShredError {
+    fn into_report(self) -> ErrorReport {
+        use PgSqlErrorCode::*;
+        let fname = "pg_shred";
+        match self {
+            ShredError::Crypto(CryptoError::AuthenticationFailed) => ErrorReport::new(
+                ERRCODE_DATA_EXCEPTION,
+                "pg_shred: could not open the sealed value",
+                fname,
+            )
+            .set_detail("Authentication failed: the value was altered, or it is opened with another context than it was sealed with.")
+            .set_hint("Pass the same context to shred.open as to shred.seal."),
+            ShredError::Crypto(e @ CryptoError::PlaintextTooLarge { .. }) => {
+                ErrorReport::new(ERRCODE_PROGRAM_LIMIT_EXCEEDED, format!("pg_shred: {e}"), fname)
+            }
+            ShredError::Crypto(e @ (CryptoError::UnwrapFailed | CryptoError::MalformedWrappedKey)) => {
+                ErrorReport::new(ERRCODE_DATA_CORRUPTED, format!("pg_shred: {e}"), fname)
+                    .set_detail("The key store row of this value's DEK does not authenticate under the configured root key.")
+                    .set_hint("The key store was altered outside pg_shred, or the root key differs from the one that wrapped it.")
+            }
+            ShredError::Crypto(e @ (CryptoError::MalformedEnvelope(_) | CryptoError::UnsupportedVersion(_))) => {
+                ErrorReport::new(ERRCODE_DATA_CORRUPTED, format!("pg_shred: {e}"), fname)
+            }
+            ShredError::Crypto(e @ CryptoError::InvalidRootKey(_)) => {
+                ErrorReport::new(ERRCODE_CONFIG_FILE_ERROR, format!("pg_shred: {e}"), fname)
+                    .set_hint(ROOT_KEY_HINT)
+            }
+            ShredError::Crypto(e @ CryptoError::Random) => {
+                ErrorReport::new(ERRCODE_INTERNAL_ERROR, format!("pg_shred: {e}"), fname)
+            }
+            ShredError::BadInput(kind, e) => ErrorReport::new(
+                match kind {
+                    Input::Text => ERRCODE_INVALID_TEXT_REPRESENTATION,
+                    Input::Binary => ERRCODE_INVALID_BINARY_REPRESENTATION,
+                },
+                format!("invalid input for type shred.sealed: {e}"),
+                fname,
+            )
+            .set_hint("A shred.sealed value is made by shred.seal(); its text form is shred1:<base64>."),
+            ShredError::NullArgument(what) => ErrorReport::new(
+                ERRCODE_NULL_VALUE_NOT_ALLOWED,
+                format!("pg_shred: {what} must not be NULL"),
+                fname,
+            ),
+            ShredError::NoRootKey => ErrorReport::new(
+                ERRCODE_CONFIG_FILE_ERROR,
+                "pg_shred: no root key is configured",
+                fname,
+            )
+            .set_hint(ROOT_KEY_HINT),
+            ShredError::RootKeyFile(why) => ErrorReport::new(
+                ERRCODE_CONFIG_FILE_ERROR,
+                format!("pg_shred: cannot use the file named by shred.root_key_file: {why}"),
+                fname,
+            )
+            .set_hint(ROOT_KEY_HINT),
+            ShredError::RootKeyMismatch(version) => ErrorReport::new(
+                ERRCODE_CONFIG_FILE_ERROR,
+                format!("pg_shred: the configured root key is not root-key version {version} of this database"),
+                fname,
+            )
+            .set_detail("Its key-check value differs from the one stored when this version was first used.")
+            .set_hint("shred.root_key_file points at another key than the one this database was sealed with. pg_shred refuses to seal, open or erase until the right key is configured."),
+            ShredError::NotText => ErrorReport::new(
+                ERRCODE_CHARACTER_NOT_IN_REPERTOIRE,
+                "pg_shred: the sealed value is not valid text",
+                fname,
+            )
+            .set_detail("Its plaintext contains a zero byte or is not valid UTF-8.")
+            .set_hint("It was sealed from bytea: open it with shred.open_bytea()."),
+            ShredError::Serialization(what) => ErrorReport::new(
+                ERRCODE_T_R_SERIALIZATION_FAILURE,
+                format!("pg_shred: could not serialize access to the key store: {what}"),
+                fname,
+            )
+            .set_hint("Retry the transaction."),
+            ShredError::KeyStore(why) => {
+                ErrorReport::new(ERRCODE_INTERNAL_ERROR, format!("pg_shred: key store: {why}"), fname)
+            }
+        }
+    }
+
+    /// Raise this error as a PostgreSQL ERROR. Rust values on the stack (key material among
+    /// them) are dropped, and so zeroized, while the error unwinds.
+    pub fn report(self) -> ! {
+        self.into_report().report(PgLogLevel::ERROR);
+        unreachable!("an ERROR report does not return")
+    }
+}
+
+/// Unwrap a result or raise its error.
+pub trait OrReport<T> {
+    fn or_report(self) -> T;
+}
+
+impl<T, E: Into<ShredError>> OrReport<T> for Result<T, E> {
+    fn or_report(self) -> T {
+        match self {
+            Ok(v) => v,
+            Err(e) => e.into().report(),
+        }
+    }
+}

@@ -1,0 +1,30 @@
+//! pg_shred's settings (`shred.*`), all in one place.
+
+use std::ffi::CString;
+
+use pgrx::{GucContext, GucFlags, GucRegistry, GucSetting};
+
+/// `shred.root_key_file`: path of the file holding the root key (32 bytes, raw or base64).
+/// Superuser-only (`SUSET`, hidden from non-superusers); reloadable.
+pub static ROOT_KEY_FILE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+
+pub fn init() {
+    GucRegistry::define_string_guc(
+        c"shred.root_key_file",
+        c"Path of the file holding pg_shred's root key.",
+        c"The file must have mode 0600 (no access for group or others) and hold exactly 32 bytes, raw or base64. The key is read lazily by each backend and never stored in the database.",
+        &ROOT_KEY_FILE,
+        GucContext::Suset,
+        GucFlags::SUPERUSER_ONLY,
+    );
+    // Typos such as shred.root_keyfile become errors instead of silent placeholders.
+    unsafe { pgrx::pg_sys::MarkGUCPrefixReserved(c"shred".as_ptr()) };
+}
+
+/// The configured root key file path, if set and not empty.
+pub fn root_key_file() -> Option<String> {
+    ROOT_KEY_FILE
+        .get()
+        .and_then(|s| s.into_string().ok())
+        .filter(|s| !s.is_empty())
+}

@@ -1,0 +1,156 @@
+//! A small layer over SPI for the key store: saved plans (prepared once per backend, kept
+//! across transactions), bound parameters only, and an explicit choice of snapshot.
+//!
+//! Reads of the key store run read-only under the *latest* snapshot, not the transaction's:
+//! an erasure committed by another session must take effect at once, even inside an older
+//! REPEATABLE READ transaction. Writes run like any SPI write (new command id and snapshot).
+
+use std::cell::Cell;
+use std::ffi::CStr;
+
+use pgrx::datum::{FromDatum, IntoDatum};
+use pgrx::pg_sys;
+use pgrx::spi::Spi;
+
+use crate::error::ShredError;
+
+/// A statement prepared on first use and kept for the life of the backend.
+pub struct Plan {
+    sql: &'static CStr,
+    argtypes: &'static [pg_sys::Oid],
+    ptr: Cell<pg_sys::SPIPlanPtr>,
+}
+
+// A backend runs one thread; pgrx calls into PostgreSQL only from it.
+unsafe impl Sync for Plan {}
+
+impl Plan {
+    pub const fn new(sql: &'static CStr, argtypes: &'static [pg_sys::Oid]) -> Self {
+        Plan { sql, argtypes, ptr: Cell::new(std::ptr::null_mut()) }
+    }
+
+    /// The saved plan; must be called while connected to SPI.
+    fn get(&self) -> Result<pg_sys::SPIPlanPtr, ShredError> {
+        let p = self.ptr.get();
+        if !p.is_null() {
+            return Ok(p);
+        }
+        let mut argtypes = self.argtypes.to_vec();
+        // SAFETY: connected to SPI; the query text and argument types outlive the call.
+        let plan = unsafe {
+            pg_sys::SPI_prepare(self.sql.as_ptr(), argtypes.len() as i32, argtypes.as_mut_ptr())
+        };
+        if plan.is_null() {
+            return Err(ShredError::KeyStore("could not prepare a key store statement".into()));
+        }
+        // SAFETY: a plan just returned by SPI_prepare.
+        if unsafe { pg_sys::SPI_keepplan(plan) } != 0 {
+            return Err(ShredError::KeyStore("could not keep a key store statement".into()));
+        }
+        self.ptr.set(plan);
+        Ok(plan)
+    }
+}
+
+/// How a statement sees the key store.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Read-only, under a snapshot taken now (sees every committed erasure).
+    ReadLatest,
+    /// A write (INSERT/DELETE/nextval).
+    Write,
+}
+
+/// One parameter value.
+pub enum Arg<'a> {
+    Int8(i64),
+    Int4(i32),
+    Bytes(&'a [u8]),
+}
+
+/// A row of the result, readable while the SPI connection is open.
+pub struct Row {
+    tuple: pg_sys::HeapTuple,
+    tupdesc: pg_sys::TupleDesc,
+}
+
+impl Row {
+    fn datum(&self, col: i32) -> (pg_sys::Datum, bool) {
+        let mut isnull = false;
+        // SAFETY: tuple and descriptor come from SPI_tuptable of the open connection.
+        let d = unsafe { pg_sys::SPI_getbinval(self.tuple, self.tupdesc, col, &mut isnull) };
+        (d, isnull)
+    }
+
+    /// Column `col` (1-based) as owned bytes (bytea or text), copied out of SPI memory.
+    pub fn bytes(&self, col: i32) -> Option<Vec<u8>> {
+        let (d, isnull) = self.datum(col);
+        // SAFETY: the column is a varlena; FromDatum copies it into Rust memory.
+        unsafe { Vec::<u8>::from_datum(d, isnull) }
+    }
+
+    pub fn int8(&self, col: i32) -> Option<i64> {
+        let (d, isnull) = self.datum(col);
+        unsafe { i64::from_datum(d, isnull) }
+    }
+
+    pub fn int4(&self, col: i32) -> Option<i32> {
+        let (d, isnull) = self.datum(col);
+        unsafe { i32::from_datum(d, isnull) }
+    }
+}
+
+/// Run `plan` with `args`, reading at most `limit` rows (0: all) with `read`, which must copy
+/// out what it keeps: SPI memory is gone when this returns.
+pub fn run<R>(
+    plan: &Plan,
+    args: &[Arg<'_>],
+    mode: Mode,
+    limit: i64,
+    read: impl FnOnce(&[Row]) -> Result<R, ShredError>,
+) -> Result<R, ShredError> {
+    Spi::connect(|_client| {
+        let ptr = plan.get()?;
+        let mut datums: Vec<pg_sys::Datum> = Vec::with_capacity(args.len());
+        for a in args {
+            let d = match a {
+                Arg::Int8(v) => v.into_datum(),
+                Arg::Int4(v) => v.into_datum(),
+                Arg::Bytes(b) => b.into_datum(),
+            };
+            datums.push(d.unwrap_or(pg_sys::Datum::from(0usize)));
+        }
+        let nulls = vec![b' ' as std::ffi::c_char; args.len()];
+        // SAFETY: connected to SPI; datums match the plan's argument types; a pushed snapshot
+        // is popped below, or by transaction abort cleanup if the statement raises an ERROR.
+        let status = unsafe {
+            match mode {
+                Mode::ReadLatest => {
+                    pg_sys::PushActiveSnapshot(pg_sys::GetLatestSnapshot());
+                    let s = pg_sys::SPI_execute_plan(ptr, datums.as_mut_ptr(), nulls.as_ptr(), true, limit);
+                    pg_sys::PopActiveSnapshot();
+                    s
+                }
+                Mode::Write => {
+                    pg_sys::SPI_execute_plan(ptr, datums.as_mut_ptr(), nulls.as_ptr(), false, limit)
+                }
+            }
+        };
+        if status < 0 {
+            return Err(ShredError::KeyStore(format!("statement failed with SPI status {status}")));
+        }
+        // SAFETY: SPI_tuptable belongs to the statement just run on this connection.
+        let rows: Vec<Row> = unsafe {
+            let tt = pg_sys::SPI_tuptable;
+            if tt.is_null() {
+                Vec::new()
+            } else {
+                let n = pg_sys::SPI_processed as usize;
+                (0..n)
+                    .map(|i| Row { tuple: *(*tt).vals.add(i), tupdesc: (*tt).tupdesc })
+                    .collect()
+            }
+        };
+        read(&rows)
+    })
+}

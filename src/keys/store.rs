@@ -1,0 +1,211 @@
+//! The key store: `shred.subject_key` (one wrapped DEK per data subject) and
+//! `shred.root_key_version` (salt and key-check value per root-key version), over SPI.
+//!
+//! Subjects are passed in the database encoding (as stored in the table); the AAD of a wrapped
+//! DEK uses the subject's UTF-8 bytes, so keys survive a restore into a database of another
+//! encoding.
+
+use pgrx::pg_sys;
+
+use super::root::{self, CURRENT_VERSION};
+use super::spi::{run, Arg, Mode, Plan};
+use crate::crypto::keys::DataKey;
+use crate::error::ShredError;
+use crate::sql::encoding::server_to_utf8;
+
+static KEY_BY_ID: Plan = Plan::new(
+    c"SELECT k.subject, k.wrapped_dek, k.root_key_version, r.salt, r.key_check
+        FROM shred.subject_key k
+        LEFT JOIN shred.root_key_version r ON r.version OPERATOR(pg_catalog.=) k.root_key_version
+       WHERE k.key_id OPERATOR(pg_catalog.=) $1",
+    &[pg_sys::INT8OID],
+);
+
+static KEY_BY_SUBJECT: Plan = Plan::new(
+    c"SELECT k.key_id, k.wrapped_dek, k.root_key_version, r.salt, r.key_check
+        FROM shred.subject_key k
+        LEFT JOIN shred.root_key_version r ON r.version OPERATOR(pg_catalog.=) k.root_key_version
+       WHERE k.subject OPERATOR(pg_catalog.=) $1",
+    &[pg_sys::TEXTOID],
+);
+
+static KEY_EXISTS: Plan = Plan::new(
+    c"SELECT 1 FROM shred.subject_key WHERE key_id OPERATOR(pg_catalog.=) $1",
+    &[pg_sys::INT8OID],
+);
+
+static NEXT_KEY_ID: Plan = Plan::new(
+    c"SELECT pg_catalog.nextval('shred.subject_key_key_id_seq'::pg_catalog.regclass)",
+    &[],
+);
+
+static INSERT_KEY: Plan = Plan::new(
+    c"INSERT INTO shred.subject_key (key_id, subject, wrapped_dek, root_key_version)
+      VALUES ($1, $2, $3, $4)
+      ON CONFLICT (subject) DO NOTHING
+      RETURNING key_id",
+    &[pg_sys::INT8OID, pg_sys::TEXTOID, pg_sys::BYTEAOID, pg_sys::INT4OID],
+);
+
+static DELETE_KEY: Plan = Plan::new(
+    c"DELETE FROM shred.subject_key WHERE subject OPERATOR(pg_catalog.=) $1 RETURNING key_id",
+    &[pg_sys::TEXTOID],
+);
+
+static VERSION: Plan = Plan::new(
+    c"SELECT salt, key_check FROM shred.root_key_version WHERE version OPERATOR(pg_catalog.=) $1",
+    &[pg_sys::INT4OID],
+);
+
+static INSERT_VERSION: Plan = Plan::new(
+    c"INSERT INTO shred.root_key_version (version, salt, key_check) VALUES ($1, $2, $3)
+      ON CONFLICT (version) DO NOTHING",
+    &[pg_sys::INT4OID, pg_sys::BYTEAOID, pg_sys::BYTEAOID],
+);
+
+/// A key store row, copied out of SPI memory. Nothing here is secret: the DEK is wrapped.
+struct KeyRow {
+    key_id: i64,
+    subject: Vec<u8>,
+    wrapped: Vec<u8>,
+    version: i32,
+    salt: Vec<u8>,
+    key_check: Vec<u8>,
+}
+
+impl KeyRow {
+    /// Unwrap this row's DEK, after checking the root key against its version.
+    fn unwrap_dek(&self) -> Result<DataKey, ShredError> {
+        let subject = server_to_utf8(&self.subject);
+        root::with_kek(self.version, &self.salt, &self.key_check, |kek| {
+            Ok(kek.unwrap(&self.wrapped, self.key_id as u64, &subject)?)
+        })
+    }
+}
+
+fn missing(what: &str) -> ShredError {
+    ShredError::KeyStore(format!("a key store row has no {what}"))
+}
+
+fn lookup(plan: &Plan, arg: Arg<'_>, known_id: Option<i64>, known_subject: Option<&[u8]>) -> Result<Option<KeyRow>, ShredError> {
+    run(plan, &[arg], Mode::ReadLatest, 1, |rows| {
+        let Some(r) = rows.first() else { return Ok(None) };
+        let (key_id, subject) = match (known_id, known_subject) {
+            (Some(id), _) => (id, r.bytes(1).ok_or_else(|| missing("subject"))?),
+            (None, Some(s)) => (r.int8(1).ok_or_else(|| missing("key id"))?, s.to_vec()),
+            (None, None) => return Err(ShredError::KeyStore("lookup without a key".into())),
+        };
+        let version = r.int4(3).ok_or_else(|| missing("root-key version"))?;
+        Ok(Some(KeyRow {
+            key_id,
+            subject,
+            wrapped: r.bytes(2).ok_or_else(|| missing("wrapped DEK"))?,
+            version,
+            // A DEK whose root-key version row is missing cannot be verified: fail closed.
+            salt: r.bytes(4).ok_or(ShredError::RootKeyMismatch(version))?,
+            key_check: r.bytes(5).ok_or(ShredError::RootKeyMismatch(version))?,
+        }))
+    })
+}
+
+/// The DEK with `key_id`, or `None` when it does not exist (its data subject was erased, in a
+/// transaction committed before this call, or earlier in this one).
+pub fn dek_by_id(key_id: i64) -> Result<Option<DataKey>, ShredError> {
+    match lookup(&KEY_BY_ID, Arg::Int8(key_id), Some(key_id), None)? {
+        Some(row) => Ok(Some(row.unwrap_dek()?)),
+        None => Ok(None),
+    }
+}
+
+/// Whether a DEK with `key_id` exists (latest snapshot). Needs no root key.
+pub fn key_exists(key_id: i64) -> Result<bool, ShredError> {
+    run(&KEY_EXISTS, &[Arg::Int8(key_id)], Mode::ReadLatest, 1, |rows| Ok(!rows.is_empty()))
+}
+
+/// The stored (salt, key-check value) of the current root-key version, if registered.
+fn read_current_version() -> Result<Option<(Vec<u8>, Vec<u8>)>, ShredError> {
+    run(&VERSION, &[Arg::Int4(CURRENT_VERSION)], Mode::ReadLatest, 1, |rows| {
+        Ok(rows.first().and_then(|r| Some((r.bytes(1)?, r.bytes(2)?))))
+    })
+}
+
+/// The salt and key-check value of the current root-key version, registering the configured
+/// root key as that version on first use. Fails closed when the configured key does not match.
+fn current_version_row() -> Result<(Vec<u8>, Vec<u8>), ShredError> {
+    if let Some(row) = read_current_version()? {
+        return Ok(row);
+    }
+    let (salt, key_check) = root::new_version_material()?;
+    run(
+        &INSERT_VERSION,
+        &[Arg::Int4(CURRENT_VERSION), Arg::Bytes(&salt), Arg::Bytes(&key_check)],
+        Mode::Write,
+        0,
+        |_| Ok(()),
+    )?;
+    // SAFETY: plain call; makes the row visible to the next latest-snapshot read.
+    unsafe { pg_sys::CommandCounterIncrement() };
+    read_current_version()?.ok_or(ShredError::Serialization("a root-key version registered concurrently is not visible"))
+}
+
+/// The key id and DEK of `subject` (database encoding), creating and storing a new random DEK
+/// on first use. Race-safe: concurrent first seals of one subject end with one DEK.
+pub fn get_or_create(subject: &[u8]) -> Result<(i64, DataKey), ShredError> {
+    if let Some(row) = lookup(&KEY_BY_SUBJECT, Arg::Bytes(subject), None, Some(subject))? {
+        return Ok((row.key_id, row.unwrap_dek()?));
+    }
+    let (salt, key_check) = current_version_row()?;
+    let key_id = run(&NEXT_KEY_ID, &[], Mode::Write, 1, |rows| {
+        rows.first().and_then(|r| r.int8(1)).ok_or_else(|| missing("key id"))
+    })?;
+    let dek = DataKey::generate()?;
+    let subject_utf8 = server_to_utf8(subject);
+    let wrapped = root::with_kek(CURRENT_VERSION, &salt, &key_check, |kek| {
+        Ok(kek.wrap(&dek, key_id as u64, &subject_utf8)?)
+    })?;
+    let inserted = run(
+        &INSERT_KEY,
+        &[Arg::Int8(key_id), Arg::Bytes(subject), Arg::Bytes(&wrapped), Arg::Int4(CURRENT_VERSION)],
+        Mode::Write,
+        0,
+        |rows| Ok(!rows.is_empty()),
+    )?;
+    // SAFETY: plain call; makes the new row visible to later reads in this statement.
+    unsafe { pg_sys::CommandCounterIncrement() };
+    if inserted {
+        return Ok((key_id, dek));
+    }
+    // Another transaction created this subject's DEK first and committed: use the winner's.
+    drop(dek);
+    match lookup(&KEY_BY_SUBJECT, Arg::Bytes(subject), None, Some(subject))? {
+        Some(row) => Ok((row.key_id, row.unwrap_dek()?)),
+        None => Err(ShredError::Serialization("a DEK created concurrently is not visible")),
+    }
+}
+
+/// Delete the DEK of `subject` (database encoding). True when one was deleted.
+pub fn erase(subject: &[u8]) -> Result<bool, ShredError> {
+    let deleted = run(&DELETE_KEY, &[Arg::Bytes(subject)], Mode::Write, 0, |rows| Ok(!rows.is_empty()))?;
+    // SAFETY: plain call; later reads in this statement see the deletion.
+    unsafe { pg_sys::CommandCounterIncrement() };
+    if deleted {
+        return Ok(true);
+    }
+    // Nothing visible to this transaction's snapshot was deleted. If a DEK committed after that
+    // snapshot exists, returning false would leave the subject readable: refuse instead.
+    if lookup(&KEY_BY_SUBJECT, Arg::Bytes(subject), None, Some(subject))?.is_some() {
+        return Err(ShredError::Serialization(
+            "the data subject's DEK was created by a transaction this one cannot see",
+        ));
+    }
+    Ok(false)
+}
+
+/// Fail closed unless the configured root key is readable and matches the current root-key
+/// version (when that version is registered).
+pub fn verify_root_key() -> Result<(), ShredError> {
+    match read_current_version()? {
+        Some((salt, key_check)) => root::with_kek(CURRENT_VERSION, &salt, &key_check, |_| Ok(())),
+        None => root::require_root_key(),
+    }
+}

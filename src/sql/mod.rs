@@ -1,0 +1,142 @@
+//! The SQL surface: thin `#[pg_extern]` wrappers over [`crate::crypto`] and [`crate::keys`].
+//!
+//! Every function here is declared by hand in `sql/bootstrap.sql` (hence `sql = false`), so
+//! the SQL names, defaults, volatility, strictness and parallel labels are in one reviewed
+//! file. Arguments of type `text` and `shred.sealed` arrive as raw varlena bytes.
+
+pub mod encoding;
+
+use pgrx::datum::Internal;
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+use std::ffi::{CStr, CString};
+
+use crate::crypto::envelope;
+use crate::error::{Input, OrReport, ShredError};
+use crate::keys::{root, store};
+use encoding::{server_to_utf8, utf8_to_server};
+
+// ---------------------------------------------------------------------------------------------
+// Type I/O of shred.sealed
+// ---------------------------------------------------------------------------------------------
+
+#[pg_extern(immutable, strict, parallel_safe, sql = false)]
+fn sealed_in(input: &CStr) -> Vec<u8> {
+    let text = input
+        .to_str()
+        .map_err(|_| ShredError::BadInput(Input::Text, crate::crypto::CryptoError::MalformedEnvelope("it is not ASCII")));
+    let text = text.or_report();
+    envelope::from_text(text).map_err(|e| ShredError::BadInput(Input::Text, e)).or_report()
+}
+
+#[pg_extern(immutable, strict, parallel_safe, sql = false)]
+fn sealed_out(value: &[u8]) -> CString {
+    // base64 output never contains a zero byte.
+    CString::new(envelope::to_text(value)).or_report_internal()
+}
+
+#[pg_extern(immutable, strict, parallel_safe, sql = false)]
+fn sealed_recv(buf: Internal) -> Vec<u8> {
+    let Some(datum) = buf.unwrap() else {
+        ShredError::KeyStore("no receive buffer".into()).report()
+    };
+    // SAFETY: PostgreSQL passes a StringInfo to a type's receive function.
+    let bytes = unsafe {
+        let si = datum.cast_mut_ptr::<pg_sys::StringInfoData>();
+        let (cursor, len) = ((*si).cursor as usize, (*si).len as usize);
+        let data = std::slice::from_raw_parts((*si).data.cast::<u8>(), len);
+        let rest = data.get(cursor..).unwrap_or(&[]).to_vec();
+        (*si).cursor = (*si).len;
+        rest
+    };
+    envelope::parse(&bytes).map_err(|e| ShredError::BadInput(Input::Binary, e)).or_report();
+    bytes
+}
+
+#[pg_extern(immutable, strict, parallel_safe, sql = false)]
+fn sealed_send(value: &[u8]) -> Vec<u8> {
+    value.to_vec()
+}
+
+trait OrReportInternal<T> {
+    fn or_report_internal(self) -> T;
+}
+impl<T, E> OrReportInternal<T> for Result<T, E> {
+    fn or_report_internal(self) -> T {
+        self.map_err(|_| ShredError::KeyStore("internal conversion failed".into())).or_report()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// seal / open / erase
+// ---------------------------------------------------------------------------------------------
+
+fn required<'a>(value: Option<&'a [u8]>, what: &'static str) -> &'a [u8] {
+    value.unwrap_or_else(|| ShredError::NullArgument(what).report())
+}
+
+/// Seal `plaintext` (already in its stored form: UTF-8 for text) for `subject`.
+fn seal_bytes(subject: Option<&[u8]>, plaintext: Option<&[u8]>, context: Option<&[u8]>) -> Option<Vec<u8>> {
+    let subject = required(subject, "subject");
+    let context = server_to_utf8(required(context, "context")).into_owned();
+    let plaintext = plaintext?;
+    if plaintext.len() > envelope::MAX_PLAINTEXT_LEN {
+        ShredError::Crypto(crate::crypto::CryptoError::PlaintextTooLarge {
+            len: plaintext.len(),
+            max: envelope::MAX_PLAINTEXT_LEN,
+        })
+        .report();
+    }
+    let (key_id, dek) = store::get_or_create(subject).or_report();
+    Some(envelope::seal(&dek, key_id as u64, &context, plaintext).or_report())
+}
+
+#[pg_extern(volatile, parallel_unsafe, sql = false)]
+fn seal_text(subject: Option<&[u8]>, plaintext: Option<&[u8]>, context: Option<&[u8]>) -> Option<Vec<u8>> {
+    let utf8 = plaintext.map(server_to_utf8);
+    seal_bytes(subject, utf8.as_deref(), context)
+}
+
+#[pg_extern(volatile, parallel_unsafe, sql = false)]
+fn seal_bytea(subject: Option<&[u8]>, plaintext: Option<&[u8]>, context: Option<&[u8]>) -> Option<Vec<u8>> {
+    seal_bytes(subject, plaintext, context)
+}
+
+/// Open an envelope: `None` when its DEK no longer exists.
+fn open_bytes(value: Option<&[u8]>, context: Option<&[u8]>) -> Option<Vec<u8>> {
+    let context = server_to_utf8(required(context, "context")).into_owned();
+    let value = value?;
+    root::require_root_key().or_report();
+    let env = envelope::parse(value).or_report();
+    let dek = store::dek_by_id(env.key_id() as i64).or_report()?;
+    Some(envelope::open(&dek, &env, &context).or_report())
+}
+
+#[pg_extern(volatile, parallel_restricted, sql = false)]
+fn open_text(value: Option<&[u8]>, context: Option<&[u8]>) -> Option<Vec<u8>> {
+    let utf8 = open_bytes(value, context)?;
+    Some(utf8_to_server(&utf8).or_report().into_owned())
+}
+
+#[pg_extern(volatile, parallel_restricted, sql = false)]
+fn open_bytea(value: Option<&[u8]>, context: Option<&[u8]>) -> Option<Vec<u8>> {
+    open_bytes(value, context)
+}
+
+#[pg_extern(volatile, parallel_unsafe, sql = false)]
+fn erase(subject: Option<&[u8]>) -> bool {
+    let subject = required(subject, "subject");
+    store::verify_root_key().or_report();
+    store::erase(subject).or_report()
+}
+
+#[pg_extern(volatile, strict, parallel_restricted, sql = false)]
+fn is_erased(value: &[u8]) -> bool {
+    let env = envelope::parse(value).or_report();
+    !store::key_exists(env.key_id() as i64).or_report()
+}
+
+#[pg_extern(immutable, strict, parallel_safe, sql = false)]
+fn key_id(value: &[u8]) -> i64 {
+    envelope::parse(value).or_report().key_id() as i64
+}

@@ -23,6 +23,9 @@ pub extern "C-unwind" fn _PG_init() {
     gucs::init();
 }
 
+#[cfg(any(test, feature = "pg_test"))]
+mod pg_tests;
+
 /// Required by `cargo pgrx test`.
 #[cfg(test)]
 pub mod pg_test {

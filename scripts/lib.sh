@@ -1,0 +1,50 @@
+# Shared shell functions of pg_shred's scripts. Source it; do not run it.
+#
+# Servers run as the `postgres` OS user (PostgreSQL refuses to run as root), on a Unix socket
+# in a throwaway directory, and are stopped when the calling script exits, even on failure.
+
+PG_BIN=${PG_BIN:-$(/usr/bin/pg_config --bindir 2>/dev/null || echo /usr/lib/postgresql/15/bin)}
+PG_OS_USER=${PG_OS_USER:-postgres}
+
+as_pg_user() {
+    if [ "$(id -un)" = "$PG_OS_USER" ]; then "$@"; else runuser -u "$PG_OS_USER" -- "$@"; fi
+}
+
+# cluster_start DIR PORT [extra postgresql.conf lines...]
+# Creates DIR (owned by the postgres user), a fresh root key DIR/root.key (mode 0600, 32 random
+# bytes, base64) and a cluster in DIR/data listening only on the socket DIR/.s.PGSQL.PORT.
+# Exports PGHOST, PGPORT, PGUSER for the client tools. Stops the server at exit.
+cluster_start() {
+    local dir=$1 port=$2; shift 2
+    rm -rf "$dir"
+    mkdir -p "$dir"
+    chown "$PG_OS_USER" "$dir" 2>/dev/null || true
+    chmod 700 "$dir"
+    as_pg_user "$PG_BIN/initdb" -D "$dir/data" -A trust -U postgres --encoding UTF8 --locale C.UTF-8 >"$dir/initdb.log" 2>&1 \
+        || { cat "$dir/initdb.log"; return 1; }
+    as_pg_user sh -c "umask 077; head -c 32 /dev/urandom | base64 > '$dir/root.key'"
+    {
+        echo "listen_addresses = ''"
+        echo "unix_socket_directories = '$dir'"
+        echo "port = $port"
+        echo "fsync = off"
+        echo "shred.root_key_file = '$dir/root.key'"
+        for line in "$@"; do echo "$line"; done
+    } >>"$dir/data/postgresql.conf"
+    CLUSTER_DIR=$dir
+    trap cluster_stop EXIT
+    as_pg_user "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null \
+        || { cat "$dir/server.log"; return 1; }
+    export PGHOST=$dir PGPORT=$port PGUSER=postgres
+}
+
+cluster_stop() {
+    if [ -n "${CLUSTER_DIR:-}" ] && [ -f "$CLUSTER_DIR/data/postmaster.pid" ]; then
+        as_pg_user "$PG_BIN/pg_ctl" -D "$CLUSTER_DIR/data" -m fast -w stop >/dev/null 2>&1 || true
+    fi
+}
+
+# Build the extension and install it into the Debian PostgreSQL 15.
+install_extension() {
+    cargo pgrx install --pg-config /usr/bin/pg_config "$@"
+}

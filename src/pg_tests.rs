@@ -1,0 +1,226 @@
+//! In-database tests (`cargo pgrx test`). Each runs inside one transaction of a real backend;
+//! commit-time and two-session behaviour is covered by `tests/integration.rs`.
+
+#[pgrx::pg_schema]
+mod tests {
+use pgrx::prelude::*;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+
+/// Write a root key file (as the server's OS user, mode 0600, random bytes, base64) and point
+/// `shred.root_key_file` at it for this transaction. No key material appears in test SQL.
+fn key_file(name: &str, mode: u32) -> String {
+    let path = format!("/tmp/pg_shred_pgtest_{}_{name}.key", std::process::id());
+    let mut key = [0u8; 32];
+    crate::crypto::fill_random(&mut key).expect("rng");
+    let _ = std::fs::remove_file(&path);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(&path)
+        .expect("create key file");
+    use base64::Engine;
+    writeln!(f, "{}", base64::engine::general_purpose::STANDARD.encode(key)).expect("write");
+    // the backend's umask may have narrowed the mode: set it exactly
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+    path
+}
+
+fn use_key(path: &str) {
+    Spi::run(&format!("SET LOCAL shred.root_key_file = '{path}'")).expect("set");
+}
+
+/// The root key shared by the tests of this backend (created once).
+fn setup() {
+    let path = format!("/tmp/pg_shred_pgtest_{}_main.key", std::process::id());
+    if std::fs::metadata(&path).is_err() {
+        key_file("main", 0o600);
+    }
+    use_key(&path);
+}
+
+fn text(sql: &str) -> Option<String> {
+    Spi::get_one::<String>(sql).expect("query")
+}
+
+fn boolean(sql: &str) -> Option<bool> {
+    Spi::get_one::<bool>(sql).expect("query")
+}
+
+#[pg_test]
+fn seal_open_round_trip_and_contexts() {
+    setup();
+    assert_eq!(
+        text("SELECT shred.open(shred.seal('t:1', 'São José Köhler 🎉', 'c.name'), 'c.name')").as_deref(),
+        Some("São José Köhler 🎉")
+    );
+    assert_eq!(text("SELECT shred.open(shred.seal('t:1', ''))").as_deref(), Some(""));
+    assert_eq!(
+        Spi::get_one::<Vec<u8>>("SELECT shred.open_bytea(shred.seal('t:1', '\\x00ff00'::bytea))").expect("q"),
+        Some(vec![0, 0xff, 0])
+    );
+    // one DEK per subject, reused
+    assert_eq!(
+        boolean("SELECT shred.key_id(shred.seal('t:1', 'a')) = shred.key_id(shred.seal('t:1', 'b'))"),
+        Some(true)
+    );
+    assert_eq!(
+        boolean("SELECT shred.key_id(shred.seal('t:1', 'a')) <> shred.key_id(shred.seal('t:2', 'a'))"),
+        Some(true)
+    );
+    // sealing twice gives different envelopes
+    assert_eq!(
+        boolean("SELECT shred.seal('t:1', 'same')::text <> shred.seal('t:1', 'same')::text"),
+        Some(true)
+    );
+    // 1 MiB
+    assert_eq!(
+        boolean("SELECT shred.open(shred.seal('t:1', repeat('x', 1048576))) = repeat('x', 1048576)"),
+        Some(true)
+    );
+}
+
+#[pg_test]
+fn null_contract() {
+    setup();
+    assert_eq!(boolean("SELECT shred.seal('t:1', NULL::text) IS NULL"), Some(true));
+    assert_eq!(boolean("SELECT shred.seal('t:1', NULL::bytea) IS NULL"), Some(true));
+    assert_eq!(boolean("SELECT shred.open(NULL) IS NULL"), Some(true));
+    assert_eq!(boolean("SELECT shred.open_bytea(NULL, 'ctx') IS NULL"), Some(true));
+    assert_eq!(boolean("SELECT shred.is_erased(NULL) IS NULL"), Some(true));
+    assert_eq!(boolean("SELECT shred.key_id(NULL) IS NULL"), Some(true));
+}
+
+#[pg_test(error = "pg_shred: subject must not be NULL")]
+fn null_subject_is_an_error() {
+    setup();
+    Spi::run("SELECT shred.seal(NULL, 'x')").expect("raises");
+}
+
+#[pg_test(error = "pg_shred: subject must not be NULL")]
+fn null_subject_erase_is_an_error() {
+    setup();
+    Spi::run("SELECT shred.erase(NULL)").expect("raises");
+}
+
+#[pg_test(error = "pg_shred: context must not be NULL")]
+fn null_context_is_an_error() {
+    setup();
+    Spi::run("SELECT shred.open(shred.seal('t:1', 'x'), NULL)").expect("raises");
+}
+
+#[pg_test(error = "pg_shred: could not open the sealed value")]
+fn wrong_context_fails() {
+    setup();
+    Spi::run("SELECT shred.open(shred.seal('t:1', 'x', 'customers.email'), 'customers.phone')").expect("raises");
+}
+
+#[pg_test(error = "pg_shred: the sealed value is not valid text")]
+fn bytes_opened_as_text_fail() {
+    setup();
+    Spi::run("SELECT shred.open(shred.seal('t:1', '\\x41ff'::bytea))").expect("raises");
+}
+
+#[pg_test]
+fn text_form_round_trip() {
+    setup();
+    assert_eq!(
+        boolean(
+            "WITH s AS (SELECT shred.seal('t:3', 'v' || g) AS v FROM generate_series(1, 200) g)
+             SELECT bool_and(((v::text)::shred.sealed)::text = v::text
+                             AND v::text LIKE 'shred1:%'
+                             AND shred.open((v::text)::shred.sealed) = shred.open(v)) FROM s"
+        ),
+        Some(true)
+    );
+}
+
+#[pg_test(error = "invalid input for type shred.sealed: malformed envelope: it is shorter than header, nonce and tag (37 bytes)")]
+fn truncated_envelope_is_refused() {
+    Spi::run("SELECT 'shred1:AQ=='::shred.sealed").expect("raises");
+}
+
+#[pg_test(error = "invalid input for type shred.sealed: malformed envelope: it does not start with \"shred1:\"")]
+fn empty_envelope_is_refused() {
+    Spi::run("SELECT ''::shred.sealed").expect("raises");
+}
+
+#[pg_test(error = "invalid input for type shred.sealed: unsupported envelope format version 2")]
+fn unknown_version_is_refused() {
+    // version byte 0x02 followed by 36 zero bytes
+    Spi::run("SELECT ('shred1:' || encode('\\x02'::bytea || decode(repeat('00', 36), 'hex'), 'base64'))::shred.sealed")
+        .expect("raises");
+}
+
+#[pg_test]
+fn erase_and_is_erased_in_one_transaction() {
+    setup();
+    Spi::run("CREATE TEMP TABLE v AS SELECT shred.seal('t:erase', 'x') AS s").expect("q");
+    assert_eq!(boolean("SELECT shred.is_erased(s) FROM v"), Some(false));
+    assert_eq!(boolean("SELECT shred.erase('t:erase')"), Some(true));
+    assert_eq!(boolean("SELECT shred.erase('t:erase')"), Some(false));
+    assert_eq!(boolean("SELECT shred.open(s) IS NULL AND shred.is_erased(s) FROM v"), Some(true));
+    // a new seal after erasure gets a new DEK; the old value stays erased
+    assert_eq!(
+        boolean("SELECT shred.key_id(shred.seal('t:erase', 'y')) <> shred.key_id(s) AND shred.open(s) IS NULL FROM v"),
+        Some(true)
+    );
+}
+
+#[pg_test(error = "pg_shred: no root key is configured")]
+fn missing_root_key_fails_closed() {
+    Spi::run("SET LOCAL shred.root_key_file = ''").expect("set");
+    Spi::run("SELECT shred.seal('t:nokey', 'x')").expect("raises");
+}
+
+#[pg_test(error = "pg_shred: the configured root key is not root-key version 1 of this database")]
+fn wrong_root_key_fails_closed() {
+    setup();
+    Spi::run("SELECT shred.seal('t:wrongkey', 'x')").expect("registers version 1");
+    use_key(&key_file("wrong", 0o600));
+    Spi::run("SELECT shred.seal('t:wrongkey-new', 'x')").expect("raises");
+}
+
+#[pg_test(error = "pg_shred: cannot use the file named by shred.root_key_file: it has mode 0640; it must not be accessible by group or others (chmod 0600)")]
+fn group_readable_key_file_is_refused() {
+    use_key(&key_file("group", 0o640));
+    Spi::run("SELECT shred.seal('t:1', 'x')").expect("raises");
+}
+
+#[pg_test]
+fn sql_labels_and_privileges() {
+    // (signature, volatility, strict, parallel)
+    let expected = [
+        ("shred.seal(text,text,text)", "v", false, "u"),
+        ("shred.seal(text,bytea,text)", "v", false, "u"),
+        ("shred.open(shred.sealed,text)", "v", false, "r"),
+        ("shred.open_bytea(shred.sealed,text)", "v", false, "r"),
+        ("shred.erase(text)", "v", false, "u"),
+        ("shred.is_erased(shred.sealed)", "v", true, "r"),
+        ("shred.key_id(shred.sealed)", "i", true, "s"),
+    ];
+    for (sig, vol, strict, par) in expected {
+        let row = text(&format!(
+            "SELECT provolatile::text || proisstrict::text || proparallel::text || prosecdef::text || has_function_privilege('public', oid, 'EXECUTE')::text
+               FROM pg_proc WHERE oid = '{sig}'::regprocedure"
+        ));
+        let public = sig.starts_with("shred.key_id");
+        assert_eq!(row, Some(format!("{vol}{strict}{par}false{public}")), "{sig}");
+    }
+    // no cast between shred.sealed and text
+    assert_eq!(
+        Spi::get_one::<i64>(
+            "SELECT count(*) FROM pg_cast WHERE castsource = 'shred.sealed'::regtype OR casttarget = 'shred.sealed'::regtype"
+        )
+        .expect("q"),
+        Some(0)
+    );
+    // key tables are unreadable by PUBLIC
+    assert_eq!(
+        boolean("SELECT NOT has_table_privilege('public', 'shred.subject_key', 'SELECT') AND NOT has_table_privilege('public', 'shred.root_key_version', 'SELECT')"),
+        Some(true)
+    );
+}
+}

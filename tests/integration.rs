@@ -1,0 +1,546 @@
+//! Integration tests against a real PostgreSQL 15 server (started by `scripts/test`): real
+//! commits, several sessions, COPY, the binary protocol, pg_dump/pg_restore, encodings.
+
+mod common;
+
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier};
+use std::thread;
+use std::time::Duration;
+
+use common::*;
+
+const OPEN: &str = "SELECT shred.open($1::text::shred.sealed, $2)";
+
+fn seal(c: &mut postgres::Client, subject: &str, plaintext: &str, context: &str) -> String {
+    c.query_one("SELECT shred.seal($1, $2::text, $3)::text", &[&subject, &plaintext, &context])
+        .expect("seal")
+        .get(0)
+}
+
+fn open(c: &mut postgres::Client, env: &str, context: &str) -> Option<String> {
+    c.query_one(OPEN, &[&env, &context]).expect("open").get(0)
+}
+
+fn key_count(c: &mut postgres::Client) -> i64 {
+    c.query_one("SELECT count(*) FROM shred.subject_key", &[]).expect("count").get(0)
+}
+
+/// C1, H4: session A opens (DEK in use), session B erases and commits: A's next open is NULL.
+/// Before B commits, A still opens.
+#[test]
+fn erase_committed_in_one_session_is_seen_by_another() {
+    let mut a = fresh_db("it_c1");
+    let mut b = connect("it_c1");
+    let v = seal(&mut a, "customer:1", "ada@example.org", "customer.email");
+    let keep = seal(&mut a, "customer:2", "bob@example.org", "customer.email");
+    assert_eq!(open(&mut a, &v, "customer.email").as_deref(), Some("ada@example.org"));
+
+    b.batch_execute("BEGIN").unwrap();
+    let erased: bool = b.query_one("SELECT shred.erase('customer:1')", &[]).unwrap().get(0);
+    assert!(erased);
+    assert_eq!(open(&mut a, &v, "customer.email").as_deref(), Some("ada@example.org"), "not yet committed");
+    b.batch_execute("COMMIT").unwrap();
+
+    assert_eq!(open(&mut a, &v, "customer.email"), None);
+    let is_erased: bool = a.query_one("SELECT shred.is_erased($1::text::shred.sealed)", &[&v]).unwrap().get(0);
+    assert!(is_erased);
+    assert_eq!(open(&mut a, &keep, "customer.email").as_deref(), Some("bob@example.org"));
+    // and a prepared statement prepared before the erasure sees it too
+    let stmt = b.prepare(OPEN).unwrap();
+    let got: Option<String> = b.query_one(&stmt, &[&v, &"customer.email"]).unwrap().get(0);
+    assert_eq!(got, None);
+}
+
+/// D1: ROLLBACK and ROLLBACK TO SAVEPOINT undo an erasure.
+#[test]
+fn rollback_and_savepoint_keep_the_subject() {
+    let mut a = fresh_db("it_d1");
+    let mut b = connect("it_d1");
+    let v = seal(&mut a, "customer:1", "ada", "");
+
+    b.batch_execute("BEGIN; SELECT shred.erase('customer:1'); ROLLBACK").unwrap();
+    assert_eq!(open(&mut a, &v, "").as_deref(), Some("ada"));
+
+    b.batch_execute("BEGIN; SAVEPOINT s; SELECT shred.erase('customer:1'); ROLLBACK TO SAVEPOINT s; COMMIT").unwrap();
+    assert_eq!(open(&mut a, &v, "").as_deref(), Some("ada"));
+    assert_eq!(open(&mut b, &v, "").as_deref(), Some("ada"));
+
+    // the erasing session itself sees its own uncommitted erasure, and its rollback
+    b.batch_execute("BEGIN").unwrap();
+    b.query_one("SELECT shred.erase('customer:1')", &[]).unwrap();
+    assert_eq!(open(&mut b, &v, ""), None);
+    b.batch_execute("ROLLBACK").unwrap();
+    assert_eq!(open(&mut b, &v, "").as_deref(), Some("ada"));
+}
+
+/// D1: an aborted first seal leaves no key behind, and the subject can be sealed afterwards.
+#[test]
+fn aborted_first_seal_leaves_no_orphan_key() {
+    let mut a = fresh_db("it_d1_orphan");
+    let before = key_count(&mut a);
+    a.batch_execute("BEGIN").unwrap();
+    let v = seal(&mut a, "customer:new", "x", "");
+    assert_eq!(open(&mut a, &v, "").as_deref(), Some("x"));
+    a.batch_execute("ROLLBACK").unwrap();
+    assert_eq!(key_count(&mut a), before);
+    assert_eq!(open(&mut a, &v, ""), None, "its DEK was never committed");
+    let w = seal(&mut a, "customer:new", "y", "");
+    assert_eq!(open(&mut a, &w, "").as_deref(), Some("y"));
+    assert_eq!(key_count(&mut a), before + 1);
+}
+
+/// D2: a REPEATABLE READ transaction that opened a subject before another session's erasure
+/// committed gets NULL afterwards, with and without a transaction id of its own.
+#[test]
+fn old_snapshots_do_not_resurrect_an_erasure() {
+    let mut a = fresh_db("it_d2");
+    let mut b = connect("it_d2");
+    let v1 = seal(&mut a, "customer:1", "one", "");
+    let v2 = seal(&mut a, "customer:2", "two", "");
+
+    a.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ").unwrap();
+    assert_eq!(open(&mut a, &v1, "").as_deref(), Some("one"));
+    b.query_one("SELECT shred.erase('customer:1')", &[]).unwrap();
+    assert_eq!(open(&mut a, &v1, ""), None);
+    // the snapshot still sees the key row; the lookup must not
+    let rows: i64 = a.query_one("SELECT count(*) FROM shred.subject_key WHERE subject = 'customer:1'", &[]).unwrap().get(0);
+    assert_eq!(rows, 1, "the transaction snapshot predates the erasure");
+    a.batch_execute("COMMIT").unwrap();
+
+    a.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ; CREATE TEMP TABLE w(x int); INSERT INTO w VALUES (1)").unwrap();
+    assert_eq!(open(&mut a, &v2, "").as_deref(), Some("two"));
+    b.query_one("SELECT shred.erase('customer:2')", &[]).unwrap();
+    assert_eq!(open(&mut a, &v2, ""), None);
+    a.batch_execute("COMMIT").unwrap();
+}
+
+/// An erasure from a REPEATABLE READ transaction whose snapshot cannot see a DEK created
+/// after it began must not report "nothing to erase" and leave the subject readable.
+#[test]
+fn erase_from_an_old_snapshot_does_not_miss_a_new_key() {
+    let mut a = fresh_db("it_erase_rr");
+    let mut b = connect("it_erase_rr");
+    a.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ").unwrap();
+    a.query_one("SELECT 1", &[]).unwrap(); // take the snapshot
+    let v = seal(&mut b, "customer:late", "late", "");
+    assert_eq!(sqlstate(a.query_one("SELECT shred.erase('customer:late')", &[])), "40001");
+    a.batch_execute("ROLLBACK").unwrap();
+    assert_eq!(open(&mut b, &v, "").as_deref(), Some("late"));
+}
+
+/// C5: two sessions seal the first value of a new subject at the same moment: one DEK, both
+/// values open. First with an explicit interleaving, then with many threads at once.
+#[test]
+fn concurrent_first_seals_share_one_dek() {
+    let mut a = fresh_db("it_c5");
+    a.batch_execute("BEGIN").unwrap();
+    let va = seal(&mut a, "customer:race", "from a", "");
+    let hb = thread::spawn(|| {
+        let mut b = connect("it_c5");
+        seal(&mut b, "customer:race", "from b", "") // waits for A's insert to commit
+    });
+    thread::sleep(Duration::from_millis(300));
+    a.batch_execute("COMMIT").unwrap();
+    let vb = hb.join().expect("thread b");
+    let ids: (i64, i64) = {
+        let r = a
+            .query_one("SELECT shred.key_id($1::text::shred.sealed), shred.key_id($2::text::shred.sealed)", &[&va, &vb])
+            .unwrap();
+        (r.get(0), r.get(1))
+    };
+    assert_eq!(ids.0, ids.1);
+    assert_eq!(open(&mut a, &va, "").as_deref(), Some("from a"));
+    assert_eq!(open(&mut a, &vb, "").as_deref(), Some("from b"));
+
+    let n = 8;
+    let barrier = Arc::new(Barrier::new(n));
+    let handles: Vec<_> = (0..n)
+        .map(|i| {
+            let barrier = barrier.clone();
+            thread::spawn(move || {
+                let mut c = connect("it_c5");
+                barrier.wait();
+                (i, seal(&mut c, "customer:stampede", &format!("value {i}"), ""))
+            })
+        })
+        .collect();
+    for h in handles {
+        let (i, v) = h.join().expect("thread");
+        assert_eq!(open(&mut a, &v, "").unwrap(), format!("value {i}"));
+    }
+    let keys: i64 = a
+        .query_one("SELECT count(*) FROM shred.subject_key WHERE subject = 'customer:stampede'", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(keys, 1);
+}
+
+/// C2: several sessions open a subject in a loop while another erases it: once the erasure
+/// has committed, no open succeeds any more.
+#[test]
+fn no_open_succeeds_after_a_concurrent_erasure_commits() {
+    let mut a = fresh_db("it_c2");
+    let v = seal(&mut a, "customer:hot", "hot value", "");
+    let erased = Arc::new(AtomicBool::new(false));
+    let late_successes = Arc::new(AtomicUsize::new(0));
+    let opens_before = Arc::new(AtomicUsize::new(0));
+    let readers: Vec<_> = (0..3)
+        .map(|_| {
+            let (erased, late, before, v) = (erased.clone(), late_successes.clone(), opens_before.clone(), v.clone());
+            thread::spawn(move || {
+                let mut c = connect("it_c2");
+                let stmt = c.prepare(OPEN).unwrap();
+                for _ in 0..400 {
+                    let committed = erased.load(Ordering::SeqCst);
+                    let got: Option<String> = c.query_one(&stmt, &[&v, &""]).unwrap().get(0);
+                    match (committed, got) {
+                        (true, Some(_)) => {
+                            late.fetch_add(1, Ordering::SeqCst);
+                        }
+                        (false, Some(p)) => {
+                            assert_eq!(p, "hot value");
+                            before.fetch_add(1, Ordering::SeqCst);
+                        }
+                        _ => {}
+                    }
+                }
+            })
+        })
+        .collect();
+    thread::sleep(Duration::from_millis(200));
+    let mut e = connect("it_c2");
+    let done: bool = e.query_one("SELECT shred.erase('customer:hot')", &[]).unwrap().get(0);
+    assert!(done);
+    erased.store(true, Ordering::SeqCst);
+    for r in readers {
+        r.join().expect("reader");
+    }
+    assert!(opens_before.load(Ordering::SeqCst) > 0, "the readers opened the value before the erasure");
+    assert_eq!(late_successes.load(Ordering::SeqCst), 0);
+}
+
+/// C8: a new subject cannot get a DEK inside a read-only transaction; an existing one can be
+/// sealed and opened there.
+#[test]
+fn read_only_transactions() {
+    let mut a = fresh_db("it_c8");
+    let v = seal(&mut a, "customer:1", "x", "");
+    a.batch_execute("BEGIN READ ONLY").unwrap();
+    let w = seal(&mut a, "customer:1", "y", "");
+    assert_eq!(open(&mut a, &v, "").as_deref(), Some("x"));
+    assert_eq!(open(&mut a, &w, "").as_deref(), Some("y"));
+    assert_eq!(sqlstate(a.query_one("SELECT shred.seal('customer:brand-new', 'z')", &[])), "25006");
+    a.batch_execute("ROLLBACK").unwrap();
+    assert_eq!(sqlstate(a.batch_execute("BEGIN READ ONLY; SELECT shred.erase('customer:1')")), "25006");
+    a.batch_execute("ROLLBACK").unwrap();
+    assert_eq!(open(&mut a, &v, "").as_deref(), Some("x"));
+}
+
+/// G9: a missing, empty, short, group-readable or wrong root key fails closed with SQLSTATE
+/// F0000, for seal, open and erase, and writes nothing.
+#[test]
+fn bad_root_keys_fail_closed_and_write_nothing() {
+    let mut a = fresh_db("it_g9");
+    let v = seal(&mut a, "customer:1", "x", "");
+    let before = key_count(&mut a);
+    let wrong = key_file("g9_wrong", &random_key(), 0o600);
+    let short = key_file("g9_short", &random_key()[..31], 0o600);
+    let empty = key_file("g9_empty", b"", 0o600);
+    let open_to_group = key_file("g9_group", &random_key(), 0o640);
+    let missing = format!("{}/g9_missing.key", dir().display());
+    let cases = [
+        ("", "no root key is configured"),
+        (missing.as_str(), "cannot open it"),
+        (empty.as_str(), "it is empty"),
+        (short.as_str(), "neither 32 raw bytes nor base64"),
+        (open_to_group.as_str(), "must not be accessible by group or others"),
+        (wrong.as_str(), "is not root-key version 1 of this database"),
+    ];
+    for (path, why) in cases {
+        a.batch_execute(&format!("SET shred.root_key_file = '{path}'")).unwrap();
+        for sql in [
+            "SELECT shred.seal('customer:new', 'y')",
+            "SELECT shred.seal('customer:1', 'y')",
+            "SELECT shred.erase('customer:1')",
+        ] {
+            let r = a.query_one(sql, &[]);
+            let err = r.expect_err(sql);
+            assert_eq!(err.code().map(|c| c.code()), Some("F0000"), "{sql} with {path:?}");
+            let msg = err.as_db_error().unwrap().message().to_string();
+            assert!(msg.contains(why), "{sql} with {path:?}: {msg}");
+        }
+        let r = a.query_one(OPEN, &[&v, &""]);
+        assert_eq!(sqlstate(r), "F0000", "open with {path:?}");
+        assert_eq!(key_count(&mut a), before, "nothing written with {path:?}");
+    }
+    a.batch_execute("RESET shred.root_key_file").unwrap();
+    assert_eq!(open(&mut a, &v, "").as_deref(), Some("x"));
+    let versions: i64 = a.query_one("SELECT count(*) FROM shred.root_key_version", &[]).unwrap().get(0);
+    assert_eq!(versions, 1);
+    // the setting is superuser-only: hidden from other roles
+    a.batch_execute("CREATE ROLE it_g9_app LOGIN").unwrap();
+    a.batch_execute("SET ROLE it_g9_app").unwrap();
+    assert_eq!(sqlstate(a.query_one("SHOW shred.root_key_file", &[])), "42501");
+    assert_eq!(sqlstate(a.batch_execute("SET shred.root_key_file = '/tmp/x'")), "42501");
+    a.batch_execute("RESET ROLE; DROP ROLE it_g9_app").unwrap();
+}
+
+/// G3, G6: the same plaintext twice gives different envelopes; a flipped bit anywhere, another
+/// context, or an envelope moved to another subject's key id fail with one uniform error.
+#[test]
+fn tampering_and_moving_fail_uniformly() {
+    let mut a = fresh_db("it_g6");
+    let v = seal(&mut a, "customer:1", "ada@example.org", "customer.email");
+    let w = seal(&mut a, "customer:1", "ada@example.org", "customer.email");
+    assert_ne!(v, w);
+    let other = seal(&mut a, "customer:2", "bob@example.org", "customer.email");
+    let bytes: Vec<u8> = a.query_one("SELECT shred.sealed_send($1::text::shred.sealed)", &[&v]).unwrap().get(0);
+    let mut messages = std::collections::HashSet::new();
+    for i in 9..bytes.len() {
+        let r = a.query_one(
+            "SELECT shred.open(('shred1:' || encode(set_byte($1::bytea, $2, get_byte($1::bytea, $2) # 1), 'base64'))::shred.sealed, 'customer.email')",
+            &[&bytes, &(i as i32)],
+        );
+        let err = r.expect_err("tampered envelope must not open");
+        assert_eq!(err.code().map(|c| c.code()), Some("22000"), "byte {i}");
+        messages.insert(err.as_db_error().unwrap().message().to_string());
+    }
+    assert_eq!(messages.len(), 1, "one message for every authentication failure");
+    let r = a.query_one(OPEN, &[&v, &"customer.phone"]);
+    assert_eq!(message(r), "pg_shred: could not open the sealed value");
+    // rewrite the key id of customer:1's envelope to customer:2's key
+    let r = a.query_one(
+        "SELECT shred.open(('shred1:' || encode(overlay(shred.sealed_send($1::text::shred.sealed) placing
+                 substr(shred.sealed_send($2::text::shred.sealed), 2, 8) from 2 for 8), 'base64'))::shred.sealed, 'customer.email')",
+        &[&v, &other],
+    );
+    assert_eq!(sqlstate(r), "22000");
+    // the error never echoes the plaintext or subject
+    let err = a.query_one(OPEN, &[&v, &"customer.phone"]).unwrap_err();
+    let db = err.as_db_error().unwrap();
+    let all = format!("{} {:?} {:?}", db.message(), db.detail(), db.hint());
+    assert!(!all.contains("ada") && !all.contains("customer:1"), "{all}");
+}
+
+/// B1, G2: malformed envelopes in text and binary form are clean errors, never a crash.
+#[test]
+fn malformed_envelopes_are_clean_errors() {
+    let mut a = fresh_db("it_g2");
+    let v = seal(&mut a, "customer:1", "", "");
+    assert_eq!(open(&mut a, &v, "").as_deref(), Some(""));
+    for bad in ["", "shred1:", "shred1:AQ==", "shred1:AQAAAAAAAAAB", "SHRED1:AQ==", "shred1:!!!!", &format!("{v} "), &v[..v.len() - 4]] {
+        let r = a.query_one("SELECT $1::text::shred.sealed", &[&bad]);
+        assert_eq!(sqlstate(r), "22P02", "{bad:?}");
+    }
+    // binary receive: empty, 1 byte, one byte short, unknown version, key id 0
+    let good: Vec<u8> = a.query_one("SELECT shred.sealed_send($1::text::shred.sealed)", &[&v]).unwrap().get(0);
+    let mut zero_id = good.clone();
+    zero_id[1..9].copy_from_slice(&[0; 8]);
+    let mut v2 = good.clone();
+    v2[0] = 2;
+    for bad in [vec![], vec![1u8], good[..good.len() - 1].to_vec(), v2, zero_id] {
+        let r = a.query_one("SELECT shred.key_id($1)", &[&Raw(bad.clone())]);
+        assert_eq!(sqlstate(r), "22P03", "{bad:?}");
+    }
+    // random garbage: always a clean 22P02 and the connection survives
+    let mut rng_bytes = vec![0u8; 4000];
+    getrandom::getrandom(&mut rng_bytes).unwrap();
+    for chunk in rng_bytes.chunks(40) {
+        let s = format!("shred1:{}", chunk.iter().map(|b| (b'A' + b % 26) as char).collect::<String>());
+        let r = a.query_one("SELECT $1::text::shred.sealed", &[&s]);
+        assert_eq!(sqlstate(r), "22P02");
+    }
+    let one: i32 = a.query_one("SELECT 1", &[]).unwrap().get(0);
+    assert_eq!(one, 1);
+}
+
+/// B4: the maximum plaintext size is enforced up front.
+#[test]
+fn oversized_plaintext_is_refused() {
+    let mut a = fresh_db("it_b4");
+    let r = a.query_one("SELECT shred.seal('customer:1', repeat('x', 64 * 1024 * 1024 + 1))", &[]);
+    assert_eq!(sqlstate(r), "54000");
+    let ok: bool = a
+        .query_one("SELECT shred.open(shred.seal('customer:1', repeat('é', 1000000))) = repeat('é', 1000000)", &[])
+        .unwrap()
+        .get(0);
+    assert!(ok);
+}
+
+fn make_sample(c: &mut postgres::Client, rows: i32) {
+    c.batch_execute(&format!(
+        "CREATE TABLE person (id int PRIMARY KEY, name shred.sealed, email shred.sealed, photo shred.sealed);
+         INSERT INTO person
+         SELECT g,
+                shred.seal('person:' || g, 'Nåme ' || g || E' \\t tab, \"quote\" \\\\ backslash\\nnewline 🎉', 'person.name'),
+                CASE WHEN g % 7 = 0 THEN NULL ELSE shred.seal('person:' || g, 'p' || g || '@example.org', 'person.email') END,
+                shred.seal('person:' || g, decode(md5(g::text), 'hex') || '\\x00ff'::bytea, 'person.photo')
+           FROM generate_series(1, {rows}) g;"
+    ))
+    .expect("sample data");
+}
+
+/// Every envelope's text form and every opened value, in id order.
+fn snapshot(c: &mut postgres::Client) -> Vec<(i32, String, Option<String>, Option<String>, Option<String>, Option<Vec<u8>>)> {
+    c.query(
+        "SELECT id, name::text, email::text, shred.open(name, 'person.name'), shred.open(email, 'person.email'),
+                shred.open_bytea(photo, 'person.photo')
+           FROM person ORDER BY id",
+        &[],
+    )
+    .expect("snapshot")
+    .iter()
+    .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5)))
+    .collect()
+}
+
+/// A2, A3: COPY text, CSV and binary out and back in keep every envelope byte-identical.
+#[test]
+fn copy_text_csv_and_binary_round_trip() {
+    use std::io::{Read, Write};
+    let mut a = fresh_db("it_copy");
+    make_sample(&mut a, 120);
+    let original = snapshot(&mut a);
+    for format in ["text", "csv", "binary"] {
+        let mut out = Vec::new();
+        a.copy_out(&format!("COPY person TO STDOUT (FORMAT {format})"))
+            .unwrap()
+            .read_to_end(&mut out)
+            .unwrap();
+        a.batch_execute("TRUNCATE person").unwrap();
+        let mut w = a.copy_in(&format!("COPY person FROM STDIN (FORMAT {format})")).unwrap();
+        w.write_all(&out).unwrap();
+        w.finish().unwrap();
+        assert_eq!(snapshot(&mut a), original, "COPY {format}");
+    }
+}
+
+/// A3: a binary-protocol client reads the column's wire form (the raw envelope) and writes it
+/// back as a parameter of type shred.sealed.
+#[test]
+fn binary_protocol_client() {
+    let mut a = fresh_db("it_binary");
+    make_sample(&mut a, 20);
+    let original = snapshot(&mut a);
+    let rows = a.query("SELECT id, name, email, photo FROM person ORDER BY id", &[]).unwrap();
+    a.batch_execute("TRUNCATE person").unwrap();
+    let ins = a.prepare("INSERT INTO person VALUES ($1, $2, $3, $4)").unwrap();
+    for r in &rows {
+        let id: i32 = r.get(0);
+        let name: Raw = r.get(1);
+        let email: Option<Raw> = r.get(2);
+        let photo: Raw = r.get(3);
+        assert_eq!(name.0[0], 1, "wire form starts with the format version");
+        a.execute(&ins, &[&id, &name, &email, &photo]).unwrap();
+    }
+    assert_eq!(snapshot(&mut a), original);
+}
+
+fn run(cmd: &mut Command) -> Vec<u8> {
+    let out = cmd.output().expect("spawn");
+    assert!(out.status.success(), "{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    out.stdout
+}
+
+/// A1, A4, A5, A9: pg_dump (plain, custom, directory) and restore into an empty database with
+/// the same root key: every envelope byte-identical and openable, same key count, no
+/// duplicate configuration rows, key ids keep increasing. The plain dump sets an empty
+/// search_path, so the restore also runs with search_path = ''.
+#[test]
+fn dump_and_restore_keep_every_envelope() {
+    let mut src = fresh_db("it_dump_src");
+    make_sample(&mut src, 60);
+    src.query_one("SELECT shred.erase('person:3')", &[]).unwrap();
+    let original = snapshot(&mut src);
+    let keys = key_count(&mut src);
+    assert_eq!(keys, 59);
+    let max_id: i64 = src.query_one("SELECT max(key_id) FROM shred.subject_key", &[]).unwrap().get(0);
+    let base = dir().join("dumps");
+    let _ = std::fs::remove_dir_all(&base);
+    std::fs::create_dir_all(&base).unwrap();
+    let conn = |c: &mut Command| {
+        c.args(["-h", &host(), "-p", &port(), "-U", "postgres"]);
+    };
+    for (format, flag) in [("plain", "-Fp"), ("custom", "-Fc"), ("directory", "-Fd")] {
+        let path = base.join(format);
+        let mut dump = Command::new(pg_bin("pg_dump"));
+        conn(&mut dump);
+        run(dump.args([flag, "-f", path.to_str().unwrap(), "it_dump_src"]));
+        let target = format!("it_dump_{format}");
+        drop(empty_db(&target));
+        if format == "plain" {
+            let mut psql = Command::new(pg_bin("psql"));
+            conn(&mut psql);
+            run(psql.args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", &target, "-f", path.to_str().unwrap()]));
+        } else {
+            let mut restore = Command::new(pg_bin("pg_restore"));
+            conn(&mut restore);
+            run(restore.args(["--exit-on-error", "-d", &target, path.to_str().unwrap()]));
+        }
+        let mut dst = connect(&target);
+        assert_eq!(snapshot(&mut dst), original, "{format}");
+        assert_eq!(key_count(&mut dst), keys, "{format}");
+        let versions: i64 = dst.query_one("SELECT count(*) FROM shred.root_key_version", &[]).unwrap().get(0);
+        assert_eq!(versions, 1, "{format}");
+        // renaming the table and column does not matter: no OIDs or names in the AAD
+        dst.batch_execute("ALTER TABLE person RENAME TO people; ALTER TABLE people RENAME COLUMN email TO mail").unwrap();
+        let opened: i64 = dst
+            .query_one("SELECT count(shred.open(mail, 'person.email')) FROM people", &[])
+            .unwrap()
+            .get(0);
+        assert_eq!(opened, original.iter().filter(|r| r.4.is_some()).count() as i64);
+        let new_id: i64 = dst.query_one("SELECT shred.key_id(shred.seal('person:new', 'n'))", &[]).unwrap().get(0);
+        assert!(new_id > max_id, "{format}: the key id sequence was restored");
+        if format == "plain" {
+            let text = std::fs::read_to_string(&path).unwrap();
+            assert!(!text.contains("p5@example.org") && !text.contains("Nåme"), "no plaintext in the dump");
+        }
+    }
+}
+
+/// B5: a LATIN1 database seals and opens non-ASCII text; a value sealed in a UTF-8 database
+/// opens to the same characters after a restore into a LATIN1 database.
+#[test]
+fn non_utf8_database() {
+    let mut utf = fresh_db("it_enc_utf8");
+    utf.batch_execute(
+        "CREATE TABLE t (id int, v shred.sealed);
+         INSERT INTO t VALUES (1, shred.seal('pessoa:1', 'São José Köhler', 'ctx'))",
+    )
+    .unwrap();
+    let mut lat = fresh_db_with("it_enc_latin1", "ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0");
+    let v = seal(&mut lat, "pessoa:ã", "Åsa Öberg, São José", "ctx");
+    assert_eq!(open(&mut lat, &v, "ctx").as_deref(), Some("Åsa Öberg, São José"));
+    let r = lat.query_one("SELECT shred.open(shred.seal('pessoa:ã', '\\x00ff'::bytea))", &[]);
+    assert_eq!(sqlstate(r), "22021");
+    // UTF-8 → LATIN1 through pg_dump
+    let path = dir().join("enc.sql");
+    let mut dump = Command::new(pg_bin("pg_dump"));
+    dump.args(["-h", &host(), "-p", &port(), "-U", "postgres", "-f", path.to_str().unwrap(), "it_enc_utf8"]);
+    run(&mut dump);
+    let mut admin = connect("postgres");
+    admin.batch_execute("DROP DATABASE IF EXISTS it_enc_restored WITH (FORCE)").unwrap();
+    admin
+        .batch_execute("CREATE DATABASE it_enc_restored ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0")
+        .unwrap();
+    let mut psql = Command::new(pg_bin("psql"));
+    psql.args(["-h", &host(), "-p", &port(), "-U", "postgres", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", "it_enc_restored", "-f", path.to_str().unwrap()]);
+    run(&mut psql);
+    let mut r = connect("it_enc_restored");
+    let got: Option<String> = r.query_one("SELECT shred.open(v, 'ctx') FROM t", &[]).unwrap().get(0);
+    assert_eq!(got.as_deref(), Some("São José Köhler"));
+}
+
+/// `||` on a sealed value never yields plaintext, and text cannot be stored into a sealed
+/// column without going through shred.seal.
+#[test]
+fn no_implicit_conversion_from_text() {
+    let mut a = fresh_db("it_casts");
+    a.batch_execute("CREATE TABLE t (v shred.sealed)").unwrap();
+    assert_eq!(sqlstate(a.batch_execute("INSERT INTO t SELECT 'plain'::text")), "42804");
+    let v = seal(&mut a, "customer:1", "secret", "");
+    let cat: String = a.query_one("SELECT $1::text::shred.sealed || 'x'", &[&v]).map(|r| r.get(0)).unwrap_or_default();
+    assert!(!cat.contains("secret"));
+}

@@ -24,7 +24,7 @@ pub extern "C-unwind" fn _PG_init() {
 }
 
 #[cfg(any(test, feature = "pg_test"))]
-mod pg_tests;
+mod tests;
 
 /// Required by `cargo pgrx test`.
 #[cfg(test)]

@@ -73,4 +73,4 @@ pub fn fill_random(buf: &mut [u8]) -> Result<(), CryptoError> {
 }
 
 #[cfg(test)]
-mod kat;
+mod tests;

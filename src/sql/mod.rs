@@ -37,7 +37,7 @@ fn sealed_out(value: &[u8]) -> CString {
 
 #[pg_extern(immutable, strict, parallel_safe, sql = false)]
 fn sealed_recv(buf: Internal) -> Vec<u8> {
-    let Some(datum) = buf.unwrap() else {
+    let Some(datum) = Internal::unwrap(buf) else {
         ShredError::KeyStore("no receive buffer".into()).report()
     };
     // SAFETY: PostgreSQL passes a StringInfo to a type's receive function.

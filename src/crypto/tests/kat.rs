@@ -7,8 +7,8 @@ use aes_gcm::{Aes256Gcm, Nonce};
 use hkdf::Hkdf;
 use sha2::Sha256;
 
-use super::envelope;
-use super::keys::{DataKey, RootKey};
+use crate::crypto::envelope;
+use crate::crypto::keys::{DataKey, RootKey};
 
 fn h(s: &str) -> Vec<u8> {
     hex::decode(s).expect("test vector hex")

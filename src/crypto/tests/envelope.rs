@@ -1,0 +1,115 @@
+//! Unit tests of `crypto::envelope`.
+use crate::crypto::envelope::*;
+use crate::crypto::keys::{DataKey, NONCE_LEN};
+use crate::crypto::CryptoError;
+
+fn dek() -> DataKey {
+    DataKey::from_bytes(&[0x42; 32])
+}
+
+#[test]
+fn round_trips() {
+    let d = dek();
+    let big = vec![0xA5u8; 1 << 20];
+    let cases: [&[u8]; 5] = [b"", "São José Köhler 🎉".as_bytes(), b"\x00\xff\x00", b"x", &big];
+    for pt in cases {
+        let e = seal(&d, 7, b"customers.email", pt).expect("seal");
+        assert_eq!(e.len(), pt.len() + MIN_LEN);
+        let env = parse(&e).expect("parse");
+        assert_eq!(env.key_id(), 7);
+        assert_eq!(env.plaintext_len(), pt.len());
+        assert_eq!(open(&d, &env, b"customers.email").expect("open"), pt);
+        assert_eq!(from_text(&to_text(&e)).expect("text"), e);
+    }
+}
+
+#[test]
+fn sealing_never_returns_its_input_and_nonces_differ() {
+    let d = dek();
+    let a = seal(&d, 1, b"", b"same plaintext").expect("seal");
+    let b = seal(&d, 1, b"", b"same plaintext").expect("seal");
+    assert_ne!(a, b);
+    assert_ne!(a[HEADER_LEN..HEADER_LEN + NONCE_LEN], b[HEADER_LEN..HEADER_LEN + NONCE_LEN]);
+    assert!(!a.windows(14).any(|w| w == b"same plaintext"));
+    let mut nonces = std::collections::HashSet::new();
+    for _ in 0..1000 {
+        let e = seal(&d, 1, b"", b"").expect("seal");
+        assert!(nonces.insert(e[HEADER_LEN..HEADER_LEN + NONCE_LEN].to_vec()));
+    }
+}
+
+#[test]
+fn every_flipped_bit_fails() {
+    let d = dek();
+    let e = seal(&d, 9, b"ctx", b"personal data").expect("seal");
+    for i in 0..e.len() {
+        for bit in 0..8 {
+            let mut t = e.clone();
+            t[i] ^= 1 << bit;
+            let res = parse(&t).and_then(|env| open(&d, &env, b"ctx"));
+            assert!(res.is_err(), "byte {i} bit {bit} still opened");
+        }
+    }
+}
+
+#[test]
+fn wrong_context_or_key_fails_uniformly() {
+    let d = dek();
+    let e = seal(&d, 9, b"customers.email", b"a@b.c").expect("seal");
+    let env = parse(&e).expect("parse");
+    assert_eq!(open(&d, &env, b"customers.phone").unwrap_err(), CryptoError::AuthenticationFailed);
+    assert_eq!(open(&d, &env, b"").unwrap_err(), CryptoError::AuthenticationFailed);
+    let other = DataKey::from_bytes(&[0x43; 32]);
+    assert_eq!(open(&other, &env, b"customers.email").unwrap_err(), CryptoError::AuthenticationFailed);
+    // moved to another key id: header rewritten, AAD no longer matches
+    let mut moved = e.clone();
+    moved[1..9].copy_from_slice(&10u64.to_be_bytes());
+    let env = parse(&moved).expect("parse");
+    assert_eq!(open(&d, &env, b"customers.email").unwrap_err(), CryptoError::AuthenticationFailed);
+}
+
+#[test]
+fn malformed_envelopes_are_rejected() {
+    assert_eq!(parse(b"").unwrap_err(), CryptoError::MalformedEnvelope("it is empty"));
+    assert_eq!(parse(&[1]).unwrap_err(), CryptoError::MalformedEnvelope("it is shorter than header, nonce and tag (37 bytes)"));
+    assert_eq!(parse(&[2; 40]).unwrap_err(), CryptoError::UnsupportedVersion(2));
+    assert_eq!(parse(&[0; 40]).unwrap_err(), CryptoError::UnsupportedVersion(0));
+    let mut short = vec![1u8; MIN_LEN - 1];
+    assert!(matches!(parse(&short), Err(CryptoError::MalformedEnvelope(_))));
+    short.push(1);
+    assert!(parse(&short).is_ok());
+    let mut zero_id = vec![0u8; MIN_LEN];
+    zero_id[0] = 1;
+    assert_eq!(parse(&zero_id).unwrap_err(), CryptoError::MalformedEnvelope("its key id is out of range"));
+    let mut big_id = vec![0xffu8; MIN_LEN];
+    big_id[0] = 1;
+    assert_eq!(parse(&big_id).unwrap_err(), CryptoError::MalformedEnvelope("its key id is out of range"));
+    let huge = vec![1u8; MAX_LEN + 1];
+    assert!(matches!(parse(&huge), Err(CryptoError::MalformedEnvelope(_))));
+    assert!(matches!(
+        seal(&dek(), 1, b"", &vec![0u8; MAX_PLAINTEXT_LEN + 1]),
+        Err(CryptoError::PlaintextTooLarge { .. })
+    ));
+}
+
+#[test]
+fn text_form_is_strict() {
+    let e = seal(&dek(), 3, b"", b"x").expect("seal");
+    let t = to_text(&e);
+    assert!(t.starts_with("shred1:AQAAAAAAAAAD"));
+    for bad in [
+        String::new(),
+        "shred1:".to_string(),
+        "shred2:".to_string() + &t[7..],
+        t[7..].to_string(),
+        format!(" {t}"),
+        format!("{t} "),
+        format!("{t}\n"),
+        t.replace('=', ""),
+        t.to_uppercase(),
+        format!("{}*{}", &t[..20], &t[21..]),
+        "shred1:AQ==".to_string(),
+    ] {
+        assert!(from_text(&bad).is_err(), "accepted {bad:?}");
+    }
+}

@@ -1,0 +1,5 @@
+//! Tests of the pure core: unit tests per module and known-answer vectors.
+
+mod envelope;
+mod kat;
+mod keys;

@@ -121,3 +121,21 @@ REVOKE ALL ON FUNCTION
     shred.erase(pg_catalog.text),
     shred.is_erased(shred.sealed)
 FROM PUBLIC;
+
+-----------------------------------------------------------------------------------------------
+-- DEK cache invalidation: every statement that deletes, updates or truncates a DEK (erase, a
+-- DBA's DELETE, logical replication apply, later rotation) invalidates every backend's cache
+-- at COMMIT. ENABLE ALWAYS: also fires under session_replication_role = replica.
+-----------------------------------------------------------------------------------------------
+CREATE FUNCTION shred.subject_key_changed() RETURNS trigger
+    LANGUAGE c AS 'MODULE_PATHNAME', 'subject_key_changed_wrapper';
+REVOKE ALL ON FUNCTION shred.subject_key_changed() FROM PUBLIC;
+CREATE TRIGGER subject_key_changed
+    AFTER DELETE OR UPDATE OR TRUNCATE ON shred.subject_key
+    FOR EACH STATEMENT EXECUTE FUNCTION shred.subject_key_changed();
+ALTER TABLE shred.subject_key ENABLE ALWAYS TRIGGER subject_key_changed;
+
+CREATE FUNCTION shred.key_cache_entries() RETURNS pg_catalog.int8
+    LANGUAGE c VOLATILE STRICT PARALLEL RESTRICTED AS 'MODULE_PATHNAME', 'key_cache_entries_wrapper';
+COMMENT ON FUNCTION shred.key_cache_entries() IS
+    'Number of unwrapped DEKs cached in this backend (bounded by shred.key_cache_size).';

@@ -8,7 +8,20 @@ use pgrx::{GucContext, GucFlags, GucRegistry, GucSetting};
 /// Superuser-only (`SUSET`, hidden from non-superusers); reloadable.
 pub static ROOT_KEY_FILE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 
+/// `shred.key_cache_size`: how many unwrapped DEKs each backend keeps (0 disables the cache).
+pub static KEY_CACHE_SIZE: GucSetting<i32> = GucSetting::<i32>::new(4096);
+
 pub fn init() {
+    GucRegistry::define_int_guc(
+        c"shred.key_cache_size",
+        c"Number of unwrapped DEKs each backend keeps in memory (0 disables the cache).",
+        c"Each entry takes under 1 KiB. Entries are zeroized when evicted, and all are dropped when any erasure commits.",
+        &KEY_CACHE_SIZE,
+        0,
+        1_000_000,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
     GucRegistry::define_string_guc(
         c"shred.root_key_file",
         c"Path of the file holding pg_shred's root key.",
@@ -27,4 +40,9 @@ pub fn root_key_file() -> Option<String> {
         .get()
         .and_then(|s| s.into_string().ok())
         .filter(|s| !s.is_empty())
+}
+
+/// The configured DEK cache size, in entries.
+pub fn key_cache_size() -> usize {
+    KEY_CACHE_SIZE.get().max(0) as usize
 }

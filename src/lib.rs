@@ -21,6 +21,7 @@ pgrx::extension_sql_file!("../sql/bootstrap.sql", name = "bootstrap", bootstrap)
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     gucs::init();
+    keys::cache::register_callbacks();
 }
 
 #[cfg(any(test, feature = "pg_test"))]

@@ -575,3 +575,93 @@ fn nonces_are_unique_across_backends() {
     }
     assert_eq!(all.len(), 1000);
 }
+
+fn cache_entries(c: &mut postgres::Client) -> i64 {
+    c.query_one("SELECT shred.key_cache_entries()", &[]).unwrap().get(0)
+}
+
+/// The DEK cache obeys every invalidation rule: a warm cache in A is dropped when B's erasure
+/// commits, kept when B rolls back (also to a savepoint), and a DBA's DELETE, with or without
+/// session_replication_role = replica, invalidates it like shred.erase.
+#[test]
+fn cache_invalidation_rules() {
+    let mut a = fresh_db("it_cache");
+    let mut b = connect("it_cache");
+    let v: Vec<String> = (0..4).map(|i| seal(&mut a, &format!("customer:{i}"), &format!("v{i}"), "")).collect();
+    for (i, e) in v.iter().enumerate() {
+        assert_eq!(open(&mut a, e, "").unwrap(), format!("v{i}"));
+    }
+    assert_eq!(cache_entries(&mut a), 4, "warm");
+
+    b.batch_execute("BEGIN; SELECT shred.erase('customer:0'); ROLLBACK").unwrap();
+    b.batch_execute("BEGIN; SAVEPOINT s; SELECT shred.erase('customer:0'); ROLLBACK TO SAVEPOINT s; COMMIT").unwrap();
+    assert_eq!(open(&mut a, &v[0], "").as_deref(), Some("v0"));
+    assert_eq!(cache_entries(&mut a), 4, "nothing invalidated by rolled-back erasures");
+
+    b.query_one("SELECT shred.erase('customer:0')", &[]).unwrap();
+    assert_eq!(open(&mut a, &v[0], ""), None);
+    assert_eq!(open(&mut a, &v[1], "").as_deref(), Some("v1"));
+
+    b.batch_execute("DELETE FROM shred.subject_key WHERE subject = 'customer:1'").unwrap();
+    assert_eq!(open(&mut a, &v[1], ""), None, "a DBA's DELETE invalidates too");
+
+    b.batch_execute("SET session_replication_role = replica; DELETE FROM shred.subject_key WHERE subject = 'customer:2'; RESET session_replication_role").unwrap();
+    assert_eq!(open(&mut a, &v[2], ""), None, "also as a replication apply would run it");
+    assert_eq!(open(&mut a, &v[3], "").as_deref(), Some("v3"));
+
+    // within the erasing transaction, its own cache is dropped at once, for every erasure
+    a.batch_execute("BEGIN").unwrap();
+    let w: Vec<String> = (10..13).map(|i| seal(&mut a, &format!("customer:{i}"), "w", "")).collect();
+    a.batch_execute("COMMIT").unwrap();
+    a.batch_execute("BEGIN").unwrap();
+    for (i, e) in w.iter().enumerate() {
+        assert_eq!(open(&mut a, e, "").as_deref(), Some("w"));
+        a.query_one("SELECT shred.erase($1)", &[&format!("customer:{}", 10 + i)]).unwrap();
+        assert_eq!(open(&mut a, e, ""), None);
+    }
+    a.batch_execute("ROLLBACK").unwrap();
+    for e in &w {
+        assert_eq!(open(&mut b, e, "").as_deref(), Some("w"));
+    }
+}
+
+/// An aborted first seal leaves no DEK in the cache: the next seal of the subject in the same
+/// session makes a value that other sessions open.
+#[test]
+fn aborted_first_seal_is_not_cached() {
+    let mut a = fresh_db("it_cache_abort");
+    let mut b = connect("it_cache_abort");
+    a.batch_execute("BEGIN").unwrap();
+    seal(&mut a, "customer:new", "x", "");
+    a.batch_execute("ROLLBACK").unwrap();
+    let v = seal(&mut a, "customer:new", "y", "");
+    assert_eq!(open(&mut b, &v, "").as_deref(), Some("y"));
+
+    a.batch_execute("BEGIN; SAVEPOINT s").unwrap();
+    seal(&mut a, "customer:sp", "x", "");
+    a.batch_execute("ROLLBACK TO SAVEPOINT s; COMMIT").unwrap();
+    let w = seal(&mut a, "customer:sp", "z", "");
+    assert_eq!(open(&mut b, &w, "").as_deref(), Some("z"));
+}
+
+/// The cache holds at most shred.key_cache_size DEKs; 0 disables it.
+#[test]
+fn cache_is_bounded() {
+    let mut a = fresh_db("it_cache_bound");
+    a.batch_execute("SET shred.key_cache_size = 10").unwrap();
+    let n: i64 = a
+        .query_one("SELECT count(shred.open(shred.seal('customer:' || g, 'x'))) FROM generate_series(1, 50) g", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 50);
+    assert_eq!(cache_entries(&mut a), 10);
+    a.batch_execute("SET shred.key_cache_size = 0").unwrap();
+    let mut c = connect("it_cache_bound");
+    c.batch_execute("SET shred.key_cache_size = 0").unwrap();
+    let n: i64 = c
+        .query_one("SELECT count(shred.open(shred.seal('customer:' || g, 'x'))) FROM generate_series(1, 5) g", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 5);
+    assert_eq!(cache_entries(&mut c), 0);
+}

@@ -7,6 +7,9 @@
 
 use pgrx::pg_sys;
 
+use std::rc::Rc;
+
+use super::cache;
 use super::root::{self, CURRENT_VERSION};
 use super::spi::{run, Arg, Mode, Plan};
 use crate::crypto::keys::DataKey;
@@ -110,9 +113,18 @@ fn lookup(plan: &Plan, arg: Arg<'_>, known_id: Option<i64>, known_subject: Optio
 
 /// The DEK with `key_id`, or `None` when it does not exist (its data subject was erased, in a
 /// transaction committed before this call, or earlier in this one).
-pub fn dek_by_id(key_id: i64) -> Result<Option<DataKey>, ShredError> {
+pub fn dek_by_id(key_id: i64) -> Result<Option<Rc<DataKey>>, ShredError> {
+    cache::accept_invalidations();
+    if let Some(dek) = cache::get_by_id(key_id) {
+        return Ok(Some(dek));
+    }
+    let seen = cache::generation();
     match lookup(&KEY_BY_ID, Arg::Int8(key_id), Some(key_id), None)? {
-        Some(row) => Ok(Some(row.unwrap_dek()?)),
+        Some(row) => {
+            let dek = Rc::new(row.unwrap_dek()?);
+            cache::insert(key_id, &row.subject, dek.clone(), seen);
+            Ok(Some(dek))
+        }
         None => Ok(None),
     }
 }
@@ -150,9 +162,16 @@ fn current_version_row() -> Result<(Vec<u8>, Vec<u8>), ShredError> {
 
 /// The key id and DEK of `subject` (database encoding), creating and storing a new random DEK
 /// on first use. Race-safe: concurrent first seals of one subject end with one DEK.
-pub fn get_or_create(subject: &[u8]) -> Result<(i64, DataKey), ShredError> {
+pub fn get_or_create(subject: &[u8]) -> Result<(i64, Rc<DataKey>), ShredError> {
+    cache::accept_invalidations();
+    if let Some(hit) = cache::get_by_subject(subject) {
+        return Ok(hit);
+    }
+    let seen = cache::generation();
     if let Some(row) = lookup(&KEY_BY_SUBJECT, Arg::Bytes(subject), None, Some(subject))? {
-        return Ok((row.key_id, row.unwrap_dek()?));
+        let dek = Rc::new(row.unwrap_dek()?);
+        cache::insert(row.key_id, subject, dek.clone(), seen);
+        return Ok((row.key_id, dek));
     }
     let (salt, key_check) = current_version_row()?;
     let key_id = run(&NEXT_KEY_ID, &[], Mode::Write, 1, |rows| {
@@ -173,12 +192,19 @@ pub fn get_or_create(subject: &[u8]) -> Result<(i64, DataKey), ShredError> {
     // SAFETY: plain call; makes the new row visible to later reads in this statement.
     unsafe { pg_sys::CommandCounterIncrement() };
     if inserted {
+        // Cached at once; an abort of this (sub)transaction flushes the cache.
+        let dek = Rc::new(dek);
+        cache::insert(key_id, subject, dek.clone(), seen);
         return Ok((key_id, dek));
     }
     // Another transaction created this subject's DEK first and committed: use the winner's.
     drop(dek);
     match lookup(&KEY_BY_SUBJECT, Arg::Bytes(subject), None, Some(subject))? {
-        Some(row) => Ok((row.key_id, row.unwrap_dek()?)),
+        Some(row) => {
+            let dek = Rc::new(row.unwrap_dek()?);
+            cache::insert(row.key_id, subject, dek.clone(), seen);
+            Ok((row.key_id, dek))
+        }
         None => Err(ShredError::Serialization("a DEK created concurrently is not visible")),
     }
 }

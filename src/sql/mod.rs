@@ -140,3 +140,20 @@ fn is_erased(value: &[u8]) -> bool {
 fn key_id(value: &[u8]) -> i64 {
     envelope::parse(value).or_report().key_id() as i64
 }
+
+/// Statement trigger on `shred.subject_key` (DELETE, UPDATE, TRUNCATE): drops this backend's
+/// cached DEKs now and registers an invalidation that reaches every other backend at COMMIT.
+#[pg_trigger(sql = false)]
+fn subject_key_changed<'a>(
+    trigger: &'a PgTrigger<'a>,
+) -> Result<Option<PgHeapTuple<'a, pgrx::AllocatedByPostgres>>, PgTriggerError> {
+    crate::keys::cache::flush();
+    crate::keys::cache::invalidate_at_commit(trigger.relid()?);
+    Ok(None)
+}
+
+/// Number of DEKs cached in this backend (for tests and monitoring).
+#[pg_extern(volatile, strict, parallel_restricted, sql = false)]
+fn key_cache_entries() -> i64 {
+    crate::keys::cache::len() as i64
+}

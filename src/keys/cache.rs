@@ -1,0 +1,183 @@
+//! The backend's cache of unwrapped DEKs, and its invalidation through PostgreSQL's shared
+//! invalidation.
+//!
+//! - Bounded by `shred.key_cache_size` entries; an evicted or invalidated DEK is zeroized when
+//!   its last user drops it (entries are `Rc<DataKey>`; `DataKey` zeroizes on drop).
+//! - Every statement that deletes, updates or truncates `shred.subject_key` fires a trigger
+//!   (`ENABLE ALWAYS`, so also under `session_replication_role = replica`) that registers a
+//!   relcache invalidation of the key table. PostgreSQL sends it at COMMIT only (never on
+//!   ROLLBACK, nor for a rolled-back savepoint), to every backend, and hot standbys replay it
+//!   with the commit record. Our relcache callback then flushes the whole cache. A callback for
+//!   relid 0 (shared-invalidation queue overflow) flushes too.
+//! - Each use first calls `AcceptInvalidationMessages()`, so an erasure committed before the
+//!   call is seen even by a statement that has been running since before it.
+//! - A lookup records the generation before it reads the key store and caches its result only if
+//!   no flush happened meanwhile, so a lookup in flight while an erasure commits cannot put the
+//!   dead DEK back.
+//! - Any transaction or subtransaction abort flushes the cache, so a DEK created by a
+//!   rolled-back first seal never stays cached.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use pgrx::pg_sys;
+
+use crate::crypto::keys::DataKey;
+use crate::gucs;
+
+struct Entry {
+    dek: Rc<DataKey>,
+    subject: Vec<u8>,
+}
+
+#[derive(Default)]
+struct Cache {
+    by_id: HashMap<i64, Entry>,
+    by_subject: HashMap<Vec<u8>, i64>,
+}
+
+thread_local! {
+    static CACHE: RefCell<Cache> = RefCell::new(Cache::default());
+    /// Bumped by every flush.
+    static GENERATION: Cell<u64> = const { Cell::new(0) };
+    /// Set when a flush was requested while the cache was borrowed; honoured at next access.
+    static FLUSH_PENDING: Cell<bool> = const { Cell::new(false) };
+    /// OID of shred.subject_key, resolved when the first entry is cached.
+    static KEY_TABLE: Cell<pg_sys::Oid> = const { Cell::new(pg_sys::InvalidOid) };
+}
+
+/// Drop every cached DEK (zeroized once no caller holds it) and start a new generation.
+pub fn flush() {
+    GENERATION.with(|g| g.set(g.get().wrapping_add(1)));
+    KEY_TABLE.with(|k| k.set(pg_sys::InvalidOid));
+    CACHE.with(|c| match c.try_borrow_mut() {
+        Ok(mut cache) => {
+            cache.by_id.clear();
+            cache.by_subject.clear();
+            FLUSH_PENDING.with(|p| p.set(false));
+        }
+        Err(_) => FLUSH_PENDING.with(|p| p.set(true)),
+    });
+}
+
+/// Absorb invalidations committed by other sessions; flushes the cache when one concerns the key
+/// store. Call before every use of the cache.
+pub fn accept_invalidations() {
+    // SAFETY: plain call, allowed inside a transaction.
+    unsafe { pg_sys::AcceptInvalidationMessages() };
+    if FLUSH_PENDING.with(|p| p.get()) {
+        flush();
+    }
+}
+
+/// The current generation: compare before and after a key store read.
+pub fn generation() -> u64 {
+    GENERATION.with(|g| g.get())
+}
+
+pub fn get_by_id(key_id: i64) -> Option<Rc<DataKey>> {
+    CACHE.with(|c| c.borrow().by_id.get(&key_id).map(|e| e.dek.clone()))
+}
+
+pub fn get_by_subject(subject: &[u8]) -> Option<(i64, Rc<DataKey>)> {
+    CACHE.with(|c| {
+        let cache = c.borrow();
+        let id = *cache.by_subject.get(subject)?;
+        cache.by_id.get(&id).map(|e| (id, e.dek.clone()))
+    })
+}
+
+/// Number of cached DEKs.
+pub fn len() -> usize {
+    CACHE.with(|c| c.borrow().by_id.len())
+}
+
+fn key_table_oid() -> pg_sys::Oid {
+    // SAFETY: catalog lookups inside a transaction; both return InvalidOid when missing.
+    unsafe {
+        let ns = pg_sys::get_namespace_oid(c"shred".as_ptr(), true);
+        if ns == pg_sys::InvalidOid {
+            return pg_sys::InvalidOid;
+        }
+        pg_sys::get_relname_relid(c"subject_key".as_ptr(), ns)
+    }
+}
+
+/// Cache `dek` for `key_id` and `subject`, unless a flush happened since `seen` (the generation
+/// read before the key store lookup) or the cache is disabled. Evicts an arbitrary entry when full.
+pub fn insert(key_id: i64, subject: &[u8], dek: Rc<DataKey>, seen: u64) {
+    let capacity = gucs::key_cache_size();
+    if capacity == 0 || generation() != seen {
+        return;
+    }
+    if KEY_TABLE.with(|k| k.get()) == pg_sys::InvalidOid {
+        let oid = key_table_oid();
+        if oid == pg_sys::InvalidOid || generation() != seen {
+            return;
+        }
+        KEY_TABLE.with(|k| k.set(oid));
+    }
+    CACHE.with(|c| {
+        let mut cache = c.borrow_mut();
+        while cache.by_id.len() >= capacity {
+            let Some(victim) = cache.by_id.keys().next().copied() else { break };
+            if let Some(e) = cache.by_id.remove(&victim) {
+                cache.by_subject.remove(&e.subject);
+            }
+        }
+        cache.by_subject.insert(subject.to_vec(), key_id);
+        cache.by_id.insert(key_id, Entry { dek, subject: subject.to_vec() });
+    });
+}
+
+unsafe extern "C-unwind" fn relcache_callback(_arg: pg_sys::Datum, relid: pg_sys::Oid) {
+    let table = KEY_TABLE.with(|k| k.get());
+    if relid == pg_sys::InvalidOid || (table != pg_sys::InvalidOid && relid == table) {
+        flush();
+    }
+}
+
+unsafe extern "C-unwind" fn xact_callback(event: pg_sys::XactEvent::Type, _arg: *mut std::ffi::c_void) {
+    if event == pg_sys::XactEvent::XACT_EVENT_ABORT || event == pg_sys::XactEvent::XACT_EVENT_PARALLEL_ABORT {
+        flush();
+    }
+}
+
+unsafe extern "C-unwind" fn subxact_callback(
+    event: pg_sys::SubXactEvent::Type,
+    _my: pg_sys::SubTransactionId,
+    _parent: pg_sys::SubTransactionId,
+    _arg: *mut std::ffi::c_void,
+) {
+    if event == pg_sys::SubXactEvent::SUBXACT_EVENT_ABORT_SUB {
+        flush();
+    }
+}
+
+/// Register the invalidation and abort callbacks; called once from `_PG_init`.
+pub fn register_callbacks() {
+    // SAFETY: called once per backend at library load; the callbacks live as long as the library.
+    unsafe {
+        pg_sys::CacheRegisterRelcacheCallback(Some(relcache_callback), pg_sys::Datum::from(0usize));
+        pg_sys::RegisterXactCallback(Some(xact_callback), std::ptr::null_mut());
+        pg_sys::RegisterSubXactCallback(Some(subxact_callback), std::ptr::null_mut());
+    }
+}
+
+/// Register, for this transaction, an invalidation of `relid` (the key table): sent to every
+/// backend at COMMIT. Registered once per (sub)transaction, so erasing many subjects in one
+/// transaction does not flood the shared-invalidation queue.
+pub fn invalidate_at_commit(relid: pg_sys::Oid) {
+    thread_local! {
+        static DONE: Cell<(pg_sys::LocalTransactionId, pg_sys::SubTransactionId)> = const { Cell::new((0, 0)) };
+    }
+    // SAFETY: reading the backend's own transaction identifiers.
+    let now = unsafe { ((*pg_sys::MyProc).lxid, pg_sys::GetCurrentSubTransactionId()) };
+    if DONE.with(|d| d.get()) == now {
+        return;
+    }
+    // SAFETY: registers an invalidation message in the current transaction.
+    unsafe { pg_sys::CacheInvalidateRelcacheByRelid(relid) };
+    DONE.with(|d| d.set(now));
+}

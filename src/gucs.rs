@@ -1,6 +1,7 @@
 //! pg_shred's settings (`shred.*`), all in one place.
 
-use std::ffi::CString;
+use std::cell::Cell;
+use std::ffi::{c_char, c_void, CString};
 
 use pgrx::{GucContext, GucFlags, GucRegistry, GucSetting};
 
@@ -22,16 +23,36 @@ pub fn init() {
         GucContext::Userset,
         GucFlags::default(),
     );
-    GucRegistry::define_string_guc(
-        c"shred.root_key_file",
-        c"Path of the file holding pg_shred's root key.",
-        c"The file must have mode 0600 (no access for group or others) and hold exactly 32 bytes, raw or base64. The key is read lazily by each backend and never stored in the database.",
-        &ROOT_KEY_FILE,
-        GucContext::Suset,
-        GucFlags::SUPERUSER_ONLY,
-    );
+    // SAFETY: the assign hook only increments a counter; it cannot raise an error.
+    unsafe {
+        GucRegistry::define_string_guc_with_hooks(
+            c"shred.root_key_file",
+            c"Path of the file holding pg_shred's root key.",
+            c"The file must have mode 0600 (no access for group or others) and hold exactly 32 bytes, raw or base64. The key is read lazily by each backend and never stored in the database.",
+            &ROOT_KEY_FILE,
+            GucContext::Suset,
+            GucFlags::SUPERUSER_ONLY,
+            None,
+            Some(root_key_file_assigned),
+            None,
+        );
+    }
     // Typos such as shred.root_keyfile become errors instead of silent placeholders.
     unsafe { pgrx::pg_sys::MarkGUCPrefixReserved(c"shred".as_ptr()) };
+}
+
+thread_local! {
+    static ROOT_KEY_FILE_CHANGES: Cell<u64> = const { Cell::new(0) };
+}
+
+unsafe extern "C-unwind" fn root_key_file_assigned(_new: *const c_char, _extra: *mut c_void) {
+    ROOT_KEY_FILE_CHANGES.with(|c| c.set(c.get().wrapping_add(1)));
+}
+
+/// Counts assignments of `shred.root_key_file` (SET, RESET, reload, rollback of a SET): the
+/// loaded root key is valid only while this is unchanged.
+pub fn root_key_file_changes() -> u64 {
+    ROOT_KEY_FILE_CHANGES.with(|c| c.get())
 }
 
 /// The configured root key file path, if set and not empty.

@@ -25,7 +25,7 @@ use aes_gcm::Nonce;
 use base64::Engine;
 
 use super::keys::{DataKey, NONCE_LEN, TAG_LEN};
-use super::{fill_random, CryptoError};
+use super::{fill_nonce, CryptoError};
 
 /// Format version byte of envelope v1.
 pub const FORMAT_V1: u8 = 1;
@@ -92,14 +92,38 @@ impl<'a> Envelope<'a> {
     }
 }
 
-/// Build the AAD into `out` (cleared first).
-fn build_aad(out: &mut Vec<u8>, key_id: u64, context: &[u8]) {
-    out.clear();
-    out.reserve(AAD_PREFIX.len() + 1 + 8 + context.len());
-    out.extend_from_slice(AAD_PREFIX);
-    out.push(FORMAT_V1);
-    out.extend_from_slice(&key_id.to_be_bytes());
-    out.extend_from_slice(context);
+/// Run `f` with the AAD of `key_id` and `context`, built on the stack when it fits.
+fn with_aad<R>(key_id: u64, context: &[u8], f: impl FnOnce(&[u8]) -> R) -> R {
+    const FIXED: usize = 8 + 1 + 8; // "pg_shred", version, key id
+    let mut stack = [0u8; 256];
+    let mut heap;
+    let len = FIXED + context.len();
+    let aad: &mut [u8] = if len <= stack.len() {
+        &mut stack[..len]
+    } else {
+        heap = vec![0u8; len];
+        &mut heap
+    };
+    aad[..8].copy_from_slice(AAD_PREFIX);
+    aad[8] = FORMAT_V1;
+    aad[9..FIXED].copy_from_slice(&key_id.to_be_bytes());
+    aad[FIXED..].copy_from_slice(context);
+    f(aad)
+}
+
+fn check_seal_args(key_id: u64, plaintext_len: usize) -> Result<(), CryptoError> {
+    if plaintext_len > MAX_PLAINTEXT_LEN {
+        return Err(CryptoError::PlaintextTooLarge { len: plaintext_len, max: MAX_PLAINTEXT_LEN });
+    }
+    if key_id == 0 || key_id > i64::MAX as u64 {
+        return Err(CryptoError::MalformedEnvelope("its key id is out of range"));
+    }
+    Ok(())
+}
+
+/// Length of the envelope of a plaintext of `plaintext_len` bytes.
+pub fn sealed_len(plaintext_len: usize) -> usize {
+    MIN_LEN + plaintext_len
 }
 
 /// Seal `plaintext` under `dek` (whose key id is `key_id`) with a fresh random nonce.
@@ -107,9 +131,24 @@ fn build_aad(out: &mut Vec<u8>, key_id: u64, context: &[u8]) {
 /// Returns the envelope bytes (`plaintext.len() + 37`). Errors:
 /// [`CryptoError::PlaintextTooLarge`] above [`MAX_PLAINTEXT_LEN`], [`CryptoError::Random`].
 pub fn seal(dek: &DataKey, key_id: u64, context: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, CryptoError> {
+    check_seal_args(key_id, plaintext.len())?;
+    let mut out = vec![0u8; sealed_len(plaintext.len())];
+    seal_into(dek, key_id, context, plaintext, &mut out)?;
+    Ok(out)
+}
+
+/// Seal into `out`, which must be exactly [`sealed_len`]`(plaintext.len())` bytes (for
+/// callers that allocate the result themselves, e.g. in a PostgreSQL memory context).
+pub fn seal_into(
+    dek: &DataKey,
+    key_id: u64,
+    context: &[u8],
+    plaintext: &[u8],
+    out: &mut [u8],
+) -> Result<(), CryptoError> {
     let mut nonce = [0u8; NONCE_LEN];
-    fill_random(&mut nonce)?;
-    seal_with_nonce(dek, key_id, context, plaintext, &nonce)
+    fill_nonce(&mut nonce)?;
+    seal_into_with_nonce(dek, key_id, context, plaintext, &nonce, out)
 }
 
 /// Seal with a caller-chosen nonce. Only for known-answer tests: a nonce must never repeat
@@ -121,25 +160,36 @@ pub fn seal_with_nonce(
     plaintext: &[u8],
     nonce: &[u8; NONCE_LEN],
 ) -> Result<Vec<u8>, CryptoError> {
-    if plaintext.len() > MAX_PLAINTEXT_LEN {
-        return Err(CryptoError::PlaintextTooLarge { len: plaintext.len(), max: MAX_PLAINTEXT_LEN });
-    }
-    if key_id == 0 || key_id > i64::MAX as u64 {
-        return Err(CryptoError::MalformedEnvelope("its key id is out of range"));
-    }
-    let mut out = Vec::with_capacity(MIN_LEN + plaintext.len());
-    out.push(FORMAT_V1);
-    out.extend_from_slice(&key_id.to_be_bytes());
-    out.extend_from_slice(nonce);
-    out.extend_from_slice(plaintext);
-    let mut aad = Vec::new();
-    build_aad(&mut aad, key_id, context);
-    let tag = dek
-        .cipher()
-        .encrypt_in_place_detached(Nonce::from_slice(nonce), &aad, &mut out[HEADER_LEN + NONCE_LEN..])
-        .map_err(|_| CryptoError::PlaintextTooLarge { len: plaintext.len(), max: MAX_PLAINTEXT_LEN })?;
-    out.extend_from_slice(&tag);
+    check_seal_args(key_id, plaintext.len())?;
+    let mut out = vec![0u8; sealed_len(plaintext.len())];
+    seal_into_with_nonce(dek, key_id, context, plaintext, nonce, &mut out)?;
     Ok(out)
+}
+
+fn seal_into_with_nonce(
+    dek: &DataKey,
+    key_id: u64,
+    context: &[u8],
+    plaintext: &[u8],
+    nonce: &[u8; NONCE_LEN],
+    out: &mut [u8],
+) -> Result<(), CryptoError> {
+    check_seal_args(key_id, plaintext.len())?;
+    if out.len() != sealed_len(plaintext.len()) {
+        return Err(CryptoError::MalformedEnvelope("the output buffer has the wrong length"));
+    }
+    let body = HEADER_LEN + NONCE_LEN;
+    let tag_at = body + plaintext.len();
+    out[0] = FORMAT_V1;
+    out[1..HEADER_LEN].copy_from_slice(&key_id.to_be_bytes());
+    out[HEADER_LEN..body].copy_from_slice(nonce);
+    out[body..tag_at].copy_from_slice(plaintext);
+    let tag = with_aad(key_id, context, |aad| {
+        dek.cipher().encrypt_in_place_detached(Nonce::from_slice(nonce), aad, &mut out[body..tag_at])
+    })
+    .map_err(|_| CryptoError::PlaintextTooLarge { len: plaintext.len(), max: MAX_PLAINTEXT_LEN })?;
+    out[tag_at..].copy_from_slice(&tag);
+    Ok(())
 }
 
 /// Open `envelope` with `dek` and `context`.
@@ -147,17 +197,24 @@ pub fn seal_with_nonce(
 /// Errors: [`CryptoError::AuthenticationFailed`] when the envelope was altered, the context
 /// differs from the one used to seal, or `dek` is not the envelope's DEK.
 pub fn open(dek: &DataKey, envelope: &Envelope<'_>, context: &[u8]) -> Result<Vec<u8>, CryptoError> {
+    let mut plaintext = vec![0u8; envelope.plaintext_len()];
+    open_into(dek, envelope, context, &mut plaintext)?;
+    Ok(plaintext)
+}
+
+/// Open into `out`, which must be exactly [`Envelope::plaintext_len`] bytes. The tag is
+/// verified before anything is decrypted: on error `out` holds no plaintext.
+pub fn open_into(dek: &DataKey, envelope: &Envelope<'_>, context: &[u8], out: &mut [u8]) -> Result<(), CryptoError> {
     let b = envelope.bytes;
+    if out.len() != envelope.plaintext_len() {
+        return Err(CryptoError::MalformedEnvelope("the output buffer has the wrong length"));
+    }
     let nonce = Nonce::from_slice(&b[HEADER_LEN..HEADER_LEN + NONCE_LEN]);
     let tag_at = b.len() - TAG_LEN;
     let tag = aes_gcm::Tag::from_slice(&b[tag_at..]);
-    let mut plaintext = b[HEADER_LEN + NONCE_LEN..tag_at].to_vec();
-    let mut aad = Vec::new();
-    build_aad(&mut aad, envelope.key_id, context);
-    dek.cipher()
-        .decrypt_in_place_detached(nonce, &aad, &mut plaintext, tag)
-        .map_err(|_| CryptoError::AuthenticationFailed)?;
-    Ok(plaintext)
+    out.copy_from_slice(&b[HEADER_LEN + NONCE_LEN..tag_at]);
+    with_aad(envelope.key_id, context, |aad| dek.cipher().decrypt_in_place_detached(nonce, aad, out, tag))
+        .map_err(|_| CryptoError::AuthenticationFailed)
 }
 
 /// The text form of envelope bytes: `shred1:` + standard padded base64.

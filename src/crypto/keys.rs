@@ -23,7 +23,7 @@ use hkdf::Hkdf;
 use sha2::Sha256;
 use zeroize::Zeroizing;
 
-use super::{fill_random, CryptoError};
+use super::{fill_nonce, fill_random, CryptoError};
 
 /// Length of a root key, a DEK and every derived key, in bytes.
 pub const KEY_LEN: usize = 32;
@@ -143,7 +143,7 @@ impl Kek {
     /// Returns the [`WRAPPED_KEY_LEN`]-byte wrapped DEK.
     pub fn wrap(&self, dek: &DataKey, key_id: u64, subject: &[u8]) -> Result<Vec<u8>, CryptoError> {
         let mut nonce = [0u8; NONCE_LEN];
-        fill_random(&mut nonce)?;
+        fill_nonce(&mut nonce)?;
         self.wrap_with_nonce(dek, key_id, subject, &nonce)
     }
 

@@ -13,7 +13,13 @@
 pub mod envelope;
 pub mod keys;
 
+use std::cell::RefCell;
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Once;
+
+use rand_chacha::ChaCha20Rng;
+use rand_core::{RngCore, SeedableRng};
 
 /// Every way the pure core can fail.
 ///
@@ -64,12 +70,52 @@ impl fmt::Display for CryptoError {
 
 impl std::error::Error for CryptoError {}
 
-/// Fill `buf` from the operating system's CSPRNG (`getrandom(2)` on Linux).
-///
-/// There is no user-space generator state, so backends forked from a postmaster that already
-/// loaded the library can never share a stream of nonces or keys.
+/// Fill `buf` from the operating system's CSPRNG (`getrandom(2)` on Linux). Used for every key
+/// and salt. No user-space state: forked processes never share its output.
 pub fn fill_random(buf: &mut [u8]) -> Result<(), CryptoError> {
     getrandom::getrandom(buf).map_err(|_| CryptoError::Random)
+}
+
+/// Bumped in the child after every `fork()`, so a forked process reseeds its nonce generator.
+static FORKS: AtomicU64 = AtomicU64::new(0);
+static ATFORK: Once = Once::new();
+
+extern "C" fn after_fork_in_child() {
+    FORKS.fetch_add(1, Ordering::SeqCst);
+}
+
+thread_local! {
+    /// (fork count at seeding, generator).
+    static NONCE_RNG: RefCell<Option<(u64, ChaCha20Rng)>> = const { RefCell::new(None) };
+}
+
+/// Fill `buf` with nonce bytes: ChaCha20 (RFC 8439 stream as a CSPRNG, `rand_chacha`) seeded
+/// with 32 bytes from the OS, about 20x cheaper per call than a `getrandom(2)` system call.
+///
+/// A `pthread_atfork` child handler marks every fork, and the first nonce drawn after a fork
+/// reseeds from the OS: backends forked from a postmaster that already loaded the library (and
+/// used it) never share a nonce stream.
+pub fn fill_nonce(buf: &mut [u8]) -> Result<(), CryptoError> {
+    ATFORK.call_once(|| {
+        // SAFETY: registers a handler that only increments an atomic (async-signal-safe).
+        unsafe { libc::pthread_atfork(None, None, Some(after_fork_in_child)) };
+    });
+    let forks = FORKS.load(Ordering::SeqCst);
+    NONCE_RNG.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.as_ref().map(|(seen, _)| *seen != forks).unwrap_or(true) {
+            let mut seed = zeroize::Zeroizing::new([0u8; 32]);
+            fill_random(seed.as_mut_slice())?;
+            *slot = Some((forks, ChaCha20Rng::from_seed(*seed)));
+        }
+        match slot.as_mut() {
+            Some((_, rng)) => {
+                rng.fill_bytes(buf);
+                Ok(())
+            }
+            None => Err(CryptoError::Random),
+        }
+    })
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! Loading the root key from `shred.root_key_file`, and the backend's cache of verified KEKs.
 //!
-//! The root key is read lazily, once per backend and path, into zeroizing memory. It is never
+//! The root key is read lazily into zeroizing memory, once per backend and again after every
+//! change of `shred.root_key_file` (SET, reload). It is never
 //! copied into a SQL value, an error message or a log line. A KEK is used only after the root
 //! key's key-check value matched the one stored for its root-key version ("fail closed").
 
@@ -10,6 +11,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
 use zeroize::Zeroizing;
 
+use super::cache;
 use crate::crypto::keys::{constant_time_eq, Kek, RootKey, SALT_LEN};
 use crate::error::ShredError;
 use crate::gucs;
@@ -22,7 +24,8 @@ pub const CURRENT_VERSION: i32 = 1;
 const MAX_KEY_FILE_LEN: u64 = 4096;
 
 struct Loaded {
-    path: String,
+    /// `gucs::root_key_file_changes()` when this key was read.
+    setting_version: u64,
     root: RootKey,
     /// KEKs whose key-check value matched: (version, salt, KEK).
     verified: Vec<(i32, [u8; SALT_LEN], Kek)>,
@@ -62,14 +65,17 @@ fn read_key_file(path: &str) -> Result<RootKey, ShredError> {
 fn with_loaded<R>(
     f: impl FnOnce(&RootKey, &mut Vec<(i32, [u8; SALT_LEN], Kek)>) -> Result<R, ShredError>,
 ) -> Result<R, ShredError> {
-    let path = gucs::root_key_file().ok_or(ShredError::NoRootKey)?;
+    let setting_version = gucs::root_key_file_changes();
     LOADED.with(|cell| {
         let mut slot = cell.borrow_mut();
-        if slot.as_ref().map(|l| l.path != path).unwrap_or(true) {
-            // Drop (and so zeroize) the old key before reading the new one.
+        if slot.as_ref().map(|l| l.setting_version != setting_version).unwrap_or(true) {
+            // Drop (and so zeroize) the old key, and every DEK unwrapped while it was in
+            // force, before reading the new one: a changed setting is verified afresh.
             *slot = None;
+            cache::flush();
+            let path = gucs::root_key_file().ok_or(ShredError::NoRootKey)?;
             let root = read_key_file(&path)?;
-            *slot = Some(Loaded { path, root, verified: Vec::new() });
+            *slot = Some(Loaded { setting_version, root, verified: Vec::new() });
         }
         let loaded = slot.as_mut().ok_or(ShredError::NoRootKey)?;
         f(&loaded.root, &mut loaded.verified)

@@ -5,6 +5,7 @@
 //! file. Arguments of type `text` and `shred.sealed` arrive as raw varlena bytes.
 
 pub mod encoding;
+mod varlena;
 
 use pgrx::datum::Internal;
 use pgrx::pg_sys;
@@ -15,6 +16,7 @@ use crate::crypto::envelope;
 use crate::error::{Input, OrReport, ShredError};
 use crate::keys::{root, store};
 use encoding::{server_to_utf8, utf8_to_server};
+use varlena::Varlena;
 
 // ---------------------------------------------------------------------------------------------
 // Type I/O of shred.sealed
@@ -75,10 +77,11 @@ fn required<'a>(value: Option<&'a [u8]>, what: &'static str) -> &'a [u8] {
     value.unwrap_or_else(|| ShredError::NullArgument(what).report())
 }
 
-/// Seal `plaintext` (already in its stored form: UTF-8 for text) for `subject`.
-fn seal_bytes(subject: Option<&[u8]>, plaintext: Option<&[u8]>, context: Option<&[u8]>) -> Option<Vec<u8>> {
+/// Seal `plaintext` (already in its stored form: UTF-8 for text) for `subject`, straight into
+/// the result's memory.
+fn seal_bytes(subject: Option<&[u8]>, plaintext: Option<&[u8]>, context: Option<&[u8]>) -> Option<Varlena> {
     let subject = required(subject, "subject");
-    let context = server_to_utf8(required(context, "context")).into_owned();
+    let context = server_to_utf8(required(context, "context"));
     let plaintext = plaintext?;
     if plaintext.len() > envelope::MAX_PLAINTEXT_LEN {
         ShredError::Crypto(crate::crypto::CryptoError::PlaintextTooLarge {
@@ -87,39 +90,51 @@ fn seal_bytes(subject: Option<&[u8]>, plaintext: Option<&[u8]>, context: Option<
         })
         .report();
     }
+    root::require_root_key().or_report();
     let (key_id, dek) = store::get_or_create(subject).or_report();
-    Some(envelope::seal(&dek, key_id as u64, &context, plaintext).or_report())
+    let mut out = Varlena::alloc(envelope::sealed_len(plaintext.len()));
+    envelope::seal_into(&dek, key_id as u64, &context, plaintext, out.data_mut()).or_report();
+    Some(out)
 }
 
 #[pg_extern(volatile, parallel_unsafe, sql = false)]
-fn seal_text(subject: Option<&[u8]>, plaintext: Option<&[u8]>, context: Option<&[u8]>) -> Option<Vec<u8>> {
+fn seal_text(subject: Option<&[u8]>, plaintext: Option<&[u8]>, context: Option<&[u8]>) -> Option<Varlena> {
     let utf8 = plaintext.map(server_to_utf8);
     seal_bytes(subject, utf8.as_deref(), context)
 }
 
 #[pg_extern(volatile, parallel_unsafe, sql = false)]
-fn seal_bytea(subject: Option<&[u8]>, plaintext: Option<&[u8]>, context: Option<&[u8]>) -> Option<Vec<u8>> {
+fn seal_bytea(subject: Option<&[u8]>, plaintext: Option<&[u8]>, context: Option<&[u8]>) -> Option<Varlena> {
     seal_bytes(subject, plaintext, context)
 }
 
-/// Open an envelope: `None` when its DEK no longer exists.
-fn open_bytes(value: Option<&[u8]>, context: Option<&[u8]>) -> Option<Vec<u8>> {
-    let context = server_to_utf8(required(context, "context")).into_owned();
+/// Open an envelope straight into the result's memory: `None` when its DEK no longer exists.
+fn open_bytes(value: Option<&[u8]>, context: Option<&[u8]>) -> Option<Varlena> {
+    let context = server_to_utf8(required(context, "context"));
     let value = value?;
     root::require_root_key().or_report();
     let env = envelope::parse(value).or_report();
     let dek = store::dek_by_id(env.key_id() as i64).or_report()?;
-    Some(envelope::open(&dek, &env, &context).or_report())
+    let mut out = Varlena::alloc(env.plaintext_len());
+    envelope::open_into(&dek, &env, &context, out.data_mut()).or_report();
+    Some(out)
 }
 
 #[pg_extern(volatile, parallel_restricted, sql = false)]
-fn open_text(value: Option<&[u8]>, context: Option<&[u8]>) -> Option<Vec<u8>> {
-    let utf8 = open_bytes(value, context)?;
-    Some(utf8_to_server(&utf8).or_report().into_owned())
+fn open_text(value: Option<&[u8]>, context: Option<&[u8]>) -> Option<Varlena> {
+    let out = open_bytes(value, context)?;
+    match utf8_to_server(out.data()).or_report() {
+        std::borrow::Cow::Borrowed(_) => Some(out),
+        std::borrow::Cow::Owned(converted) => {
+            let mut text = Varlena::alloc(converted.len());
+            text.data_mut().copy_from_slice(&converted);
+            Some(text)
+        }
+    }
 }
 
 #[pg_extern(volatile, parallel_restricted, sql = false)]
-fn open_bytea(value: Option<&[u8]>, context: Option<&[u8]>) -> Option<Vec<u8>> {
+fn open_bytea(value: Option<&[u8]>, context: Option<&[u8]>) -> Option<Varlena> {
     open_bytes(value, context)
 }
 

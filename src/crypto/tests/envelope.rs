@@ -113,3 +113,61 @@ fn text_form_is_strict() {
         assert!(from_text(&bad).is_err(), "accepted {bad:?}");
     }
 }
+
+#[test]
+fn long_contexts_use_the_heap_path_and_still_bind() {
+    let d = dek();
+    let long = vec![b'c'; 1000];
+    let e = seal(&d, 5, &long, b"x").expect("seal");
+    let env = parse(&e).expect("parse");
+    assert_eq!(open(&d, &env, &long).expect("open"), b"x");
+    let mut other = long.clone();
+    other[999] = b'd';
+    assert_eq!(open(&d, &env, &other).unwrap_err(), CryptoError::AuthenticationFailed);
+}
+
+#[test]
+fn into_buffers_must_have_the_exact_length() {
+    let d = dek();
+    let mut small = vec![0u8; sealed_len(3) - 1];
+    assert!(seal_into(&d, 1, b"", b"abc", &mut small).is_err());
+    let e = seal(&d, 1, b"", b"abc").expect("seal");
+    let env = parse(&e).expect("parse");
+    let mut out = [0u8; 2];
+    assert!(open_into(&d, &env, b"", &mut out).is_err());
+    let mut out = [0u8; 3];
+    open_into(&d, &env, b"", &mut out).expect("open");
+    assert_eq!(&out, b"abc");
+}
+
+/// A forked child reseeds its nonce generator: parent and child draw different nonces.
+#[test]
+fn forked_processes_do_not_share_nonces() {
+    use crate::crypto::fill_nonce;
+    let mut first = [0u8; 12];
+    fill_nonce(&mut first).expect("seeded before the fork");
+    let mut fds = [0i32; 2];
+    // SAFETY: plain pipe/fork; the child only draws a nonce, writes it and exits.
+    unsafe {
+        assert_eq!(libc::pipe(fds.as_mut_ptr()), 0);
+        let pid = libc::fork();
+        assert!(pid >= 0);
+        if pid == 0 {
+            let mut n = [0u8; 12];
+            let ok = fill_nonce(&mut n).is_ok();
+            if ok {
+                libc::write(fds[1], n.as_ptr().cast(), 12);
+            }
+            libc::_exit(if ok { 0 } else { 1 });
+        }
+        let mut parent = [0u8; 12];
+        fill_nonce(&mut parent).expect("parent");
+        let mut child = [0u8; 12];
+        assert_eq!(libc::read(fds[0], child.as_mut_ptr().cast(), 12), 12);
+        let mut status = 0;
+        libc::waitpid(pid, &mut status, 0);
+        libc::close(fds[0]);
+        libc::close(fds[1]);
+        assert_ne!(parent, child, "the child reused the parent's nonce stream");
+    }
+}

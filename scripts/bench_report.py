@@ -1,0 +1,240 @@
+"""Helper of scripts/bench: turns the raw measurements into the markdown report.
+
+    python3 bench_report.py META RESULTS PGBENCH_OUT REPORT_MD
+
+META         key=value lines written by scripts/bench (machine, sizes, memory, correctness)
+RESULTS      tab-separated rows of bench.result: name, run, rows, ms, result of the statement
+PGBENCH_OUT  pgbench's standard output
+REPORT_MD    where the report is written (it is also printed)
+
+Every measurement's statement returns a count that must equal its row count (all values sealed,
+opened, keys created, erased, rows deleted); any difference is a wrong result. Exits 1 when there
+is a wrong result or a failure, 0 otherwise: the targets are information only.
+Standard library only.
+"""
+
+import re
+import statistics
+import sys
+
+# name -> (label, [(baseline name, short label)])
+ROWS = [
+    ("floor", "floor: `count(length(email))`", []),
+    ("md5", "floor: `md5(email)`", []),
+    ("hmac", "pgcrypto `hmac(email, key, 'sha256')`", []),
+    ("encrypt", "pgcrypto `encrypt(convert_to(email, 'UTF8'), key32, 'aes')`", []),
+    ("decrypt", "pgcrypto `convert_from(decrypt(aes, key32, 'aes'), 'UTF8')`", []),
+    ("pgp_encrypt", "pgcrypto `pgp_sym_encrypt(email, pass)`", []),
+    ("pgp_decrypt", "pgcrypto `pgp_sym_decrypt(pgp, pass)`", []),
+    ("seal", "**`shred.seal(subject, email, 'bench.email')`, warm**",
+     [("encrypt", "encrypt"), ("pgp_encrypt", "pgp_sym_encrypt"), ("md5", "md5")]),
+    ("open", "**`shred.open(v, 'bench.email')`, warm**",
+     [("decrypt", "decrypt"), ("pgp_decrypt", "pgp_sym_decrypt"), ("md5", "md5")]),
+    ("decrypt_cold", "pgcrypto decrypt, cold (new connection, first statement)", []),
+    ("open_cold", "**`shred.open`, cold (new connection, first statement)**",
+     [("decrypt_cold", "decrypt cold"), ("open", "open warm")]),
+    ("decrypt_cold_1", "pgcrypto decrypt of 1 row, new connection, first statement", []),
+    ("open_cold_1", "**`shred.open` of 1 row, new connection, first statement**",
+     [("decrypt_cold_1", "decrypt 1 row cold")]),
+    ("insert", "plain `INSERT` of key-shaped rows (bigint, text unique, bytea 61, int, timestamptz)", []),
+    ("first_seal", "**first `shred.seal('new:' \\|\\| g, 'x')` of new subjects (creates their keys)**",
+     [("insert", "INSERT")]),
+    ("delete", "plain `DELETE … WHERE subject = ANY(array)`, one statement", []),
+    ("delete_loop", "plain `DELETE … WHERE subject = $1`, one statement per row (PL/pgSQL loop)", []),
+    ("erase", "**`shred.erase(subject)` of N subjects, one transaction**",
+     [("delete", "DELETE"), ("delete_loop", "DELETE loop")]),
+]
+
+
+def read_meta(path):
+    meta = {}
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            key, sep, value = line.rstrip("\n").partition("=")
+            if sep:
+                meta[key] = value
+    return meta
+
+
+def read_results(path):
+    runs = {}
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            name, rep, nrows, ms, got = line.rstrip("\n").split("\t")
+            runs.setdefault(name, []).append(
+                {"rep": int(rep), "rows": int(nrows), "ms": float(ms), "got": None if got == r"\N" else int(got)})
+    return runs
+
+
+def parse_pgbench(path):
+    try:
+        text = open(path, encoding="utf-8").read()
+    except OSError:
+        text = ""
+
+    def num(pattern, default=None):
+        m = re.search(pattern, text, re.M)
+        return float(m.group(1)) if m else default
+
+    return {
+        "txns": num(r"^number of transactions actually processed: (\d+)"),
+        "failed": num(r"^number of failed transactions: (\d+)", 0.0),
+        "retried": num(r"^number of transactions retried: (\d+)", 0.0),
+        "retries": num(r"^total number of retries: (\d+)", 0.0),
+        "latency_ms": num(r"^latency average = ([\d.]+) ms"),
+        "tps": num(r"^tps = ([\d.]+) \(without initial connection time\)"),
+        "scripts": [(m.group(1), float(m.group(2)))
+                    for m in re.finditer(r"^SQL script \d+: \S*/(\w+)\.sql\n(?:.*\n)*?.*? tps = ([\d.]+)", text, re.M)],
+    }
+
+
+def fmt_int(x):
+    return f"{x:,.0f}"
+
+
+def fmt_us(x):
+    if x >= 100:
+        return f"{x:,.0f}"
+    if x >= 10:
+        return f"{x:.1f}"
+    return f"{x:.2f}"
+
+
+def fmt_ratio(x):
+    if x >= 100:
+        return f"{x:,.0f}×"
+    if x >= 10:
+        return f"{x:.1f}×"
+    return f"{x:.2f}×"
+
+
+def main():
+    meta_path, results_path, pgbench_path, out_path = sys.argv[1:5]
+    meta = read_meta(meta_path)
+    runs = read_results(results_path)
+    pgb = parse_pgbench(pgbench_path)
+    problems = []
+
+    stats = {}
+    for name, rs in runs.items():
+        ms = [r["ms"] for r in rs]
+        rows = rs[0]["rows"]
+        med = statistics.median(ms)
+        stats[name] = {
+            "rows": rows, "runs": len(ms), "ms": med,
+            "spread": (max(ms) - min(ms)) / med * 100 if med > 0 else 0.0,
+            "us": med * 1000 / rows, "per_s": rows / (med / 1000) if med > 0 else float("inf"),
+        }
+        for r in rs:
+            if r["got"] != r["rows"]:
+                problems.append(f"`{name}` run {r['rep']}: the statement counted {r['got']} of {r['rows']} rows")
+
+    def speed(name, base):
+        """Throughput of `name` relative to `base` (> 1: faster than the baseline)."""
+        return stats[base]["us"] / stats[name]["us"]
+
+    lines = []
+    out = lines.append
+    out("# pg_shred benchmark")
+    out("")
+    out(f"- machine: {meta.get('cpu', '?')}, {meta.get('cpus', '?')} CPUs ({meta.get('cores', '?')} cores), "
+        f"{meta.get('ram', '?')} RAM")
+    out(f"- PostgreSQL: {meta.get('pg_version', '?')}")
+    out(f"- pg_shred {meta.get('pg_shred_version', '?')}, git commit {meta.get('commit', '?')}; build: {meta.get('build', '?')}")
+    out(f"- date: {meta.get('date', '?')}; settings: {meta.get('settings', '?')}")
+    out(f"- data: {int(meta['rows']):,} rows of ~30-byte e-mail addresses, {int(meta['subjects']):,} subjects "
+        f"(`'customer:' || (id % {meta['subjects']})`); pgp_sym_* on {int(meta['pgp_rows']):,} rows; "
+        f"first seal of {int(meta['new_subjects']):,} new subjects; erasure of {int(meta['erase_subjects']):,} subjects")
+    out(f"- method: server-side time of each statement (clock_timestamp() around EXECUTE in PL/pgSQL, "
+        f"aggregated in SQL, no rows sent to the client), run serially, median of {meta.get('reps', '?')} runs; "
+        f"warm = same connection after a warm-up pass; cold = new connection, first statement "
+        f"(backend caches cold, shared buffers warm)")
+    out("")
+    out("| operation | rows | median ms | spread | rows/s | µs/row | throughput vs baseline (> 1× = faster) |")
+    out("|---|--:|--:|--:|--:|--:|---|")
+    for name, label, bases in ROWS:
+        if name not in stats:
+            continue
+        s = stats[name]
+        ratio = " · ".join(f"{fmt_ratio(speed(name, b))} {short}" for b, short in bases if b in stats) or ""
+        out(f"| {label} | {fmt_int(s['rows'])} | {s['ms']:,.1f} | {s['spread']:.0f}% | {fmt_int(s['per_s'])} "
+            f"| {fmt_us(s['us'])} | {ratio} |")
+    if pgb["tps"] is not None:
+        scripts = ", ".join(f"{n} {t:,.0f}/s" for n, t in pgb["scripts"])
+        out(f"| **pgbench mix** 80% open / 15% seal / 5% erase+reseal, {meta['pgbench_clients']} clients, "
+            f"{meta['pgbench_seconds']} s | {fmt_int(pgb['txns'] or 0)} txns | | | {fmt_int(pgb['tps'])} tps "
+            f"| {fmt_us((pgb['latency_ms'] or 0) * 1000)} µs/txn | {scripts} |")
+    else:
+        out(f"| **pgbench mix** | no result (pgbench exit status {meta.get('pgbench_rc')}) | | | | | |")
+    out("")
+
+    # Memory.
+    kib = lambda k: int(meta.get(k) or 0)  # noqa: E731
+    start, hwm = kib("mem_start_rss_kib"), kib("mem_hwm_kib")
+    a0, a1 = kib("mem_start_anon_kib"), kib("mem_peak_anon_kib")
+    growth = (hwm - start) / 1024
+    out(f"Backend memory during `shred.open` of all {int(meta['rows']):,} rows (new connection; the backend "
+        f"scanned the table once before, so the shared buffers it reads are already in its RSS): "
+        f"start RSS {start / 1024:.1f} MiB, peak RSS (VmHWM) {hwm / 1024:.1f} MiB (+{growth:.1f} MiB); "
+        f"private memory (RssAnon) {a0 / 1024:.1f} → peak {a1 / 1024:.1f} MiB "
+        f"({meta.get('mem_samples', '?')} samples every 0.2 s).")
+    out("")
+
+    # Correctness.
+    wrong, final_wrong = int(meta.get("wrong") or 0), int(meta.get("final_wrong") or 0)
+    failed = int(pgb["failed"] or 0)
+    aborted = int(meta.get("pgbench_aborted") or 0)
+    if pgb["tps"] is None or meta.get("pgbench_rc") not in ("0", None):
+        problems.append(f"pgbench failed (exit status {meta.get('pgbench_rc')}, {aborted} aborted clients)")
+    if wrong:
+        problems.append(f"{wrong} values opened wrong during the pgbench run (table bench.wrong)")
+    if final_wrong:
+        problems.append(f"{final_wrong} rows of bench.mix do not open to their e-mail after the pgbench run")
+    if failed:
+        problems.append(f"{failed} pgbench transactions failed")
+    if meta.get("mem_opened") != meta.get("rows"):
+        problems.append(f"the memory run opened {meta.get('mem_opened')} of {meta.get('rows')} rows")
+    out(f"pgbench: {pgb['retried'] or 0:.0f} transactions retried ({pgb['retries'] or 0:.0f} retries of "
+        f"serialization/deadlock errors), {failed} failed; wrong results: {wrong} during the run "
+        f"(opens that did not return the stored e-mail although the subject was not erased), "
+        f"{final_wrong} in a final check of every row.")
+    out("")
+
+    # Targets (information).
+    def target(desc, ok, detail):
+        mark = "met" if ok else "**NOT met**"
+        out(f"- {desc}: {detail} — {mark}")
+
+    out("Targets (information):")
+    if all(n in stats for n in ("seal", "encrypt", "open", "decrypt", "md5", "pgp_encrypt", "pgp_decrypt")):
+        for op, base, pgp in (("seal", "encrypt", "pgp_encrypt"), ("open", "decrypt", "pgp_decrypt")):
+            r = speed(op, base)
+            target(f"warm {op} ≥ 2× pgcrypto {base} throughput", r >= 2, f"{fmt_ratio(r)}")
+            target(f"warm {op} no slower than md5()", stats[op]["us"] <= stats["md5"]["us"],
+                   f"{fmt_us(stats[op]['us'])} vs {fmt_us(stats['md5']['us'])} µs/row")
+            r = speed(op, pgp)
+            target(f"warm {op} ≥ 200× {pgp.replace('pgp_', 'pgp_sym_')}", r >= 200, f"{fmt_ratio(r)}")
+    if "first_seal" in stats and "insert" in stats:
+        t = stats["first_seal"]["us"] / stats["insert"]["us"]
+        target(f"first seal of {int(meta['new_subjects']):,} new subjects ≤ 2× the time of the plain INSERT",
+               t <= 2, f"{t:.2f}× the time")
+    if "erase" in stats:
+        for base, desc in (("delete", "the one-statement DELETE"), ("delete_loop", "the row-by-row DELETE loop")):
+            if base in stats:
+                t = stats["erase"]["us"] / stats[base]["us"]
+                target(f"erase of {int(meta['erase_subjects']):,} subjects ≤ 2× the time of {desc}",
+                       t <= 2, f"{t:.2f}× the time")
+    target("flat memory during the full open (peak RSS − start RSS ≤ 16 MiB)", growth <= 16, f"+{growth:.1f} MiB")
+    target("0 wrong results", not problems, f"{len(problems)} problem(s)")
+    for p in problems:
+        out(f"  - {p}")
+
+    report = "\n".join(lines) + "\n"
+    with open(out_path, "w", encoding="utf-8") as f:
+        f.write(report)
+    sys.stdout.write(report)
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

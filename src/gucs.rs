@@ -10,7 +10,7 @@ use pgrx::{GucContext, GucFlags, GucRegistry, GucSetting};
 pub static ROOT_KEY_FILE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 
 /// `shred.key_cache_size`: how many unwrapped DEKs each backend keeps (0 disables the cache).
-pub static KEY_CACHE_SIZE: GucSetting<i32> = GucSetting::<i32>::new(4096);
+pub static KEY_CACHE_SIZE: GucSetting<i32> = GucSetting::<i32>::new(16384);
 
 pub fn init() {
     GucRegistry::define_int_guc(

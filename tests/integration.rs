@@ -665,3 +665,33 @@ fn cache_is_bounded() {
     assert_eq!(n, 5);
     assert_eq!(cache_entries(&mut c), 0);
 }
+
+/// Cached key store metadata (root-key version row, key id pool) never outlives the objects it
+/// describes: after a rolled-back first registration, and after DROP/CREATE EXTENSION, values
+/// sealed by one session open in another.
+#[test]
+fn metadata_cache_follows_the_key_store() {
+    let mut a = fresh_db("it_meta");
+    let mut b = connect("it_meta");
+    a.batch_execute("BEGIN").unwrap();
+    seal(&mut a, "customer:0", "x", ""); // registers root-key version 1, then rolls back
+    a.batch_execute("ROLLBACK").unwrap();
+    let vb = seal(&mut b, "customer:b", "from b", ""); // registers version 1 with its own salt
+    let va = seal(&mut a, "customer:a", "from a", "");
+    assert_eq!(open(&mut b, &va, "").as_deref(), Some("from a"));
+    assert_eq!(open(&mut a, &vb, "").as_deref(), Some("from b"));
+
+    b.batch_execute("DROP EXTENSION pg_shred CASCADE; CREATE EXTENSION pg_shred").unwrap();
+    assert_eq!(open(&mut a, &va, ""), None, "the old key store is gone with the extension");
+    let wb = seal(&mut b, "customer:b", "again b", "");
+    let wa = seal(&mut a, "customer:a", "again a", "");
+    assert_eq!(open(&mut b, &wa, "").as_deref(), Some("again a"));
+    assert_eq!(open(&mut a, &wb, "").as_deref(), Some("again b"));
+    let ids: Vec<i64> = a
+        .query("SELECT key_id FROM shred.subject_key ORDER BY key_id", &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(ids.len(), 2);
+}

@@ -136,11 +136,93 @@ unsafe extern "C-unwind" fn relcache_callback(_arg: pg_sys::Datum, relid: pg_sys
     if relid == pg_sys::InvalidOid || (table != pg_sys::InvalidOid && relid == table) {
         flush();
     }
+    let meta = META_RELS.with(|m| m.get());
+    if relid == pg_sys::InvalidOid || (meta.0 != pg_sys::InvalidOid && (relid == meta.0 || relid == meta.1)) {
+        flush_metadata();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Key store metadata: the current root-key version's row and a pool of key ids taken from the
+// key id sequence in advance. Dropped when shred.root_key_version or the sequence is
+// invalidated (DROP/CREATE EXTENSION), and on any abort (a version row registered by an
+// aborted transaction does not exist).
+// ---------------------------------------------------------------------------------------------
+
+thread_local! {
+    /// (shred.root_key_version, shred.subject_key_key_id_seq) OIDs, resolved on first use.
+    static META_RELS: Cell<(pg_sys::Oid, pg_sys::Oid)> = const { Cell::new((pg_sys::InvalidOid, pg_sys::InvalidOid)) };
+    static VERSION_ROW: RefCell<Option<(Vec<u8>, Vec<u8>)>> = const { RefCell::new(None) };
+    static KEY_IDS: RefCell<Vec<i64>> = const { RefCell::new(Vec::new()) };
+}
+
+fn flush_metadata() {
+    META_RELS.with(|m| m.set((pg_sys::InvalidOid, pg_sys::InvalidOid)));
+    VERSION_ROW.with(|v| {
+        if let Ok(mut row) = v.try_borrow_mut() {
+            *row = None;
+        }
+    });
+    KEY_IDS.with(|k| {
+        if let Ok(mut ids) = k.try_borrow_mut() {
+            ids.clear();
+        }
+    });
+}
+
+/// Resolve the metadata relations' OIDs; false when the extension's objects are missing.
+fn watch_metadata() -> bool {
+    if META_RELS.with(|m| m.get()).0 != pg_sys::InvalidOid {
+        return true;
+    }
+    // SAFETY: catalog lookups inside a transaction; InvalidOid when missing.
+    let oids = unsafe {
+        let ns = pg_sys::get_namespace_oid(c"shred".as_ptr(), true);
+        if ns == pg_sys::InvalidOid {
+            return false;
+        }
+        (
+            pg_sys::get_relname_relid(c"root_key_version".as_ptr(), ns),
+            pg_sys::get_relname_relid(c"subject_key_key_id_seq".as_ptr(), ns),
+        )
+    };
+    if oids.0 == pg_sys::InvalidOid || oids.1 == pg_sys::InvalidOid {
+        return false;
+    }
+    META_RELS.with(|m| m.set(oids));
+    true
+}
+
+/// The cached (salt, key-check value) of the current root-key version.
+pub fn version_row() -> Option<(Vec<u8>, Vec<u8>)> {
+    VERSION_ROW.with(|v| v.borrow().clone())
+}
+
+pub fn set_version_row(row: (Vec<u8>, Vec<u8>)) {
+    if watch_metadata() {
+        VERSION_ROW.with(|v| *v.borrow_mut() = Some(row));
+    }
+}
+
+/// A key id from the pool, refilled by `refill` (which takes ids from the sequence).
+pub fn next_key_id<E>(refill: impl FnOnce() -> Result<Vec<i64>, E>) -> Result<Option<i64>, E> {
+    if let Some(id) = KEY_IDS.with(|k| k.borrow_mut().pop()) {
+        return Ok(Some(id));
+    }
+    let mut ids = refill()?;
+    let id = ids.pop();
+    if watch_metadata() {
+        // pop() takes from the end: keep ascending order of use
+        ids.reverse();
+        KEY_IDS.with(|k| *k.borrow_mut() = ids);
+    }
+    Ok(id)
 }
 
 unsafe extern "C-unwind" fn xact_callback(event: pg_sys::XactEvent::Type, _arg: *mut std::ffi::c_void) {
     if event == pg_sys::XactEvent::XACT_EVENT_ABORT || event == pg_sys::XactEvent::XACT_EVENT_PARALLEL_ABORT {
         flush();
+        flush_metadata();
     }
 }
 
@@ -152,6 +234,7 @@ unsafe extern "C-unwind" fn subxact_callback(
 ) {
     if event == pg_sys::SubXactEvent::SUBXACT_EVENT_ABORT_SUB {
         flush();
+        flush_metadata();
     }
 }
 

@@ -37,9 +37,14 @@ static KEY_EXISTS: Plan = Plan::new(
     &[pg_sys::INT8OID],
 );
 
-static NEXT_KEY_ID: Plan = Plan::new(
-    c"SELECT pg_catalog.nextval('shred.subject_key_key_id_seq'::pg_catalog.regclass)",
-    &[],
+/// Key ids are taken from the sequence this many at a time (unused ones are gaps, as with any
+/// sequence).
+const KEY_ID_BATCH: i64 = 32;
+
+static NEXT_KEY_IDS: Plan = Plan::new(
+    c"SELECT pg_catalog.nextval('shred.subject_key_key_id_seq'::pg_catalog.regclass)
+        FROM pg_catalog.generate_series(1, $1)",
+    &[pg_sys::INT8OID],
 );
 
 static INSERT_KEY: Plan = Plan::new(
@@ -135,10 +140,18 @@ pub fn key_exists(key_id: i64) -> Result<bool, ShredError> {
 }
 
 /// The stored (salt, key-check value) of the current root-key version, if registered.
+/// Cached per backend once read (see `cache::version_row`).
 fn read_current_version() -> Result<Option<(Vec<u8>, Vec<u8>)>, ShredError> {
-    run(&VERSION, &[Arg::Int4(CURRENT_VERSION)], Mode::ReadLatest, 1, |rows| {
+    if let Some(row) = cache::version_row() {
+        return Ok(Some(row));
+    }
+    let row = run(&VERSION, &[Arg::Int4(CURRENT_VERSION)], Mode::ReadLatest, 1, |rows| {
         Ok(rows.first().and_then(|r| Some((r.bytes(1)?, r.bytes(2)?))))
-    })
+    })?;
+    if let Some(r) = &row {
+        cache::set_version_row(r.clone());
+    }
+    Ok(row)
 }
 
 /// The salt and key-check value of the current root-key version, registering the configured
@@ -174,9 +187,12 @@ pub fn get_or_create(subject: &[u8]) -> Result<(i64, Rc<DataKey>), ShredError> {
         return Ok((row.key_id, dek));
     }
     let (salt, key_check) = current_version_row()?;
-    let key_id = run(&NEXT_KEY_ID, &[], Mode::Write, 1, |rows| {
-        rows.first().and_then(|r| r.int8(1)).ok_or_else(|| missing("key id"))
-    })?;
+    let key_id = cache::next_key_id(|| {
+        run(&NEXT_KEY_IDS, &[Arg::Int8(KEY_ID_BATCH)], Mode::Write, 0, |rows| {
+            rows.iter().map(|r| r.int8(1).ok_or_else(|| missing("key id"))).collect()
+        })
+    })?
+    .ok_or_else(|| missing("key id"))?;
     let dek = DataKey::generate()?;
     let subject_utf8 = server_to_utf8(subject);
     let wrapped = root::with_kek(CURRENT_VERSION, &salt, &key_check, |kek| {

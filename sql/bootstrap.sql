@@ -49,7 +49,7 @@ CREATE TABLE shred.subject_key (
     key_id            pg_catalog.int8 PRIMARY KEY
                       DEFAULT pg_catalog.nextval('shred.subject_key_key_id_seq'::pg_catalog.regclass),
     subject           pg_catalog.text NOT NULL UNIQUE,
-    wrapped_dek       pg_catalog.bytea NOT NULL CHECK (pg_catalog.length(wrapped_dek) OPERATOR(pg_catalog.=) 61),
+    wrapped_dek       pg_catalog.bytea NOT NULL,  -- 61 bytes; checked when unwrapped
     root_key_version  pg_catalog.int4 NOT NULL,
     created_at        pg_catalog.timestamptz NOT NULL DEFAULT pg_catalog.now()
 );

@@ -18,7 +18,7 @@
 //!   rolled-back first seal never stays cached.
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
 
 use pgrx::pg_sys;
@@ -35,6 +35,8 @@ struct Entry {
 struct Cache {
     by_id: HashMap<i64, Entry>,
     by_subject: HashMap<Vec<u8>, i64>,
+    /// Key ids in insertion order: eviction is first in, first out.
+    order: VecDeque<i64>,
 }
 
 thread_local! {
@@ -55,6 +57,7 @@ pub fn flush() {
         Ok(mut cache) => {
             cache.by_id.clear();
             cache.by_subject.clear();
+            cache.order.clear();
             FLUSH_PENDING.with(|p| p.set(false));
         }
         Err(_) => FLUSH_PENDING.with(|p| p.set(true)),
@@ -105,7 +108,7 @@ fn key_table_oid() -> pg_sys::Oid {
 }
 
 /// Cache `dek` for `key_id` and `subject`, unless a flush happened since `seen` (the generation
-/// read before the key store lookup) or the cache is disabled. Evicts an arbitrary entry when full.
+/// read before the key store lookup) or the cache is disabled. Evicts the oldest entry when full.
 pub fn insert(key_id: i64, subject: &[u8], dek: Rc<DataKey>, seen: u64) {
     let capacity = gucs::key_cache_size();
     if capacity == 0 || generation() != seen {
@@ -120,12 +123,16 @@ pub fn insert(key_id: i64, subject: &[u8], dek: Rc<DataKey>, seen: u64) {
     }
     CACHE.with(|c| {
         let mut cache = c.borrow_mut();
+        if cache.by_id.contains_key(&key_id) {
+            return;
+        }
         while cache.by_id.len() >= capacity {
-            let Some(victim) = cache.by_id.keys().next().copied() else { break };
+            let Some(victim) = cache.order.pop_front() else { break };
             if let Some(e) = cache.by_id.remove(&victim) {
                 cache.by_subject.remove(&e.subject);
             }
         }
+        cache.order.push_back(key_id);
         cache.by_subject.insert(subject.to_vec(), key_id);
         cache.by_id.insert(key_id, Entry { dek, subject: subject.to_vec() });
     });
@@ -143,7 +150,7 @@ unsafe extern "C-unwind" fn relcache_callback(_arg: pg_sys::Datum, relid: pg_sys
 }
 
 // ---------------------------------------------------------------------------------------------
-// Key store metadata: the current root-key version's row and a pool of key ids taken from the
+// Key store metadata: the rows of root-key versions and a pool of key ids taken from the
 // key id sequence in advance. Dropped when shred.root_key_version or the sequence is
 // invalidated (DROP/CREATE EXTENSION), and on any abort (a version row registered by an
 // aborted transaction does not exist).
@@ -152,15 +159,16 @@ unsafe extern "C-unwind" fn relcache_callback(_arg: pg_sys::Datum, relid: pg_sys
 thread_local! {
     /// (shred.root_key_version, shred.subject_key_key_id_seq) OIDs, resolved on first use.
     static META_RELS: Cell<(pg_sys::Oid, pg_sys::Oid)> = const { Cell::new((pg_sys::InvalidOid, pg_sys::InvalidOid)) };
-    static VERSION_ROW: RefCell<Option<(Vec<u8>, Vec<u8>)>> = const { RefCell::new(None) };
+    /// root-key version → (salt, key-check value), as stored.
+    static VERSIONS: RefCell<HashMap<i32, (Vec<u8>, Vec<u8>)>> = RefCell::new(HashMap::new());
     static KEY_IDS: RefCell<Vec<i64>> = const { RefCell::new(Vec::new()) };
 }
 
 fn flush_metadata() {
     META_RELS.with(|m| m.set((pg_sys::InvalidOid, pg_sys::InvalidOid)));
-    VERSION_ROW.with(|v| {
-        if let Ok(mut row) = v.try_borrow_mut() {
-            *row = None;
+    VERSIONS.with(|v| {
+        if let Ok(mut versions) = v.try_borrow_mut() {
+            versions.clear();
         }
     });
     KEY_IDS.with(|k| {
@@ -193,14 +201,14 @@ fn watch_metadata() -> bool {
     true
 }
 
-/// The cached (salt, key-check value) of the current root-key version.
-pub fn version_row() -> Option<(Vec<u8>, Vec<u8>)> {
-    VERSION_ROW.with(|v| v.borrow().clone())
+/// The cached (salt, key-check value) of root-key `version`.
+pub fn version_row(version: i32) -> Option<(Vec<u8>, Vec<u8>)> {
+    VERSIONS.with(|v| v.borrow().get(&version).cloned())
 }
 
-pub fn set_version_row(row: (Vec<u8>, Vec<u8>)) {
+pub fn set_version_row(version: i32, row: (Vec<u8>, Vec<u8>)) {
     if watch_metadata() {
-        VERSION_ROW.with(|v| *v.borrow_mut() = Some(row));
+        VERSIONS.with(|v| v.borrow_mut().insert(version, row));
     }
 }
 

@@ -17,18 +17,14 @@ use crate::error::ShredError;
 use crate::sql::encoding::server_to_utf8;
 
 static KEY_BY_ID: Plan = Plan::new(
-    c"SELECT k.subject, k.wrapped_dek, k.root_key_version, r.salt, r.key_check
-        FROM shred.subject_key k
-        LEFT JOIN shred.root_key_version r ON r.version OPERATOR(pg_catalog.=) k.root_key_version
-       WHERE k.key_id OPERATOR(pg_catalog.=) $1",
+    c"SELECT subject, wrapped_dek, root_key_version FROM shred.subject_key
+       WHERE key_id OPERATOR(pg_catalog.=) $1",
     &[pg_sys::INT8OID],
 );
 
 static KEY_BY_SUBJECT: Plan = Plan::new(
-    c"SELECT k.key_id, k.wrapped_dek, k.root_key_version, r.salt, r.key_check
-        FROM shred.subject_key k
-        LEFT JOIN shred.root_key_version r ON r.version OPERATOR(pg_catalog.=) k.root_key_version
-       WHERE k.subject OPERATOR(pg_catalog.=) $1",
+    c"SELECT key_id, wrapped_dek, root_key_version FROM shred.subject_key
+       WHERE subject OPERATOR(pg_catalog.=) $1",
     &[pg_sys::TEXTOID],
 );
 
@@ -77,15 +73,15 @@ struct KeyRow {
     subject: Vec<u8>,
     wrapped: Vec<u8>,
     version: i32,
-    salt: Vec<u8>,
-    key_check: Vec<u8>,
 }
 
 impl KeyRow {
     /// Unwrap this row's DEK, after checking the root key against its version.
     fn unwrap_dek(&self) -> Result<DataKey, ShredError> {
+        // A DEK whose root-key version row is missing cannot be verified: fail closed.
+        let (salt, key_check) = version_row(self.version)?.ok_or(ShredError::RootKeyMismatch(self.version))?;
         let subject = server_to_utf8(&self.subject);
-        root::with_kek(self.version, &self.salt, &self.key_check, |kek| {
+        root::with_kek(self.version, &salt, &key_check, |kek| {
             Ok(kek.unwrap(&self.wrapped, self.key_id as u64, &subject)?)
         })
     }
@@ -95,23 +91,30 @@ fn missing(what: &str) -> ShredError {
     ShredError::KeyStore(format!("a key store row has no {what}"))
 }
 
-fn lookup(plan: &Plan, arg: Arg<'_>, known_id: Option<i64>, known_subject: Option<&[u8]>) -> Result<Option<KeyRow>, ShredError> {
+/// How a key store row is looked up.
+#[derive(Clone, Copy)]
+enum By<'a> {
+    Id(i64),
+    Subject(&'a [u8]),
+}
+
+/// Read a key store row under the latest snapshot.
+fn lookup(by: By<'_>) -> Result<Option<KeyRow>, ShredError> {
+    let (plan, arg) = match by {
+        By::Id(id) => (&KEY_BY_ID, Arg::Int8(id)),
+        By::Subject(s) => (&KEY_BY_SUBJECT, Arg::Bytes(s)),
+    };
     run(plan, &[arg], Mode::ReadLatest, 1, |rows| {
         let Some(r) = rows.first() else { return Ok(None) };
-        let (key_id, subject) = match (known_id, known_subject) {
-            (Some(id), _) => (id, r.bytes(1).ok_or_else(|| missing("subject"))?),
-            (None, Some(s)) => (r.int8(1).ok_or_else(|| missing("key id"))?, s.to_vec()),
-            (None, None) => return Err(ShredError::KeyStore("lookup without a key".into())),
+        let (key_id, subject) = match by {
+            By::Id(id) => (id, r.bytes(1).ok_or_else(|| missing("subject"))?),
+            By::Subject(s) => (r.int8(1).ok_or_else(|| missing("key id"))?, s.to_vec()),
         };
-        let version = r.int4(3).ok_or_else(|| missing("root-key version"))?;
         Ok(Some(KeyRow {
             key_id,
             subject,
             wrapped: r.bytes(2).ok_or_else(|| missing("wrapped DEK"))?,
-            version,
-            // A DEK whose root-key version row is missing cannot be verified: fail closed.
-            salt: r.bytes(4).ok_or(ShredError::RootKeyMismatch(version))?,
-            key_check: r.bytes(5).ok_or(ShredError::RootKeyMismatch(version))?,
+            version: r.int4(3).ok_or_else(|| missing("root-key version"))?,
         }))
     })
 }
@@ -124,7 +127,7 @@ pub fn dek_by_id(key_id: i64) -> Result<Option<Rc<DataKey>>, ShredError> {
         return Ok(Some(dek));
     }
     let seen = cache::generation();
-    match lookup(&KEY_BY_ID, Arg::Int8(key_id), Some(key_id), None)? {
+    match lookup(By::Id(key_id))? {
         Some(row) => {
             let dek = Rc::new(row.unwrap_dek()?);
             cache::insert(key_id, &row.subject, dek.clone(), seen);
@@ -139,19 +142,23 @@ pub fn key_exists(key_id: i64) -> Result<bool, ShredError> {
     run(&KEY_EXISTS, &[Arg::Int8(key_id)], Mode::ReadLatest, 1, |rows| Ok(!rows.is_empty()))
 }
 
-/// The stored (salt, key-check value) of the current root-key version, if registered.
-/// Cached per backend once read (see `cache::version_row`).
-fn read_current_version() -> Result<Option<(Vec<u8>, Vec<u8>)>, ShredError> {
-    if let Some(row) = cache::version_row() {
+/// The stored (salt, key-check value) of root-key `version`, if registered. Cached per backend
+/// once read (see `cache::version_row`).
+fn version_row(version: i32) -> Result<Option<(Vec<u8>, Vec<u8>)>, ShredError> {
+    if let Some(row) = cache::version_row(version) {
         return Ok(Some(row));
     }
-    let row = run(&VERSION, &[Arg::Int4(CURRENT_VERSION)], Mode::ReadLatest, 1, |rows| {
+    let row = run(&VERSION, &[Arg::Int4(version)], Mode::ReadLatest, 1, |rows| {
         Ok(rows.first().and_then(|r| Some((r.bytes(1)?, r.bytes(2)?))))
     })?;
     if let Some(r) = &row {
-        cache::set_version_row(r.clone());
+        cache::set_version_row(version, r.clone());
     }
     Ok(row)
+}
+
+fn read_current_version() -> Result<Option<(Vec<u8>, Vec<u8>)>, ShredError> {
+    version_row(CURRENT_VERSION)
 }
 
 /// The salt and key-check value of the current root-key version, registering the configured
@@ -181,7 +188,7 @@ pub fn get_or_create(subject: &[u8]) -> Result<(i64, Rc<DataKey>), ShredError> {
         return Ok(hit);
     }
     let seen = cache::generation();
-    if let Some(row) = lookup(&KEY_BY_SUBJECT, Arg::Bytes(subject), None, Some(subject))? {
+    if let Some(row) = lookup(By::Subject(subject))? {
         let dek = Rc::new(row.unwrap_dek()?);
         cache::insert(row.key_id, subject, dek.clone(), seen);
         return Ok((row.key_id, dek));
@@ -215,7 +222,7 @@ pub fn get_or_create(subject: &[u8]) -> Result<(i64, Rc<DataKey>), ShredError> {
     }
     // Another transaction created this subject's DEK first and committed: use the winner's.
     drop(dek);
-    match lookup(&KEY_BY_SUBJECT, Arg::Bytes(subject), None, Some(subject))? {
+    match lookup(By::Subject(subject))? {
         Some(row) => {
             let dek = Rc::new(row.unwrap_dek()?);
             cache::insert(row.key_id, subject, dek.clone(), seen);
@@ -235,7 +242,7 @@ pub fn erase(subject: &[u8]) -> Result<bool, ShredError> {
     }
     // Nothing visible to this transaction's snapshot was deleted. If a DEK committed after that
     // snapshot exists, returning false would leave the subject readable: refuse instead.
-    if lookup(&KEY_BY_SUBJECT, Arg::Bytes(subject), None, Some(subject))?.is_some() {
+    if lookup(By::Subject(subject))?.is_some() {
         return Err(ShredError::Serialization(
             "the data subject's DEK was created by a transaction this one cannot see",
         ));

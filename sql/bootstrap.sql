@@ -100,6 +100,12 @@ CREATE FUNCTION shred.erase(subject pg_catalog.text)
 COMMENT ON FUNCTION shred.erase(pg_catalog.text) IS
     'Erase a data subject by deleting its DEK (crypto-shredding), inside the caller''s transaction: final at COMMIT, undone by ROLLBACK. True when a DEK was destroyed, false when the subject had none. NULL subject is an error.';
 
+CREATE FUNCTION shred.erase(subjects pg_catalog.text[])
+    RETURNS pg_catalog.int8
+    LANGUAGE c VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'erase_many_wrapper';
+COMMENT ON FUNCTION shred.erase(pg_catalog.text[]) IS
+    'Erase many data subjects at once (one DELETE of their DEKs), inside the caller''s transaction. Returns how many DEKs were destroyed. A NULL array or element is an error.';
+
 CREATE FUNCTION shred.is_erased(value shred.sealed)
     RETURNS pg_catalog.bool
     LANGUAGE c VOLATILE STRICT PARALLEL RESTRICTED AS 'MODULE_PATHNAME', 'is_erased_wrapper';
@@ -119,6 +125,7 @@ REVOKE ALL ON FUNCTION
     shred.open(shred.sealed, pg_catalog.text),
     shred.open_bytea(shred.sealed, pg_catalog.text),
     shred.erase(pg_catalog.text),
+    shred.erase(pg_catalog.text[]),
     shred.is_erased(shred.sealed)
 FROM PUBLIC;
 

@@ -695,3 +695,37 @@ fn metadata_cache_follows_the_key_store() {
         .collect();
     assert_eq!(ids.len(), 2);
 }
+
+/// shred.erase(text[]) erases many subjects in one statement, with the same transactional
+/// rules as shred.erase(text).
+#[test]
+fn erase_many_subjects_at_once() {
+    let mut a = fresh_db("it_erase_many");
+    let mut b = connect("it_erase_many");
+    let v: Vec<String> = (0..5).map(|i| seal(&mut a, &format!("customer:{i}"), &format!("v{i}"), "")).collect();
+    for e in &v {
+        assert!(open(&mut b, e, "").is_some());
+    }
+    a.batch_execute("BEGIN").unwrap();
+    let n: i64 = a
+        .query_one("SELECT shred.erase(ARRAY['customer:0', 'customer:2', 'customer:4', 'customer:none'])", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 3);
+    assert_eq!(open(&mut a, &v[0], ""), None, "the erasing transaction sees its erasure");
+    assert_eq!(open(&mut b, &v[0], "").as_deref(), Some("v0"), "others only after COMMIT");
+    a.batch_execute("COMMIT").unwrap();
+    let opened: Vec<Option<String>> = v.iter().map(|e| open(&mut b, e, "")).collect();
+    assert_eq!(opened, vec![None, Some("v1".into()), None, Some("v3".into()), None]);
+    assert_eq!(sqlstate(a.query_one("SELECT shred.erase(ARRAY['customer:1', NULL])", &[])), "22004");
+    assert_eq!(sqlstate(a.query_one("SELECT shred.erase(NULL::text[])", &[])), "22004");
+    assert_eq!(open(&mut b, &v[1], "").as_deref(), Some("v1"), "a refused call erased nothing");
+    // from an old snapshot that cannot see a DEK created later: refuse, erase nothing
+    a.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ").unwrap();
+    a.query_one("SELECT 1", &[]).unwrap();
+    let late = seal(&mut b, "customer:late", "late", "");
+    assert_eq!(sqlstate(a.query_one("SELECT shred.erase(ARRAY['customer:1', 'customer:late'])", &[])), "40001");
+    a.batch_execute("ROLLBACK").unwrap();
+    assert_eq!(open(&mut b, &late, "").as_deref(), Some("late"));
+    assert_eq!(open(&mut b, &v[1], "").as_deref(), Some("v1"));
+}

@@ -66,6 +66,8 @@ pub enum Arg<'a> {
     Int8(i64),
     Int4(i32),
     Bytes(&'a [u8]),
+    /// A datum passed through unchanged (e.g. a function's own `text[]` argument).
+    Datum(pg_sys::Datum),
 }
 
 /// A row of the result, readable while the SPI connection is open.
@@ -117,6 +119,7 @@ pub fn run<R>(
                 Arg::Int8(v) => v.into_datum(),
                 Arg::Int4(v) => v.into_datum(),
                 Arg::Bytes(b) => b.into_datum(),
+                Arg::Datum(d) => Some(*d),
             };
             datums.push(d.unwrap_or(pg_sys::Datum::from(0usize)));
         }

@@ -56,6 +56,16 @@ static DELETE_KEY: Plan = Plan::new(
     &[pg_sys::TEXTOID],
 );
 
+static DELETE_KEYS: Plan = Plan::new(
+    c"DELETE FROM shred.subject_key WHERE subject OPERATOR(pg_catalog.=) ANY ($1)",
+    &[pg_sys::TEXTARRAYOID],
+);
+
+static ANY_KEY_LEFT: Plan = Plan::new(
+    c"SELECT 1 FROM shred.subject_key WHERE subject OPERATOR(pg_catalog.=) ANY ($1) LIMIT 1",
+    &[pg_sys::TEXTARRAYOID],
+);
+
 static VERSION: Plan = Plan::new(
     c"SELECT salt, key_check FROM shred.root_key_version WHERE version OPERATOR(pg_catalog.=) $1",
     &[pg_sys::INT4OID],
@@ -248,6 +258,24 @@ pub fn erase(subject: &[u8]) -> Result<bool, ShredError> {
         ));
     }
     Ok(false)
+}
+
+/// Delete the DEKs of every subject in `subjects` (a `text[]` datum without NULL elements) in
+/// one statement. Returns how many were deleted.
+pub fn erase_many(subjects: pg_sys::Datum) -> Result<i64, ShredError> {
+    let deleted = run(&DELETE_KEYS, &[Arg::Datum(subjects)], Mode::Write, 0, |_| {
+        // SAFETY: set by the DELETE just run on this connection.
+        Ok(unsafe { pg_sys::SPI_processed } as i64)
+    })?;
+    // SAFETY: plain call; later reads in this statement see the deletion.
+    unsafe { pg_sys::CommandCounterIncrement() };
+    let left = run(&ANY_KEY_LEFT, &[Arg::Datum(subjects)], Mode::ReadLatest, 1, |rows| Ok(!rows.is_empty()))?;
+    if left {
+        return Err(ShredError::Serialization(
+            "a data subject's DEK was created by a transaction this one cannot see",
+        ));
+    }
+    Ok(deleted)
 }
 
 /// Fail closed unless the configured root key is readable and matches the current root-key

@@ -145,6 +145,25 @@ fn erase(subject: Option<&[u8]>) -> bool {
     store::erase(subject).or_report()
 }
 
+/// `shred.erase(subjects text[])`: erase many data subjects with one DELETE.
+#[pg_extern(volatile, parallel_unsafe, sql = false)]
+fn erase_many(fcinfo: pg_sys::FunctionCallInfo) -> i64 {
+    // SAFETY: argument 0 of a function declared (text[]); checked for NULL first.
+    let subjects = unsafe {
+        if pgrx::fcinfo::pg_arg_is_null(fcinfo, 0) {
+            ShredError::NullArgument("subjects").report();
+        }
+        let raw = pgrx::fcinfo::pg_getarg_datum_raw(fcinfo, 0);
+        let array = pg_sys::pg_detoast_datum(raw.cast_mut_ptr()).cast::<pg_sys::ArrayType>();
+        if pg_sys::array_contains_nulls(array) {
+            ShredError::NullArgument("subject").report();
+        }
+        pg_sys::Datum::from(array)
+    };
+    store::verify_root_key().or_report();
+    store::erase_many(subjects).or_report()
+}
+
 #[pg_extern(volatile, strict, parallel_restricted, sql = false)]
 fn is_erased(value: &[u8]) -> bool {
     let env = envelope::parse(value).or_report();

@@ -198,6 +198,7 @@ fn sql_labels_and_privileges() {
         ("shred.open(shred.sealed,text)", "v", false, "r"),
         ("shred.open_bytea(shred.sealed,text)", "v", false, "r"),
         ("shred.erase(text)", "v", false, "u"),
+        ("shred.erase(text[])", "v", false, "u"),
         ("shred.is_erased(shred.sealed)", "v", true, "r"),
         ("shred.key_id(shred.sealed)", "i", true, "s"),
     ];

@@ -35,7 +35,7 @@ COMMENT ON TYPE shred.sealed IS
 -- without keys would erase every data subject.
 -----------------------------------------------------------------------------------------------
 CREATE TABLE shred.root_key_version (
-    version     pg_catalog.int4 PRIMARY KEY CHECK (version OPERATOR(pg_catalog.>) 0),
+    version     pg_catalog.int4 CONSTRAINT root_key_version_pkey PRIMARY KEY CHECK (version OPERATOR(pg_catalog.>) 0),
     salt        pg_catalog.bytea NOT NULL CHECK (pg_catalog.length(salt) OPERATOR(pg_catalog.=) 32),
     key_check   pg_catalog.bytea NOT NULL CHECK (pg_catalog.length(key_check) OPERATOR(pg_catalog.=) 32),
     created_at  pg_catalog.timestamptz NOT NULL DEFAULT pg_catalog.now()
@@ -46,9 +46,9 @@ COMMENT ON TABLE shred.root_key_version IS
 CREATE SEQUENCE shred.subject_key_key_id_seq AS pg_catalog.int8 MINVALUE 1;
 
 CREATE TABLE shred.subject_key (
-    key_id            pg_catalog.int8 PRIMARY KEY
+    key_id            pg_catalog.int8 CONSTRAINT subject_key_pkey PRIMARY KEY
                       DEFAULT pg_catalog.nextval('shred.subject_key_key_id_seq'::pg_catalog.regclass),
-    subject           pg_catalog.text NOT NULL UNIQUE,
+    subject           pg_catalog.text NOT NULL CONSTRAINT subject_key_subject_key UNIQUE,
     wrapped_dek       pg_catalog.bytea NOT NULL,  -- 61 bytes; checked when unwrapped
     root_key_version  pg_catalog.int4 NOT NULL,
     created_at        pg_catalog.timestamptz NOT NULL DEFAULT pg_catalog.now()
@@ -66,7 +66,8 @@ REVOKE ALL ON shred.root_key_version, shred.subject_key, shred.subject_key_key_i
 -----------------------------------------------------------------------------------------------
 -- SQL functions. Thin wrappers over the Rust core; labels are deliberate:
 -- seal/erase write the key store (VOLATILE, PARALLEL UNSAFE); open/is_erased read it with the
--- latest snapshot so a committed erasure is seen at once (VOLATILE, PARALLEL RESTRICTED);
+-- latest snapshot so a committed erasure is seen at once, which PostgreSQL does not allow in
+-- parallel mode (VOLATILE, PARALLEL UNSAFE: a query that opens values never runs in parallel);
 -- key_id is a pure function of the envelope (IMMUTABLE STRICT PARALLEL SAFE).
 -- None is STRICT where a NULL subject or context must raise an error instead of returning NULL.
 -----------------------------------------------------------------------------------------------
@@ -84,13 +85,13 @@ COMMENT ON FUNCTION shred.seal(pg_catalog.text, pg_catalog.bytea, pg_catalog.tex
 
 CREATE FUNCTION shred.open(value shred.sealed, context pg_catalog.text DEFAULT '')
     RETURNS pg_catalog.text
-    LANGUAGE c VOLATILE PARALLEL RESTRICTED AS 'MODULE_PATHNAME', 'open_text_wrapper';
+    LANGUAGE c VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'open_text_wrapper';
 COMMENT ON FUNCTION shred.open(shred.sealed, pg_catalog.text) IS
     'Open a sealed value as text. NULL when the data subject has been erased (or the value is NULL). Raises SQLSTATE 22000 for every authentication failure (altered value, other context), 22021 when the plaintext is not text, F0000 when the root key is missing or wrong.';
 
 CREATE FUNCTION shred.open_bytea(value shred.sealed, context pg_catalog.text DEFAULT '')
     RETURNS pg_catalog.bytea
-    LANGUAGE c VOLATILE PARALLEL RESTRICTED AS 'MODULE_PATHNAME', 'open_bytea_wrapper';
+    LANGUAGE c VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'open_bytea_wrapper';
 COMMENT ON FUNCTION shred.open_bytea(shred.sealed, pg_catalog.text) IS
     'Open a sealed value as bytes; as shred.open.';
 
@@ -108,7 +109,7 @@ COMMENT ON FUNCTION shred.erase(pg_catalog.text[]) IS
 
 CREATE FUNCTION shred.is_erased(value shred.sealed)
     RETURNS pg_catalog.bool
-    LANGUAGE c VOLATILE STRICT PARALLEL RESTRICTED AS 'MODULE_PATHNAME', 'is_erased_wrapper';
+    LANGUAGE c VOLATILE STRICT PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'is_erased_wrapper';
 COMMENT ON FUNCTION shred.is_erased(shred.sealed) IS
     'True when the DEK that sealed this value no longer exists (its data subject was erased). Needs no root key.';
 

@@ -729,3 +729,52 @@ fn erase_many_subjects_at_once() {
     assert_eq!(open(&mut b, &late, "").as_deref(), Some("late"));
     assert_eq!(open(&mut b, &v[1], "").as_deref(), Some("v1"));
 }
+
+/// Queries that open values run even where PostgreSQL would pick a parallel plan (open reads
+/// the key store under the latest snapshot, which parallel mode forbids, so it is labelled
+/// PARALLEL UNSAFE and the planner keeps such queries serial).
+#[test]
+fn parallel_plans_do_not_break_open() {
+    let mut a = fresh_db("it_parallel");
+    a.batch_execute(
+        "CREATE TABLE t AS SELECT g AS id, shred.seal('p:' || (g % 50), 'addr' || g, 'addr') AS v
+           FROM generate_series(1, 5000) g;
+         ANALYZE t;
+         SET force_parallel_mode = on; SET max_parallel_workers_per_gather = 2;
+         SET parallel_setup_cost = 0; SET parallel_tuple_cost = 0; SET min_parallel_table_scan_size = 0",
+    )
+    .unwrap();
+    let n: i64 = a.query_one("SELECT count(shred.open(v, 'addr')) FROM t WHERE id % 7 = 0", &[]).unwrap().get(0);
+    assert_eq!(n, 714);
+    let n: i64 = a.query_one("SELECT count(*) FROM t WHERE NOT shred.is_erased(v)", &[]).unwrap().get(0);
+    assert_eq!(n, 5000);
+    let b: i64 = a.query_one("SELECT count(shred.open_bytea(v, 'addr')) FROM t", &[]).unwrap().get(0);
+    assert_eq!(b, 5000);
+}
+
+/// Key lookups never scan the key table sequentially, even when its statistics say it is
+/// tiny while one transaction creates thousands of keys (no cached plan to go stale).
+#[test]
+fn key_lookups_use_the_indexes() {
+    let mut a = fresh_db("it_index");
+    a.batch_execute("SELECT count(shred.seal('a:' || g, 'x')) FROM generate_series(1, 50) g; ANALYZE shred.subject_key")
+        .unwrap();
+    // (seq_scan, idx_scan) of the key table as seen by this backend, not yet flushed ones included
+    let scans = |c: &mut postgres::Client| -> (i64, i64) {
+        let r = c
+            .query_one("SELECT seq_scan, idx_scan FROM pg_stat_xact_user_tables WHERE relid = 'shred.subject_key'::regclass", &[])
+            .unwrap();
+        (r.get(0), r.get(1))
+    };
+    a.batch_execute("BEGIN").unwrap();
+    let before = scans(&mut a);
+    let n: i64 = a
+        .query_one("SELECT count(shred.open(shred.seal('s:' || g, 'x'))) FROM generate_series(1, 3000) g", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 3000);
+    let after = scans(&mut a);
+    assert_eq!(after.0, before.0, "no sequential scan of the key table");
+    assert!(after.1 >= before.1 + 3000, "one index lookup per new subject at least");
+    a.batch_execute("COMMIT").unwrap();
+}

@@ -3,5 +3,6 @@
 
 pub mod cache;
 pub mod root;
+pub mod scan;
 pub mod spi;
 pub mod store;

@@ -1,8 +1,9 @@
-//! A small layer over SPI for the key store: saved plans (prepared once per backend, kept
-//! across transactions), bound parameters only, and an explicit choice of snapshot.
+//! A small layer over SPI for the key store's writes (and set-based checks): saved plans
+//! (prepared once per backend, kept across transactions), bound parameters only, and an explicit
+//! choice of snapshot. Single-row reads go through [`super::scan`] instead.
 //!
-//! Reads of the key store run read-only under the *latest* snapshot, not the transaction's:
-//! an erasure committed by another session must take effect at once, even inside an older
+//! `Mode::ReadLatest` runs read-only under the *latest* snapshot, not the transaction's: an
+//! erasure committed by another session must take effect at once, even inside an older
 //! REPEATABLE READ transaction. Writes run like any SPI write (new command id and snapshot).
 
 use std::cell::Cell;
@@ -84,22 +85,11 @@ impl Row {
         (d, isnull)
     }
 
-    /// Column `col` (1-based) as owned bytes (bytea or text), copied out of SPI memory.
-    pub fn bytes(&self, col: i32) -> Option<Vec<u8>> {
-        let (d, isnull) = self.datum(col);
-        // SAFETY: the column is a varlena; FromDatum copies it into Rust memory.
-        unsafe { Vec::<u8>::from_datum(d, isnull) }
-    }
-
     pub fn int8(&self, col: i32) -> Option<i64> {
         let (d, isnull) = self.datum(col);
         unsafe { i64::from_datum(d, isnull) }
     }
 
-    pub fn int4(&self, col: i32) -> Option<i32> {
-        let (d, isnull) = self.datum(col);
-        unsafe { i32::from_datum(d, isnull) }
-    }
 }
 
 /// Run `plan` with `args`, reading at most `limit` rows (0: all) with `read`, which must copy

@@ -10,28 +10,12 @@ use pgrx::pg_sys;
 use std::rc::Rc;
 
 use super::cache;
+use super::scan::{self, col};
 use super::root::{self, CURRENT_VERSION};
 use super::spi::{run, Arg, Mode, Plan};
 use crate::crypto::keys::DataKey;
 use crate::error::ShredError;
 use crate::sql::encoding::server_to_utf8;
-
-static KEY_BY_ID: Plan = Plan::new(
-    c"SELECT subject, wrapped_dek, root_key_version FROM shred.subject_key
-       WHERE key_id OPERATOR(pg_catalog.=) $1",
-    &[pg_sys::INT8OID],
-);
-
-static KEY_BY_SUBJECT: Plan = Plan::new(
-    c"SELECT key_id, wrapped_dek, root_key_version FROM shred.subject_key
-       WHERE subject OPERATOR(pg_catalog.=) $1",
-    &[pg_sys::TEXTOID],
-);
-
-static KEY_EXISTS: Plan = Plan::new(
-    c"SELECT 1 FROM shred.subject_key WHERE key_id OPERATOR(pg_catalog.=) $1",
-    &[pg_sys::INT8OID],
-);
 
 /// Key ids are taken from the sequence this many at a time (unused ones are gaps, as with any
 /// sequence).
@@ -64,11 +48,6 @@ static DELETE_KEYS: Plan = Plan::new(
 static ANY_KEY_LEFT: Plan = Plan::new(
     c"SELECT 1 FROM shred.subject_key WHERE subject OPERATOR(pg_catalog.=) ANY ($1) LIMIT 1",
     &[pg_sys::TEXTARRAYOID],
-);
-
-static VERSION: Plan = Plan::new(
-    c"SELECT salt, key_check FROM shred.root_key_version WHERE version OPERATOR(pg_catalog.=) $1",
-    &[pg_sys::INT4OID],
 );
 
 static INSERT_VERSION: Plan = Plan::new(
@@ -108,25 +87,28 @@ enum By<'a> {
     Subject(&'a [u8]),
 }
 
-/// Read a key store row under the latest snapshot.
+/// Read a key store row under the latest snapshot (see [`scan`]).
 fn lookup(by: By<'_>) -> Result<Option<KeyRow>, ShredError> {
-    let (plan, arg) = match by {
-        By::Id(id) => (&KEY_BY_ID, Arg::Int8(id)),
-        By::Subject(s) => (&KEY_BY_SUBJECT, Arg::Bytes(s)),
+    let key = match by {
+        By::Id(id) => scan::Key::KeyId(id),
+        By::Subject(s) => scan::Key::Subject(s),
     };
-    run(plan, &[arg], Mode::ReadLatest, 1, |rows| {
-        let Some(r) = rows.first() else { return Ok(None) };
-        let (key_id, subject) = match by {
-            By::Id(id) => (id, r.bytes(1).ok_or_else(|| missing("subject"))?),
-            By::Subject(s) => (r.int8(1).ok_or_else(|| missing("key id"))?, s.to_vec()),
-        };
-        Ok(Some(KeyRow {
-            key_id,
-            subject,
-            wrapped: r.bytes(2).ok_or_else(|| missing("wrapped DEK"))?,
-            version: r.int4(3).ok_or_else(|| missing("root-key version"))?,
-        }))
-    })
+    let columns = [col::KEY_ID, col::SUBJECT, col::WRAPPED_DEK, col::ROOT_KEY_VERSION];
+    let Some(row) = scan::fetch(key, &columns)? else { return Ok(None) };
+    let mut values = row.into_iter();
+    let mut next = || values.next().unwrap_or(scan::Value::Null);
+    let key_id = next().int().ok_or_else(|| missing("key id"))?;
+    let subject = next().into_bytes().ok_or_else(|| missing("subject"))?;
+    let wrapped = next().into_bytes().ok_or_else(|| missing("wrapped DEK"))?;
+    let version = next().int().ok_or_else(|| missing("root-key version"))? as i32;
+    Ok(Some(KeyRow { key_id, subject, wrapped, version }))
+}
+
+/// Unwrap a row's DEK and cache it, unless the cache was flushed since generation `seen`.
+fn unwrap_and_cache(row: &KeyRow, seen: u64) -> Result<Rc<DataKey>, ShredError> {
+    let dek = Rc::new(row.unwrap_dek()?);
+    cache::insert(row.key_id, &row.subject, dek.clone(), seen);
+    Ok(dek)
 }
 
 /// The DEK with `key_id`, or `None` when it does not exist (its data subject was erased, in a
@@ -138,18 +120,14 @@ pub fn dek_by_id(key_id: i64) -> Result<Option<Rc<DataKey>>, ShredError> {
     }
     let seen = cache::generation();
     match lookup(By::Id(key_id))? {
-        Some(row) => {
-            let dek = Rc::new(row.unwrap_dek()?);
-            cache::insert(key_id, &row.subject, dek.clone(), seen);
-            Ok(Some(dek))
-        }
+        Some(row) => Ok(Some(unwrap_and_cache(&row, seen)?)),
         None => Ok(None),
     }
 }
 
 /// Whether a DEK with `key_id` exists (latest snapshot). Needs no root key.
 pub fn key_exists(key_id: i64) -> Result<bool, ShredError> {
-    run(&KEY_EXISTS, &[Arg::Int8(key_id)], Mode::ReadLatest, 1, |rows| Ok(!rows.is_empty()))
+    Ok(scan::fetch(scan::Key::KeyId(key_id), &[])?.is_some())
 }
 
 /// The stored (salt, key-check value) of root-key `version`, if registered. Cached per backend
@@ -158,23 +136,20 @@ fn version_row(version: i32) -> Result<Option<(Vec<u8>, Vec<u8>)>, ShredError> {
     if let Some(row) = cache::version_row(version) {
         return Ok(Some(row));
     }
-    let row = run(&VERSION, &[Arg::Int4(version)], Mode::ReadLatest, 1, |rows| {
-        Ok(rows.first().and_then(|r| Some((r.bytes(1)?, r.bytes(2)?))))
-    })?;
+    let row = scan::fetch(scan::Key::Version(version), &[col::SALT, col::KEY_CHECK])?.and_then(|r| {
+        let mut values = r.into_iter();
+        Some((values.next()?.into_bytes()?, values.next()?.into_bytes()?))
+    });
     if let Some(r) = &row {
         cache::set_version_row(version, r.clone());
     }
     Ok(row)
 }
 
-fn read_current_version() -> Result<Option<(Vec<u8>, Vec<u8>)>, ShredError> {
-    version_row(CURRENT_VERSION)
-}
-
 /// The salt and key-check value of the current root-key version, registering the configured
 /// root key as that version on first use. Fails closed when the configured key does not match.
 fn current_version_row() -> Result<(Vec<u8>, Vec<u8>), ShredError> {
-    if let Some(row) = read_current_version()? {
+    if let Some(row) = version_row(CURRENT_VERSION)? {
         return Ok(row);
     }
     let (salt, key_check) = root::new_version_material()?;
@@ -187,7 +162,7 @@ fn current_version_row() -> Result<(Vec<u8>, Vec<u8>), ShredError> {
     )?;
     // SAFETY: plain call; makes the row visible to the next latest-snapshot read.
     unsafe { pg_sys::CommandCounterIncrement() };
-    read_current_version()?.ok_or(ShredError::Serialization("a root-key version registered concurrently is not visible"))
+    version_row(CURRENT_VERSION)?.ok_or(ShredError::Serialization("a root-key version registered concurrently is not visible"))
 }
 
 /// The key id and DEK of `subject` (database encoding), creating and storing a new random DEK
@@ -199,9 +174,7 @@ pub fn get_or_create(subject: &[u8]) -> Result<(i64, Rc<DataKey>), ShredError> {
     }
     let seen = cache::generation();
     if let Some(row) = lookup(By::Subject(subject))? {
-        let dek = Rc::new(row.unwrap_dek()?);
-        cache::insert(row.key_id, subject, dek.clone(), seen);
-        return Ok((row.key_id, dek));
+        return Ok((row.key_id, unwrap_and_cache(&row, seen)?));
     }
     let (salt, key_check) = current_version_row()?;
     let key_id = cache::next_key_id(|| {
@@ -233,11 +206,7 @@ pub fn get_or_create(subject: &[u8]) -> Result<(i64, Rc<DataKey>), ShredError> {
     // Another transaction created this subject's DEK first and committed: use the winner's.
     drop(dek);
     match lookup(By::Subject(subject))? {
-        Some(row) => {
-            let dek = Rc::new(row.unwrap_dek()?);
-            cache::insert(row.key_id, subject, dek.clone(), seen);
-            Ok((row.key_id, dek))
-        }
+        Some(row) => Ok((row.key_id, unwrap_and_cache(&row, seen)?)),
         None => Err(ShredError::Serialization("a DEK created concurrently is not visible")),
     }
 }
@@ -281,7 +250,7 @@ pub fn erase_many(subjects: pg_sys::Datum) -> Result<i64, ShredError> {
 /// Fail closed unless the configured root key is readable and matches the current root-key
 /// version (when that version is registered).
 pub fn verify_root_key() -> Result<(), ShredError> {
-    match read_current_version()? {
+    match version_row(CURRENT_VERSION)? {
         Some((salt, key_check)) => root::with_kek(CURRENT_VERSION, &salt, &key_check, |_| Ok(())),
         None => root::require_root_key(),
     }

@@ -120,7 +120,7 @@ fn open_bytes(value: Option<&[u8]>, context: Option<&[u8]>) -> Option<Varlena> {
     Some(out)
 }
 
-#[pg_extern(volatile, parallel_restricted, sql = false)]
+#[pg_extern(volatile, parallel_unsafe, sql = false)]
 fn open_text(value: Option<&[u8]>, context: Option<&[u8]>) -> Option<Varlena> {
     let out = open_bytes(value, context)?;
     match utf8_to_server(out.data()).or_report() {
@@ -133,7 +133,7 @@ fn open_text(value: Option<&[u8]>, context: Option<&[u8]>) -> Option<Varlena> {
     }
 }
 
-#[pg_extern(volatile, parallel_restricted, sql = false)]
+#[pg_extern(volatile, parallel_unsafe, sql = false)]
 fn open_bytea(value: Option<&[u8]>, context: Option<&[u8]>) -> Option<Varlena> {
     open_bytes(value, context)
 }
@@ -164,7 +164,7 @@ fn erase_many(fcinfo: pg_sys::FunctionCallInfo) -> i64 {
     store::erase_many(subjects).or_report()
 }
 
-#[pg_extern(volatile, strict, parallel_restricted, sql = false)]
+#[pg_extern(volatile, strict, parallel_unsafe, sql = false)]
 fn is_erased(value: &[u8]) -> bool {
     let env = envelope::parse(value).or_report();
     !store::key_exists(env.key_id() as i64).or_report()

@@ -195,11 +195,11 @@ fn sql_labels_and_privileges() {
     let expected = [
         ("shred.seal(text,text,text)", "v", false, "u"),
         ("shred.seal(text,bytea,text)", "v", false, "u"),
-        ("shred.open(shred.sealed,text)", "v", false, "r"),
-        ("shred.open_bytea(shred.sealed,text)", "v", false, "r"),
+        ("shred.open(shred.sealed,text)", "v", false, "u"),
+        ("shred.open_bytea(shred.sealed,text)", "v", false, "u"),
         ("shred.erase(text)", "v", false, "u"),
         ("shred.erase(text[])", "v", false, "u"),
-        ("shred.is_erased(shred.sealed)", "v", true, "r"),
+        ("shred.is_erased(shred.sealed)", "v", true, "u"),
         ("shred.key_id(shred.sealed)", "i", true, "s"),
     ];
     for (sig, vol, strict, par) in expected {

@@ -1,0 +1,143 @@
+//! Reads of the key store without SPI or the planner: one index scan (`systable_beginscan`,
+//! as PostgreSQL's own catalog lookups do) under the *latest* snapshot.
+//!
+//! - A committed erasure takes effect at once, even inside an older REPEATABLE READ
+//!   transaction: the scan does not use the transaction's snapshot.
+//! - No cached plan can degrade into a sequential scan when the table grew after statistics
+//!   were taken (bulk first seals in one transaction), and no executor start-up is paid.
+//! - Table privileges are not checked here: EXECUTE on the SQL function is the gate.
+//! Must not run in parallel mode (GetLatestSnapshot is not allowed there), which the functions'
+//! PARALLEL UNSAFE label guarantees.
+
+use std::ffi::CStr;
+
+use pgrx::datum::FromDatum;
+use pgrx::pg_sys;
+
+use crate::error::ShredError;
+
+/// Columns of `shred.subject_key` and `shred.root_key_version`, by number.
+pub mod col {
+    pub const KEY_ID: i16 = 1;
+    pub const SUBJECT: i16 = 2;
+    pub const WRAPPED_DEK: i16 = 3;
+    pub const ROOT_KEY_VERSION: i16 = 4;
+    pub const VERSION: i16 = 1;
+    pub const SALT: i16 = 2;
+    pub const KEY_CHECK: i16 = 3;
+}
+
+/// What to look for.
+pub enum Key<'a> {
+    /// `shred.subject_key.key_id` (primary key).
+    KeyId(i64),
+    /// `shred.subject_key.subject` (unique).
+    Subject(&'a [u8]),
+    /// `shred.root_key_version.version` (primary key).
+    Version(i32),
+}
+
+/// One column value copied out of the tuple.
+pub enum Value {
+    Null,
+    Int(i64),
+    Bytes(Vec<u8>),
+}
+
+impl Value {
+    pub fn int(&self) -> Option<i64> {
+        match self {
+            Value::Int(v) => Some(*v),
+            _ => None,
+        }
+    }
+    pub fn into_bytes(self) -> Option<Vec<u8>> {
+        match self {
+            Value::Bytes(b) => Some(b),
+            _ => None,
+        }
+    }
+}
+
+fn relation(name: &CStr) -> Result<pg_sys::Oid, ShredError> {
+    // SAFETY: syscache lookups inside a transaction; InvalidOid when missing.
+    let oid = unsafe {
+        let ns = pg_sys::get_namespace_oid(c"shred".as_ptr(), true);
+        if ns == pg_sys::InvalidOid {
+            pg_sys::InvalidOid
+        } else {
+            pg_sys::get_relname_relid(name.as_ptr(), ns)
+        }
+    };
+    if oid == pg_sys::InvalidOid {
+        return Err(ShredError::KeyStore(format!(
+            "relation shred.{} is missing: is the extension installed in this database?",
+            name.to_string_lossy()
+        )));
+    }
+    Ok(oid)
+}
+
+/// Fetch the row matching `key` (at most one: every key is unique) and copy out `columns`
+/// (1-based column numbers of integer, text or bytea columns).
+pub fn fetch(key: Key<'_>, columns: &[i16]) -> Result<Option<Vec<Value>>, ShredError> {
+    let (table, index, attno, proc_, datum) = match key {
+        Key::KeyId(id) => (c"subject_key", c"subject_key_pkey", col::KEY_ID, pg_sys::F_INT8EQ, pg_sys::Datum::from(id)),
+        Key::Subject(s) => {
+            // SAFETY: a palloc'd text copy of the subject, alive for this call.
+            let d = unsafe { pg_sys::Datum::from(pg_sys::cstring_to_text_with_len(s.as_ptr().cast(), s.len() as i32)) };
+            (c"subject_key", c"subject_key_subject_key", col::SUBJECT, pg_sys::F_TEXTEQ, d)
+        }
+        Key::Version(v) => (c"root_key_version", c"root_key_version_pkey", col::VERSION, pg_sys::F_INT4EQ, pg_sys::Datum::from(v)),
+    };
+    let relid = relation(table)?;
+    let indexid = relation(index)?;
+    // SAFETY: standard relation/index scan protocol; every resource acquired here is released
+    // below, or by transaction abort cleanup if PostgreSQL raises an ERROR in between.
+    unsafe {
+        let rel = pg_sys::table_open(relid, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
+        let snapshot = pg_sys::RegisterSnapshot(pg_sys::GetLatestSnapshot());
+        let mut skey: pg_sys::ScanKeyData = std::mem::zeroed();
+        pg_sys::ScanKeyEntryInitialize(
+            &mut skey,
+            0,
+            attno,
+            pg_sys::BTEqualStrategyNumber as u16,
+            pg_sys::InvalidOid,
+            pg_sys::DEFAULT_COLLATION_OID,
+            pg_sys::Oid::from(proc_),
+            datum,
+        );
+        let scan = pg_sys::systable_beginscan(rel, indexid, true, snapshot, 1, &mut skey);
+        let tuple = pg_sys::systable_getnext(scan);
+        let result = if tuple.is_null() {
+            None
+        } else {
+            let desc = (*rel).rd_att;
+            let natts = (*desc).natts as usize;
+            let mut values = vec![pg_sys::Datum::from(0usize); natts];
+            let mut nulls = vec![false; natts];
+            pg_sys::heap_deform_tuple(tuple, desc, values.as_mut_ptr(), nulls.as_mut_ptr());
+            let mut out = Vec::with_capacity(columns.len());
+            for &c in columns {
+                let i = (c - 1) as usize;
+                let typid = (*(*desc).attrs.as_ptr().add(i)).atttypid;
+                out.push(if nulls[i] {
+                    Value::Null
+                } else if typid == pg_sys::INT8OID {
+                    Value::Int(i64::from_datum(values[i], false).unwrap_or_default())
+                } else if typid == pg_sys::INT4OID {
+                    Value::Int(i32::from_datum(values[i], false).unwrap_or_default() as i64)
+                } else {
+                    // text or bytea: detoasted and copied into Rust memory
+                    Value::Bytes(Vec::<u8>::from_datum(values[i], false).unwrap_or_default())
+                });
+            }
+            Some(out)
+        };
+        pg_sys::systable_endscan(scan);
+        pg_sys::UnregisterSnapshot(snapshot);
+        pg_sys::table_close(rel, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
+        Ok(result)
+    }
+}

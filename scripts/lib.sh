@@ -33,7 +33,8 @@ cluster_start() {
     } >>"$dir/data/postgresql.conf"
     CLUSTER_DIR=$dir
     trap cluster_stop EXIT
-    as_pg_user "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null \
+    # No Rust backtraces in the server's environment: they would reach clients in error details.
+    as_pg_user env -u RUST_BACKTRACE -u RUST_LIB_BACKTRACE "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null \
         || { cat "$dir/server.log"; return 1; }
     export PGHOST=$dir PGPORT=$port PGUSER=postgres
 }

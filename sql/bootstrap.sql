@@ -119,7 +119,9 @@ CREATE FUNCTION shred.key_id(value shred.sealed)
 COMMENT ON FUNCTION shred.key_id(shred.sealed) IS
     'The key id recorded in a sealed value''s envelope (which DEK sealed it).';
 
--- Nothing that opens, seals or erases is executable by PUBLIC: grant it to application roles.
+-- Everyone may use the type (and shred.key_id); nothing that opens, seals or erases is
+-- executable by PUBLIC: grant it to application roles.
+GRANT USAGE ON SCHEMA shred TO PUBLIC;
 REVOKE ALL ON FUNCTION
     shred.seal(pg_catalog.text, pg_catalog.text, pg_catalog.text),
     shred.seal(pg_catalog.text, pg_catalog.bytea, pg_catalog.text),

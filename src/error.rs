@@ -29,6 +29,12 @@ pub enum ShredError {
     RootKeyMismatch(i32),
     /// The opened plaintext is not text in this database.
     NotText,
+    /// The opened text has a character the database encoding cannot represent.
+    NotRepresentable,
+    /// In a SQL_ASCII database, the named argument is not valid UTF-8.
+    NotUtf8(&'static str),
+    /// The subject is longer than the maximum.
+    SubjectTooLong(usize),
     /// A concurrent transaction changed the key store in a way this one cannot see.
     Serialization(&'static str),
     /// The key store is in a state pg_shred never leaves it in.
@@ -40,6 +46,9 @@ impl From<CryptoError> for ShredError {
         ShredError::Crypto(e)
     }
 }
+
+/// Longest data subject identifier, in bytes (it is indexed and bound into every wrapped DEK).
+pub const MAX_SUBJECT_LEN: usize = 1024;
 
 const ROOT_KEY_HINT: &str =
     "Set shred.root_key_file (superuser, postgresql.conf or ALTER SYSTEM, then reload) to a file of mode 0600 holding the 32-byte root key, raw or base64.";
@@ -114,6 +123,24 @@ impl ShredError {
             )
             .set_detail("Its plaintext contains a zero byte or is not valid UTF-8.")
             .set_hint("It was sealed from bytea: open it with shred.open_bytea()."),
+            ShredError::NotRepresentable => ErrorReport::new(
+                ERRCODE_UNTRANSLATABLE_CHARACTER,
+                "pg_shred: the opened text has a character the database encoding cannot represent",
+                fname,
+            )
+            .set_hint("Open it with shred.open_bytea(): the plaintext is UTF-8."),
+            ShredError::NotUtf8(what) => ErrorReport::new(
+                ERRCODE_CHARACTER_NOT_IN_REPERTOIRE,
+                format!("pg_shred: the {what} is not valid UTF-8"),
+                fname,
+            )
+            .set_hint("In a SQL_ASCII database, text given to pg_shred must be UTF-8; seal other bytes as bytea."),
+            ShredError::SubjectTooLong(len) => ErrorReport::new(
+                ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+                format!("pg_shred: a subject of {len} bytes exceeds the maximum of {MAX_SUBJECT_LEN} bytes"),
+                fname,
+            )
+            .set_hint("Use an opaque identifier such as 'customer:42'."),
             ShredError::Serialization(what) => ErrorReport::new(
                 ERRCODE_T_R_SERIALIZATION_FAILURE,
                 format!("pg_shred: could not serialize access to the key store: {what}"),

@@ -778,3 +778,67 @@ fn key_lookups_use_the_indexes() {
     assert!(after.1 >= before.1 + 3000, "one index lookup per new subject at least");
     a.batch_execute("COMMIT").unwrap();
 }
+
+/// The root key file is checked once per transaction: removing or replacing it fails closed in
+/// every session from its next transaction on, without a reload; a FIFO or other non-regular
+/// file is refused at once instead of blocking the backend.
+#[test]
+fn root_key_file_changes_take_effect_in_running_sessions() {
+    let mut a = fresh_db("it_keyfile");
+    let v = seal(&mut a, "customer:1", "x", "");
+    let path = dir().join("root.key");
+    let moved = dir().join("root.key.moved");
+    std::fs::rename(&path, &moved).unwrap();
+    let r = a.query_one(OPEN, &[&v, &""]);
+    std::fs::rename(&moved, &path).unwrap();
+    assert_eq!(sqlstate(r), "F0000", "a removed key file fails closed in a running session");
+    assert_eq!(open(&mut a, &v, "").as_deref(), Some("x"), "and works again once it is back");
+
+    let fifo = dir().join("fifo.key");
+    let _ = std::fs::remove_file(&fifo);
+    let status = Command::new("mkfifo").args(["-m", "0600"]).arg(&fifo).status().unwrap();
+    assert!(status.success());
+    let meta = std::fs::metadata(dir().join("data")).unwrap();
+    std::os::unix::fs::chown(&fifo, Some(std::os::unix::fs::MetadataExt::uid(&meta)), None).unwrap();
+    a.batch_execute(&format!("SET shred.root_key_file = '{}'", fifo.display())).unwrap();
+    let err = a.query_one("SELECT shred.seal('customer:1', 'y')", &[]).unwrap_err();
+    assert_eq!(err.code().map(|c| c.code()), Some("F0000"));
+    assert!(err.as_db_error().unwrap().message().contains("not a regular file"));
+}
+
+/// Encoding errors and limits are pg_shred's own messages: they never echo plaintext or
+/// subject bytes.
+#[test]
+fn encoding_errors_do_not_echo_data() {
+    let mut lat = fresh_db_with("it_enc_err_latin1", "ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0");
+    let err = lat
+        .query_one("SELECT shred.open(shred.seal('l:1', decode('536563726574e282ac4e616d65', 'hex')))", &[])
+        .unwrap_err();
+    let db = err.as_db_error().unwrap();
+    assert_eq!(db.code().code(), "22P05");
+    assert!(!format!("{} {:?}", db.message(), db.detail()).contains("0x"), "{}", db.message());
+    let bytes: Vec<u8> = lat
+        .query_one("SELECT shred.open_bytea(shred.seal('l:1', decode('536563726574e282ac4e616d65', 'hex')))", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(bytes, "Secret€Name".as_bytes());
+
+    let mut ascii = fresh_db_with("it_enc_err_sqlascii", "ENCODING 'SQL_ASCII' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0");
+    for sql in [
+        "SELECT shred.seal('s:1', convert_from('\\x736563726574206361666520e9'::bytea, 'SQL_ASCII'))",
+        "SELECT shred.seal(convert_from('\\x6361666520e9'::bytea, 'SQL_ASCII'), 'x')",
+    ] {
+        let err = ascii.query_one(sql, &[]).unwrap_err();
+        let db = err.as_db_error().unwrap();
+        assert_eq!(db.code().code(), "22021", "{sql}");
+        assert!(db.message().starts_with("pg_shred:") && !db.message().contains("0x"), "{}", db.message());
+    }
+    let ok: String = ascii.query_one("SELECT shred.open(shred.seal('s:1', 'São'))", &[]).unwrap().get(0);
+    assert_eq!(ok, "São");
+
+    let mut a = fresh_db("it_subject_len");
+    let err = a.query_one("SELECT shred.seal(repeat('x', 1025), 'y')", &[]).unwrap_err();
+    assert_eq!(err.code().map(|c| c.code()), Some("54000"));
+    let ok: String = a.query_one("SELECT shred.open(shred.seal(repeat('x', 1024), 'y'))", &[]).unwrap().get(0);
+    assert_eq!(ok, "y");
+}

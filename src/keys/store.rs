@@ -69,7 +69,7 @@ impl KeyRow {
     fn unwrap_dek(&self) -> Result<DataKey, ShredError> {
         // A DEK whose root-key version row is missing cannot be verified: fail closed.
         let (salt, key_check) = version_row(self.version)?.ok_or(ShredError::RootKeyMismatch(self.version))?;
-        let subject = server_to_utf8(&self.subject);
+        let subject = server_to_utf8(&self.subject, "subject")?;
         root::with_kek(self.version, &salt, &key_check, |kek| {
             Ok(kek.unwrap(&self.wrapped, self.key_id as u64, &subject)?)
         })
@@ -184,7 +184,7 @@ pub fn get_or_create(subject: &[u8]) -> Result<(i64, Rc<DataKey>), ShredError> {
     })?
     .ok_or_else(|| missing("key id"))?;
     let dek = DataKey::generate()?;
-    let subject_utf8 = server_to_utf8(subject);
+    let subject_utf8 = server_to_utf8(subject, "subject")?;
     let wrapped = root::with_kek(CURRENT_VERSION, &salt, &key_check, |kek| {
         Ok(kek.wrap(&dek, key_id as u64, &subject_utf8)?)
     })?;
@@ -211,40 +211,60 @@ pub fn get_or_create(subject: &[u8]) -> Result<(i64, Rc<DataKey>), ShredError> {
     }
 }
 
+/// Whether statements of this transaction share one snapshot (REPEATABLE READ, SERIALIZABLE).
+fn uses_transaction_snapshot() -> bool {
+    // SAFETY: plain read of the backend's isolation level.
+    unsafe { pg_sys::XactIsoLevel >= pg_sys::XACT_REPEATABLE_READ as i32 }
+}
+
+/// How often a READ COMMITTED erasure retries when a DEK appeared after its statement began.
+const ERASE_ATTEMPTS: usize = 3;
+
+/// Run `delete` (one DELETE statement, returning what it deleted) until no DEK it targets is
+/// left under the latest snapshot (`left`). A DEK committed by another transaction after the
+/// DELETE's snapshot is deleted by a retry with a fresh snapshot in READ COMMITTED; under a
+/// transaction snapshot it cannot be, so the erasure fails with 40001 instead of leaving the
+/// subject readable while reporting success.
+fn delete_until_gone<T: Default + std::ops::AddAssign>(
+    mut delete: impl FnMut() -> Result<T, ShredError>,
+    mut left: impl FnMut() -> Result<bool, ShredError>,
+) -> Result<T, ShredError> {
+    let mut total = T::default();
+    for _ in 0..ERASE_ATTEMPTS {
+        total += delete()?;
+        // SAFETY: plain call; later reads in this statement see the deletion.
+        unsafe { pg_sys::CommandCounterIncrement() };
+        if !left()? {
+            return Ok(total);
+        }
+        if uses_transaction_snapshot() {
+            break;
+        }
+    }
+    Err(ShredError::Serialization("a data subject's DEK was created by a transaction this one cannot see"))
+}
+
 /// Delete the DEK of `subject` (database encoding). True when one was deleted.
 pub fn erase(subject: &[u8]) -> Result<bool, ShredError> {
-    let deleted = run(&DELETE_KEY, &[Arg::Bytes(subject)], Mode::Write, 0, |rows| Ok(!rows.is_empty()))?;
-    // SAFETY: plain call; later reads in this statement see the deletion.
-    unsafe { pg_sys::CommandCounterIncrement() };
-    if deleted {
-        return Ok(true);
-    }
-    // Nothing visible to this transaction's snapshot was deleted. If a DEK committed after that
-    // snapshot exists, returning false would leave the subject readable: refuse instead.
-    if lookup(By::Subject(subject))?.is_some() {
-        return Err(ShredError::Serialization(
-            "the data subject's DEK was created by a transaction this one cannot see",
-        ));
-    }
-    Ok(false)
+    let deleted: u32 = delete_until_gone(
+        || run(&DELETE_KEY, &[Arg::Bytes(subject)], Mode::Write, 0, |rows| Ok(rows.len() as u32)),
+        || Ok(lookup(By::Subject(subject))?.is_some()),
+    )?;
+    Ok(deleted > 0)
 }
 
 /// Delete the DEKs of every subject in `subjects` (a `text[]` datum without NULL elements) in
 /// one statement. Returns how many were deleted.
 pub fn erase_many(subjects: pg_sys::Datum) -> Result<i64, ShredError> {
-    let deleted = run(&DELETE_KEYS, &[Arg::Datum(subjects)], Mode::Write, 0, |_| {
-        // SAFETY: set by the DELETE just run on this connection.
-        Ok(unsafe { pg_sys::SPI_processed } as i64)
-    })?;
-    // SAFETY: plain call; later reads in this statement see the deletion.
-    unsafe { pg_sys::CommandCounterIncrement() };
-    let left = run(&ANY_KEY_LEFT, &[Arg::Datum(subjects)], Mode::ReadLatest, 1, |rows| Ok(!rows.is_empty()))?;
-    if left {
-        return Err(ShredError::Serialization(
-            "a data subject's DEK was created by a transaction this one cannot see",
-        ));
-    }
-    Ok(deleted)
+    delete_until_gone(
+        || {
+            run(&DELETE_KEYS, &[Arg::Datum(subjects)], Mode::Write, 0, |_| {
+                // SAFETY: set by the DELETE just run on this connection.
+                Ok(unsafe { pg_sys::SPI_processed } as i64)
+            })
+        },
+        || run(&ANY_KEY_LEFT, &[Arg::Datum(subjects)], Mode::ReadLatest, 1, |rows| Ok(!rows.is_empty())),
+    )
 }
 
 /// Fail closed unless the configured root key is readable and matches the current root-key

@@ -13,7 +13,7 @@ use pgrx::prelude::*;
 use std::ffi::{CStr, CString};
 
 use crate::crypto::envelope;
-use crate::error::{Input, OrReport, ShredError};
+use crate::error::{Input, OrReport, ShredError, MAX_SUBJECT_LEN};
 use crate::keys::{root, store};
 use encoding::{server_to_utf8, utf8_to_server};
 use varlena::Varlena;
@@ -77,11 +77,22 @@ fn required<'a>(value: Option<&'a [u8]>, what: &'static str) -> &'a [u8] {
     value.unwrap_or_else(|| ShredError::NullArgument(what).report())
 }
 
+/// A subject argument: not NULL, at most [`MAX_SUBJECT_LEN`] bytes, UTF-8 in a SQL_ASCII
+/// database.
+fn subject_arg(value: Option<&[u8]>) -> &[u8] {
+    let subject = required(value, "subject");
+    if subject.len() > MAX_SUBJECT_LEN {
+        ShredError::SubjectTooLong(subject.len()).report();
+    }
+    server_to_utf8(subject, "subject").or_report();
+    subject
+}
+
 /// Seal `plaintext` (already in its stored form: UTF-8 for text) for `subject`, straight into
 /// the result's memory.
 fn seal_bytes(subject: Option<&[u8]>, plaintext: Option<&[u8]>, context: Option<&[u8]>) -> Option<Varlena> {
-    let subject = required(subject, "subject");
-    let context = server_to_utf8(required(context, "context"));
+    let subject = subject_arg(subject);
+    let context = server_to_utf8(required(context, "context"), "context").or_report();
     let plaintext = plaintext?;
     if plaintext.len() > envelope::MAX_PLAINTEXT_LEN {
         ShredError::Crypto(crate::crypto::CryptoError::PlaintextTooLarge {
@@ -99,7 +110,7 @@ fn seal_bytes(subject: Option<&[u8]>, plaintext: Option<&[u8]>, context: Option<
 
 #[pg_extern(volatile, parallel_unsafe, sql = false)]
 fn seal_text(subject: Option<&[u8]>, plaintext: Option<&[u8]>, context: Option<&[u8]>) -> Option<Varlena> {
-    let utf8 = plaintext.map(server_to_utf8);
+    let utf8 = plaintext.map(|p| server_to_utf8(p, "plaintext").or_report());
     seal_bytes(subject, utf8.as_deref(), context)
 }
 
@@ -110,7 +121,7 @@ fn seal_bytea(subject: Option<&[u8]>, plaintext: Option<&[u8]>, context: Option<
 
 /// Open an envelope straight into the result's memory: `None` when its DEK no longer exists.
 fn open_bytes(value: Option<&[u8]>, context: Option<&[u8]>) -> Option<Varlena> {
-    let context = server_to_utf8(required(context, "context"));
+    let context = server_to_utf8(required(context, "context"), "context").or_report();
     let value = value?;
     root::require_root_key().or_report();
     let env = envelope::parse(value).or_report();
@@ -140,7 +151,7 @@ fn open_bytea(value: Option<&[u8]>, context: Option<&[u8]>) -> Option<Varlena> {
 
 #[pg_extern(volatile, parallel_unsafe, sql = false)]
 fn erase(subject: Option<&[u8]>) -> bool {
-    let subject = required(subject, "subject");
+    let subject = subject_arg(subject);
     store::verify_root_key().or_report();
     store::erase(subject).or_report()
 }

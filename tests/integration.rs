@@ -842,3 +842,58 @@ fn encoding_errors_do_not_echo_data() {
     let ok: String = a.query_one("SELECT shred.open(shred.seal(repeat('x', 1024), 'y'))", &[]).unwrap().get(0);
     assert_eq!(ok, "y");
 }
+
+/// A non-superuser role: without grants every sealing, opening or erasing function is refused
+/// (42501); with the grants the README documents, it seals, opens and erases.
+#[test]
+fn application_role_with_documented_grants() {
+    let mut admin = fresh_db("it_roles");
+    admin
+        .batch_execute(
+            "DO $$ BEGIN
+               IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'it_app') THEN CREATE ROLE it_app LOGIN; END IF;
+               IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'it_dpo') THEN CREATE ROLE it_dpo LOGIN; END IF;
+             END $$",
+        )
+        .unwrap();
+    let v = seal(&mut admin, "customer:1", "x", "");
+    let mut app = connect_as("it_roles", "it_app");
+    for sql in [
+        "SELECT shred.seal('customer:2', 'y')",
+        "SELECT shred.erase('customer:1')",
+        "SELECT shred.erase(ARRAY['customer:1'])",
+    ] {
+        assert_eq!(sqlstate(app.query_one(sql, &[])), "42501", "{sql}");
+    }
+    assert_eq!(sqlstate(app.query_one(OPEN, &[&v, &""])), "42501");
+    let id: i64 = app.query_one("SELECT shred.key_id($1::text::shred.sealed)", &[&v]).unwrap().get(0);
+    assert!(id > 0, "the type and key_id are usable by everyone");
+    assert_eq!(sqlstate(app.query_one("SELECT count(*) FROM shred.subject_key", &[])), "42501");
+
+    admin
+        .batch_execute(
+            "GRANT EXECUTE ON FUNCTION shred.seal(text, text, text), shred.seal(text, bytea, text),
+                                      shred.open(shred.sealed, text), shred.open_bytea(shred.sealed, text),
+                                      shred.is_erased(shred.sealed) TO it_app;
+             GRANT SELECT, INSERT ON shred.subject_key TO it_app;
+             GRANT INSERT ON shred.root_key_version TO it_app;
+             GRANT USAGE ON SEQUENCE shred.subject_key_key_id_seq TO it_app;
+             GRANT EXECUTE ON FUNCTION shred.erase(text), shred.erase(text[]) TO it_dpo;
+             GRANT SELECT, DELETE ON shred.subject_key TO it_dpo;",
+        )
+        .unwrap();
+    let mut app = connect_as("it_roles", "it_app");
+    assert_eq!(open(&mut app, &v, "").as_deref(), Some("x"));
+    let w = seal(&mut app, "customer:2", "y", "");
+    assert_eq!(open(&mut app, &w, "").as_deref(), Some("y"));
+    assert_eq!(sqlstate(app.query_one("SELECT shred.erase('customer:1')", &[])), "42501");
+    let mut dpo = connect_as("it_roles", "it_dpo");
+    let erased: bool = dpo.query_one("SELECT shred.erase('customer:1')", &[]).unwrap().get(0);
+    assert!(erased);
+    let n: i64 = dpo.query_one("SELECT shred.erase(ARRAY['customer:2'])", &[]).unwrap().get(0);
+    assert_eq!(n, 1);
+    assert_eq!(open(&mut app, &v, ""), None);
+    assert_eq!(open(&mut app, &w, ""), None);
+    drop((app, dpo));
+    admin.batch_execute("DROP OWNED BY it_app, it_dpo").unwrap();
+}

@@ -220,21 +220,24 @@ fn uses_transaction_snapshot() -> bool {
 /// How often a READ COMMITTED erasure retries when a DEK appeared after its statement began.
 const ERASE_ATTEMPTS: usize = 3;
 
-/// Run `delete` (one DELETE statement, returning what it deleted) until no DEK it targets is
-/// left under the latest snapshot (`left`). A DEK committed by another transaction after the
-/// DELETE's snapshot is deleted by a retry with a fresh snapshot in READ COMMITTED; under a
-/// transaction snapshot it cannot be, so the erasure fails with 40001 instead of leaving the
-/// subject readable while reporting success.
-fn delete_until_gone<T: Default + std::ops::AddAssign>(
-    mut delete: impl FnMut() -> Result<T, ShredError>,
+/// Run `delete` (one DELETE statement, returning how many DEKs it deleted) until every
+/// targeted subject is gone: at once when it deleted `all` of them (a deleted row stays locked
+/// by this transaction, so no other can re-create it meanwhile), otherwise when `left` finds
+/// none under the latest snapshot. A DEK committed by another transaction after the DELETE's
+/// snapshot is deleted by a retry with a fresh snapshot in READ COMMITTED; under a transaction
+/// snapshot it cannot be, so the erasure fails with 40001 instead of leaving the subject
+/// readable while reporting success.
+fn delete_until_gone(
+    all: i64,
+    mut delete: impl FnMut() -> Result<i64, ShredError>,
     mut left: impl FnMut() -> Result<bool, ShredError>,
-) -> Result<T, ShredError> {
-    let mut total = T::default();
+) -> Result<i64, ShredError> {
+    let mut total = 0;
     for _ in 0..ERASE_ATTEMPTS {
         total += delete()?;
         // SAFETY: plain call; later reads in this statement see the deletion.
         unsafe { pg_sys::CommandCounterIncrement() };
-        if !left()? {
+        if total >= all || !left()? {
             return Ok(total);
         }
         if uses_transaction_snapshot() {
@@ -246,17 +249,19 @@ fn delete_until_gone<T: Default + std::ops::AddAssign>(
 
 /// Delete the DEK of `subject` (database encoding). True when one was deleted.
 pub fn erase(subject: &[u8]) -> Result<bool, ShredError> {
-    let deleted: u32 = delete_until_gone(
-        || run(&DELETE_KEY, &[Arg::Bytes(subject)], Mode::Write, 0, |rows| Ok(rows.len() as u32)),
+    let deleted = delete_until_gone(
+        1,
+        || run(&DELETE_KEY, &[Arg::Bytes(subject)], Mode::Write, 0, |rows| Ok(rows.len() as i64)),
         || Ok(lookup(By::Subject(subject))?.is_some()),
     )?;
     Ok(deleted > 0)
 }
 
-/// Delete the DEKs of every subject in `subjects` (a `text[]` datum without NULL elements) in
-/// one statement. Returns how many were deleted.
-pub fn erase_many(subjects: pg_sys::Datum) -> Result<i64, ShredError> {
+/// Delete the DEKs of every subject in `subjects` (a `text[]` datum of `count` elements, none
+/// NULL) in one statement. Returns how many were deleted.
+pub fn erase_many(subjects: pg_sys::Datum, count: i64) -> Result<i64, ShredError> {
     delete_until_gone(
+        count,
         || {
             run(&DELETE_KEYS, &[Arg::Datum(subjects)], Mode::Write, 0, |_| {
                 // SAFETY: set by the DELETE just run on this connection.

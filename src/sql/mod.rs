@@ -160,7 +160,7 @@ fn erase(subject: Option<&[u8]>) -> bool {
 #[pg_extern(volatile, parallel_unsafe, sql = false)]
 fn erase_many(fcinfo: pg_sys::FunctionCallInfo) -> i64 {
     // SAFETY: argument 0 of a function declared (text[]); checked for NULL first.
-    let subjects = unsafe {
+    let (subjects, count) = unsafe {
         if pgrx::fcinfo::pg_arg_is_null(fcinfo, 0) {
             ShredError::NullArgument("subjects").report();
         }
@@ -169,10 +169,12 @@ fn erase_many(fcinfo: pg_sys::FunctionCallInfo) -> i64 {
         if pg_sys::array_contains_nulls(array) {
             ShredError::NullArgument("subject").report();
         }
-        pg_sys::Datum::from(array)
+        // ARR_DIMS: the dimensions follow the fixed header
+        let dims = array.cast::<u8>().add(std::mem::size_of::<pg_sys::ArrayType>()).cast::<i32>();
+        (pg_sys::Datum::from(array), pg_sys::ArrayGetNItems((*array).ndim, dims) as i64)
     };
     store::verify_root_key().or_report();
-    store::erase_many(subjects).or_report()
+    store::erase_many(subjects, count).or_report()
 }
 
 #[pg_extern(volatile, strict, parallel_unsafe, sql = false)]

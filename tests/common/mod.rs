@@ -31,8 +31,12 @@ pub fn dir() -> PathBuf {
 }
 
 pub fn connect(db: &str) -> Client {
-    let dsn = format!("host={} port={} user=postgres dbname={db}", host(), port());
-    Client::connect(&dsn, NoTls).unwrap_or_else(|e| panic!("connect to {db}: {e}"))
+    connect_as(db, "postgres")
+}
+
+pub fn connect_as(db: &str, user: &str) -> Client {
+    let dsn = format!("host={} port={} user={user} dbname={db}", host(), port());
+    Client::connect(&dsn, NoTls).unwrap_or_else(|e| panic!("connect to {db} as {user}: {e}"))
 }
 
 /// Create (or re-create) database `name` with pg_shred installed, and connect to it.

@@ -39,6 +39,8 @@ pub enum ShredError {
     Serialization(&'static str),
     /// The key store is in a state pg_shred never leaves it in.
     KeyStore(String),
+    /// A state pg_shred never gets into (a bug).
+    Internal(&'static str),
 }
 
 impl From<CryptoError> for ShredError {
@@ -147,6 +149,9 @@ impl ShredError {
                 fname,
             )
             .set_hint("Retry the transaction."),
+            ShredError::Internal(why) => {
+                ErrorReport::new(ERRCODE_INTERNAL_ERROR, format!("pg_shred: internal error: {why}"), fname)
+            }
             ShredError::KeyStore(why) => {
                 ErrorReport::new(ERRCODE_INTERNAL_ERROR, format!("pg_shred: key store: {why}"), fname)
             }

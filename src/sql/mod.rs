@@ -34,13 +34,14 @@ fn sealed_in(input: &CStr) -> Vec<u8> {
 #[pg_extern(immutable, strict, parallel_safe, sql = false)]
 fn sealed_out(value: &[u8]) -> CString {
     // base64 output never contains a zero byte.
-    CString::new(envelope::to_text(value)).or_report_internal()
+    CString::new(envelope::to_text(value))
+        .unwrap_or_else(|_| ShredError::Internal("the text form of an envelope contains a zero byte").report())
 }
 
 #[pg_extern(immutable, strict, parallel_safe, sql = false)]
 fn sealed_recv(buf: Internal) -> Vec<u8> {
     let Some(datum) = Internal::unwrap(buf) else {
-        ShredError::KeyStore("no receive buffer".into()).report()
+        ShredError::Internal("shred.sealed_recv was called without a buffer").report()
     };
     // SAFETY: PostgreSQL passes a StringInfo to a type's receive function.
     let bytes = unsafe {
@@ -58,15 +59,6 @@ fn sealed_recv(buf: Internal) -> Vec<u8> {
 #[pg_extern(immutable, strict, parallel_safe, sql = false)]
 fn sealed_send(value: &[u8]) -> Vec<u8> {
     value.to_vec()
-}
-
-trait OrReportInternal<T> {
-    fn or_report_internal(self) -> T;
-}
-impl<T, E> OrReportInternal<T> for Result<T, E> {
-    fn or_report_internal(self) -> T {
-        self.map_err(|_| ShredError::KeyStore("internal conversion failed".into())).or_report()
-    }
 }
 
 // ---------------------------------------------------------------------------------------------

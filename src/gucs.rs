@@ -16,7 +16,7 @@ pub fn init() {
     GucRegistry::define_int_guc(
         c"shred.key_cache_size",
         c"Number of unwrapped DEKs each backend keeps in memory (0 disables the cache).",
-        c"Each entry takes under 1 KiB. Entries are zeroized when evicted, and all are dropped when any erasure commits.",
+        c"Each entry takes about 1.2 KiB. Entries are zeroized when evicted, and all are dropped when any erasure commits.",
         &KEY_CACHE_SIZE,
         0,
         1_000_000,

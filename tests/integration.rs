@@ -897,3 +897,113 @@ fn application_role_with_documented_grants() {
     drop((app, dpo));
     admin.batch_execute("DROP OWNED BY it_app, it_dpo").unwrap();
 }
+
+/// Resident memory per cached DEK stays under 1.5 KiB (the backend's private memory, RssAnon,
+/// before and after caching 20,000 more DEKs). Most of it is the AES-256 key schedule of
+/// RustCrypto's `aes` (960 bytes: it keeps room for both the AES-NI and the constant-time
+/// software schedule); the cache's own bookkeeping is about 200 bytes per entry.
+#[test]
+fn cached_dek_memory_is_bounded() {
+    let mut setup = fresh_db("it_cache_mem");
+    setup
+        .batch_execute("CREATE TABLE t AS SELECT g, shred.seal('m:' || g, 'x') AS v FROM generate_series(1, 22000) g")
+        .unwrap();
+    // a new session starts with an empty cache; 2,000 DEKs first warm plans and catalog caches
+    let mut a = connect("it_cache_mem");
+    a.batch_execute("SET shred.key_cache_size = 30000").unwrap();
+    let pid: i32 = a.query_one("SELECT pg_backend_pid()", &[]).unwrap().get(0);
+    let rss_anon_kib = || -> i64 {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("backend status");
+        status
+            .lines()
+            .find(|l| l.starts_with("RssAnon:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .expect("RssAnon")
+    };
+    a.query_one("SELECT count(shred.open(v)) FROM t WHERE g <= 2000", &[]).unwrap();
+    let before = rss_anon_kib();
+    let n: i64 = a.query_one("SELECT count(shred.open(v)) FROM t WHERE g > 2000", &[]).unwrap().get(0);
+    assert_eq!(n, 20000);
+    let after = rss_anon_kib();
+    let entries: i64 = a.query_one("SELECT shred.key_cache_entries()", &[]).unwrap().get(0);
+    assert_eq!(entries, 22000);
+    let per_entry = (after - before) * 1024 / 20000;
+    assert!(per_entry <= 1536, "{per_entry} bytes of resident memory per cached DEK");
+}
+
+/// Stops a server started by a test, even when the test fails.
+struct Server {
+    data: std::path::PathBuf,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = Command::new("runuser")
+            .args(["-u", "postgres", "--"])
+            .arg(pg_bin("pg_ctl"))
+            .args(["-D"])
+            .arg(&self.data)
+            .args(["-m", "immediate", "-w", "stop"])
+            .output();
+    }
+}
+
+/// C6: a hot standby opens values; sealing a new subject there fails clearly (read-only); an
+/// erasure committed on the primary is seen on the standby after replay, also by a session
+/// whose DEK cache is warm (the relcache invalidation travels with the commit record).
+#[test]
+fn hot_standby_replays_erasures() {
+    let mut a = fresh_db("it_standby");
+    let v = seal(&mut a, "customer:1", "ada", "");
+    let w = seal(&mut a, "customer:2", "bob", "");
+    let data = dir().join("standby");
+    let _ = std::fs::remove_dir_all(&data);
+    let as_postgres = |program: &str| {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).arg(pg_bin(program));
+        c
+    };
+    run(as_postgres("pg_basebackup")
+        .args(["-h", &host(), "-p", &port(), "-U", "postgres", "-R", "-X", "stream", "-c", "fast", "-D"])
+        .arg(&data));
+    let standby_port = "55436";
+    std::fs::write(
+        data.join("postgresql.auto.conf"),
+        format!(
+            "{}\nport = {standby_port}\nhot_standby = on\n",
+            std::fs::read_to_string(data.join("postgresql.auto.conf")).unwrap_or_default()
+        ),
+    )
+    .unwrap();
+    run(as_postgres("pg_ctl").arg("-D").arg(&data).args(["-l"]).arg(dir().join("standby.log")).args(["-w", "start"]));
+    let _server = Server { data: data.clone() };
+    let dsn = format!("host={} port={standby_port} user=postgres dbname=it_standby", host());
+    let mut s = postgres::Client::connect(&dsn, postgres::NoTls).expect("connect to the standby");
+
+    assert_eq!(open(&mut s, &v, "").as_deref(), Some("ada"));
+    assert_eq!(open(&mut s, &w, "").as_deref(), Some("bob"));
+    let entries: i64 = s.query_one("SELECT shred.key_cache_entries()", &[]).unwrap().get(0);
+    assert_eq!(entries, 2, "warm cache on the standby");
+    assert_eq!(sqlstate(s.query_one("SELECT shred.seal('customer:new', 'x')", &[])), "25006");
+    let existing = seal(&mut s, "customer:2", "sealed on the standby", "");
+    assert_eq!(open(&mut s, &existing, "").as_deref(), Some("sealed on the standby"));
+
+    a.query_one("SELECT shred.erase('customer:1')", &[]).unwrap();
+    let lsn: String = a.query_one("SELECT pg_current_wal_lsn()::text", &[]).unwrap().get(0);
+    let mut replayed = false;
+    for _ in 0..200 {
+        let done: bool = s
+            .query_one("SELECT pg_last_wal_replay_lsn() >= $1::text::pg_lsn", &[&lsn])
+            .unwrap()
+            .get(0);
+        if done {
+            replayed = true;
+            break;
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+    assert!(replayed, "the standby replayed the erasure");
+    assert_eq!(open(&mut s, &v, ""), None, "the erasure reached the standby's warm cache");
+    assert_eq!(open(&mut s, &w, "").as_deref(), Some("bob"));
+}

@@ -59,7 +59,7 @@ impl Value {
     }
 }
 
-fn relation(name: &CStr) -> Result<pg_sys::Oid, ShredError> {
+pub fn relation(name: &CStr) -> Result<pg_sys::Oid, ShredError> {
     // SAFETY: syscache lookups inside a transaction; InvalidOid when missing.
     let oid = unsafe {
         let ns = pg_sys::get_namespace_oid(c"shred".as_ptr(), true);

@@ -92,8 +92,54 @@ impl Row {
 
 }
 
+/// The key store's owner (the owner of `shred.subject_key`, i.e. of the extension's objects).
+fn key_store_owner() -> Result<pg_sys::Oid, ShredError> {
+    let relid = super::scan::relation(c"subject_key")?;
+    // SAFETY: open/close of an existing relation under AccessShareLock to read its owner.
+    unsafe {
+        let rel = pg_sys::table_open(relid, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
+        let owner = (*(*rel).rd_rel).relowner;
+        pg_sys::table_close(rel, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
+        Ok(owner)
+    }
+}
+
+/// While alive, statements run with the key store owner's rights, as a SECURITY DEFINER
+/// function would, and in a security-restricted operation. Dropped (also while an ERROR
+/// unwinds) it restores the caller's identity; PostgreSQL's (sub)transaction abort restores it
+/// too.
+struct AsOwner {
+    user: pg_sys::Oid,
+    context: i32,
+}
+
+impl AsOwner {
+    fn switch() -> Result<Self, ShredError> {
+        let owner = key_store_owner()?;
+        let (mut user, mut context) = (pg_sys::InvalidOid, 0);
+        // SAFETY: plain getters/setters of the backend's current user.
+        unsafe {
+            pg_sys::GetUserIdAndSecContext(&mut user, &mut context);
+            pg_sys::SetUserIdAndSecContext(
+                owner,
+                context | (pg_sys::SECURITY_LOCAL_USERID_CHANGE | pg_sys::SECURITY_RESTRICTED_OPERATION) as i32,
+            );
+        }
+        Ok(AsOwner { user, context })
+    }
+}
+
+impl Drop for AsOwner {
+    fn drop(&mut self) {
+        // SAFETY: restores the values read in switch().
+        unsafe { pg_sys::SetUserIdAndSecContext(self.user, self.context) };
+    }
+}
+
 /// Run `plan` with `args`, reading at most `limit` rows (0: all) with `read`, which must copy
-/// out what it keeps: SPI memory is gone when this returns.
+/// out what it keeps: SPI memory is gone when this returns. The statement runs with the key
+/// store owner's rights: EXECUTE on pg_shred's functions is the only privilege a role needs,
+/// and no role needs (or should get) privileges on the key tables themselves.
 pub fn run<R>(
     plan: &Plan,
     args: &[Arg<'_>],
@@ -101,6 +147,7 @@ pub fn run<R>(
     limit: i64,
     read: impl FnOnce(&[Row]) -> Result<R, ShredError>,
 ) -> Result<R, ShredError> {
+    let _owner = AsOwner::switch()?;
     Spi::connect(|_client| {
         let ptr = plan.get()?;
         let mut datums: Vec<pg_sys::Datum> = Vec::with_capacity(args.len());

@@ -1,5 +1,6 @@
 //! Key management inside PostgreSQL: the root key (loaded from outside the database), the
-//! key store over SPI, and the SPI layer they share.
+//! key store (reads by index scan in `scan`, writes over SPI in `spi`), and the backend's DEK
+//! cache.
 
 pub mod cache;
 pub mod root;

@@ -1,10 +1,17 @@
 -- pg_shred: objects created before any generated SQL.
+--
+-- The extension creates its schema itself (the control file names none): CREATE EXTENSION
+-- fails if a schema "shred" already exists, so nobody else can own the schema the extension's
+-- functions live in and plant look-alike functions or operators there.
 -- Every name is schema-qualified and every operator is pg_catalog's, so nothing here depends on
 -- the search_path of the session that runs CREATE EXTENSION or a restore.
 
 -----------------------------------------------------------------------------------------------
 -- The column type shred.sealed: a varlena holding the envelope bytes (format v1).
 -----------------------------------------------------------------------------------------------
+CREATE SCHEMA shred;
+COMMENT ON SCHEMA shred IS 'pg_shred: per-subject envelope encryption and crypto-shredding erasure';
+
 CREATE TYPE shred.sealed;
 
 CREATE FUNCTION shred.sealed_in(pg_catalog.cstring) RETURNS shred.sealed
@@ -54,6 +61,12 @@ CREATE TABLE shred.subject_key (
     created_at        pg_catalog.timestamptz NOT NULL DEFAULT pg_catalog.now()
 );
 ALTER SEQUENCE shred.subject_key_key_id_seq OWNED BY shred.subject_key.key_id;
+-- Key ids start at a random point (below 2^52), so a fresh key store (DROP and CREATE
+-- EXTENSION, or a table restored into another database) does not hand out the key ids of old
+-- envelopes again: those stay erased (NULL) instead of meeting an unrelated DEK. pg_dump
+-- restores the sequence's own value.
+SELECT pg_catalog.setval('shred.subject_key_key_id_seq',
+                         pg_catalog.floor(pg_catalog.random() * 4503599627370496)::pg_catalog.int8 + 1, false);
 COMMENT ON TABLE shred.subject_key IS
     'One row per data subject: the DEK wrapped with AES-256-GCM under the KEK of root_key_version. Deleting a row erases the subject (crypto-shredding).';
 

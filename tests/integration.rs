@@ -656,6 +656,12 @@ fn cache_is_bounded() {
     assert_eq!(n, 50);
     assert_eq!(cache_entries(&mut a), 10);
     a.batch_execute("SET shred.key_cache_size = 0").unwrap();
+    let n: i64 = a
+        .query_one("SELECT count(shred.open(shred.seal('customer:' || g, 'x'))) FROM generate_series(1, 3) g", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 3);
+    assert_eq!(cache_entries(&mut a), 0, "setting the size to 0 drops what was cached");
     let mut c = connect("it_cache_bound");
     c.batch_execute("SET shred.key_cache_size = 0").unwrap();
     let n: i64 = c
@@ -694,6 +700,40 @@ fn metadata_cache_follows_the_key_store() {
         .map(|r| r.get(0))
         .collect();
     assert_eq!(ids.len(), 2);
+    // the fresh key store starts its key ids elsewhere: old envelopes stay erased
+    for old in [&va, &vb] {
+        let erased: bool = a.query_one("SELECT shred.is_erased($1::text::shred.sealed)", &[old]).unwrap().get(0);
+        assert!(erased);
+        assert_eq!(open(&mut a, old, ""), None);
+    }
+}
+
+/// CREATE EXTENSION refuses a schema "shred" that someone else created beforehand (its owner
+/// could otherwise plant look-alike functions next to pg_shred's).
+#[test]
+fn existing_shred_schema_is_refused() {
+    let mut admin = connect("postgres");
+    admin.batch_execute("DROP DATABASE IF EXISTS it_schema WITH (FORCE)").unwrap();
+    admin.batch_execute("CREATE DATABASE it_schema").unwrap();
+    admin
+        .batch_execute(
+            "DO $$ BEGIN
+               IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'it_mallory') THEN CREATE ROLE it_mallory LOGIN; END IF;
+             END $$;
+             GRANT CREATE ON DATABASE it_schema TO it_mallory",
+        )
+        .unwrap();
+    let mut mallory = connect_as("it_schema", "it_mallory");
+    mallory.batch_execute("CREATE SCHEMA shred").unwrap();
+    let mut db = connect("it_schema");
+    assert_eq!(sqlstate(db.batch_execute("CREATE EXTENSION pg_shred")), "42P06");
+    mallory.batch_execute("DROP SCHEMA shred").unwrap();
+    db.batch_execute("CREATE EXTENSION pg_shred").unwrap();
+    let owner: String = db
+        .query_one("SELECT nspowner::regrole::text FROM pg_namespace WHERE nspname = 'shred'", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(owner, "postgres");
 }
 
 /// shred.erase(text[]) erases many subjects in one statement, with the same transactional
@@ -719,6 +759,7 @@ fn erase_many_subjects_at_once() {
     assert_eq!(opened, vec![None, Some("v1".into()), None, Some("v3".into()), None]);
     assert_eq!(sqlstate(a.query_one("SELECT shred.erase(ARRAY['customer:1', NULL])", &[])), "22004");
     assert_eq!(sqlstate(a.query_one("SELECT shred.erase(NULL::text[])", &[])), "22004");
+    assert_eq!(sqlstate(a.query_one("SELECT shred.erase(ARRAY['customer:1', repeat('x', 5000)])", &[])), "54000");
     assert_eq!(open(&mut b, &v[1], "").as_deref(), Some("v1"), "a refused call erased nothing");
     // from an old snapshot that cannot see a DEK created later: refuse, erase nothing
     a.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ").unwrap();

@@ -79,11 +79,28 @@ pub fn generation() -> u64 {
     GENERATION.with(|g| g.get())
 }
 
+/// False (after dropping every entry) when `shred.key_cache_size` is 0.
+fn enabled() -> bool {
+    if gucs::key_cache_size() > 0 {
+        return true;
+    }
+    if len() > 0 {
+        flush();
+    }
+    false
+}
+
 pub fn get_by_id(key_id: i64) -> Option<Rc<DataKey>> {
+    if !enabled() {
+        return None;
+    }
     CACHE.with(|c| c.borrow().by_id.get(&key_id).map(|e| e.dek.clone()))
 }
 
 pub fn get_by_subject(subject: &[u8]) -> Option<(i64, Rc<DataKey>)> {
+    if !enabled() {
+        return None;
+    }
     CACHE.with(|c| {
         let cache = c.borrow();
         let id = *cache.by_subject.get(subject)?;
@@ -139,8 +156,10 @@ pub fn insert(key_id: i64, subject: &[u8], dek: Rc<DataKey>, seen: u64) {
 }
 
 unsafe extern "C-unwind" fn relcache_callback(_arg: pg_sys::Datum, relid: pg_sys::Oid) {
+    // While the key table's OID is not known yet (nothing cached), any invalidation might be
+    // the key table's: start a new generation so that a lookup in flight does not cache.
     let table = KEY_TABLE.with(|k| k.get());
-    if relid == pg_sys::InvalidOid || (table != pg_sys::InvalidOid && relid == table) {
+    if relid == pg_sys::InvalidOid || table == pg_sys::InvalidOid || relid == table {
         flush();
     }
     let meta = META_RELS.with(|m| m.get());
@@ -218,10 +237,10 @@ pub fn next_key_id<E>(refill: impl FnOnce() -> Result<Vec<i64>, E>) -> Result<Op
         return Ok(Some(id));
     }
     let mut ids = refill()?;
+    // pop() takes from the end: reverse so that ids are used in ascending order
+    ids.reverse();
     let id = ids.pop();
     if watch_metadata() {
-        // pop() takes from the end: keep ascending order of use
-        ids.reverse();
         KEY_IDS.with(|k| *k.borrow_mut() = ids);
     }
     Ok(id)

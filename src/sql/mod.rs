@@ -148,22 +148,34 @@ fn erase(subject: Option<&[u8]>) -> bool {
     store::erase(subject).or_report()
 }
 
-/// `shred.erase(subjects text[])`: erase many data subjects with one DELETE.
+/// `shred.erase(subjects text[])`: erase many data subjects with one DELETE. Every element is
+/// checked like the subject of `shred.erase(text)` first.
 #[pg_extern(volatile, parallel_unsafe, sql = false)]
 fn erase_many(fcinfo: pg_sys::FunctionCallInfo) -> i64 {
-    // SAFETY: argument 0 of a function declared (text[]); checked for NULL first.
+    // SAFETY: argument 0 of a function declared (text[]), checked for NULL first; the elements
+    // are text datums of the detoasted array, alive for this call.
     let (subjects, count) = unsafe {
         if pgrx::fcinfo::pg_arg_is_null(fcinfo, 0) {
             ShredError::NullArgument("subjects").report();
         }
         let raw = pgrx::fcinfo::pg_getarg_datum_raw(fcinfo, 0);
         let array = pg_sys::pg_detoast_datum(raw.cast_mut_ptr()).cast::<pg_sys::ArrayType>();
-        if pg_sys::array_contains_nulls(array) {
-            ShredError::NullArgument("subject").report();
+        let (mut elems, mut nulls, mut n) = (std::ptr::null_mut(), std::ptr::null_mut(), 0);
+        pg_sys::deconstruct_array(
+            array,
+            pg_sys::TEXTOID,
+            -1,
+            false,
+            pg_sys::TYPALIGN_INT as std::ffi::c_char,
+            &mut elems,
+            &mut nulls,
+            &mut n,
+        );
+        for i in 0..n as usize {
+            let subject = if *nulls.add(i) { None } else { <&[u8]>::from_datum(*elems.add(i), false) };
+            subject_arg(subject);
         }
-        // ARR_DIMS: the dimensions follow the fixed header
-        let dims = array.cast::<u8>().add(std::mem::size_of::<pg_sys::ArrayType>()).cast::<i32>();
-        (pg_sys::Datum::from(array), pg_sys::ArrayGetNItems((*array).ndim, dims) as i64)
+        (pg_sys::Datum::from(array), n as i64)
     };
     store::verify_root_key().or_report();
     store::erase_many(subjects, count).or_report()

@@ -175,11 +175,14 @@ unsafe extern "C-unwind" fn relcache_callback(_arg: pg_sys::Datum, relid: pg_sys
 // aborted transaction does not exist).
 // ---------------------------------------------------------------------------------------------
 
+/// A row of `shred.root_key_version`: (HKDF salt, key-check value).
+pub type VersionRow = (Vec<u8>, Vec<u8>);
+
 thread_local! {
     /// (shred.root_key_version, shred.subject_key_key_id_seq) OIDs, resolved on first use.
     static META_RELS: Cell<(pg_sys::Oid, pg_sys::Oid)> = const { Cell::new((pg_sys::InvalidOid, pg_sys::InvalidOid)) };
-    /// root-key version → (salt, key-check value), as stored.
-    static VERSIONS: RefCell<HashMap<i32, (Vec<u8>, Vec<u8>)>> = RefCell::new(HashMap::new());
+    /// root-key version → its stored row.
+    static VERSIONS: RefCell<HashMap<i32, VersionRow>> = RefCell::new(HashMap::new());
     static KEY_IDS: RefCell<Vec<i64>> = const { RefCell::new(Vec::new()) };
 }
 
@@ -221,11 +224,11 @@ fn watch_metadata() -> bool {
 }
 
 /// The cached (salt, key-check value) of root-key `version`.
-pub fn version_row(version: i32) -> Option<(Vec<u8>, Vec<u8>)> {
+pub fn version_row(version: i32) -> Option<VersionRow> {
     VERSIONS.with(|v| v.borrow().get(&version).cloned())
 }
 
-pub fn set_version_row(version: i32, row: (Vec<u8>, Vec<u8>)) {
+pub fn set_version_row(version: i32, row: VersionRow) {
     if watch_metadata() {
         VERSIONS.with(|v| v.borrow_mut().insert(version, row));
     }

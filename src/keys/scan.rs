@@ -6,6 +6,7 @@
 //! - No cached plan can degrade into a sequential scan when the table grew after statistics
 //!   were taken (bulk first seals in one transaction), and no executor start-up is paid.
 //! - Table privileges are not checked here: EXECUTE on the SQL function is the gate.
+//!
 //! Must not run in parallel mode (GetLatestSnapshot is not allowed there), which the functions'
 //! PARALLEL UNSAFE label guarantees.
 
@@ -30,7 +31,7 @@ pub mod col {
 /// What to look for.
 pub enum Key<'a> {
     /// `shred.subject_key.key_id` (primary key).
-    KeyId(i64),
+    Id(i64),
     /// `shred.subject_key.subject` (unique).
     Subject(&'a [u8]),
     /// `shred.root_key_version.version` (primary key).
@@ -82,7 +83,7 @@ pub fn relation(name: &CStr) -> Result<pg_sys::Oid, ShredError> {
 /// (1-based column numbers of integer, text or bytea columns).
 pub fn fetch(key: Key<'_>, columns: &[i16]) -> Result<Option<Vec<Value>>, ShredError> {
     let (table, index, attno, proc_, datum) = match key {
-        Key::KeyId(id) => (c"subject_key", c"subject_key_pkey", col::KEY_ID, pg_sys::F_INT8EQ, pg_sys::Datum::from(id)),
+        Key::Id(id) => (c"subject_key", c"subject_key_pkey", col::KEY_ID, pg_sys::F_INT8EQ, pg_sys::Datum::from(id)),
         Key::Subject(s) => {
             // SAFETY: a palloc'd text copy of the subject, alive for this call.
             let d = unsafe { pg_sys::Datum::from(pg_sys::cstring_to_text_with_len(s.as_ptr().cast(), s.len() as i32)) };

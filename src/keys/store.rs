@@ -90,7 +90,7 @@ enum By<'a> {
 /// Read a key store row under the latest snapshot (see [`scan`]).
 fn lookup(by: By<'_>) -> Result<Option<KeyRow>, ShredError> {
     let key = match by {
-        By::Id(id) => scan::Key::KeyId(id),
+        By::Id(id) => scan::Key::Id(id),
         By::Subject(s) => scan::Key::Subject(s),
     };
     let columns = [col::KEY_ID, col::SUBJECT, col::WRAPPED_DEK, col::ROOT_KEY_VERSION];
@@ -127,12 +127,12 @@ pub fn dek_by_id(key_id: i64) -> Result<Option<Rc<DataKey>>, ShredError> {
 
 /// Whether a DEK with `key_id` exists (latest snapshot). Needs no root key.
 pub fn key_exists(key_id: i64) -> Result<bool, ShredError> {
-    Ok(scan::fetch(scan::Key::KeyId(key_id), &[])?.is_some())
+    Ok(scan::fetch(scan::Key::Id(key_id), &[])?.is_some())
 }
 
 /// The stored (salt, key-check value) of root-key `version`, if registered. Cached per backend
 /// once read (see `cache::version_row`).
-fn version_row(version: i32) -> Result<Option<(Vec<u8>, Vec<u8>)>, ShredError> {
+fn version_row(version: i32) -> Result<Option<cache::VersionRow>, ShredError> {
     if let Some(row) = cache::version_row(version) {
         return Ok(Some(row));
     }
@@ -148,7 +148,7 @@ fn version_row(version: i32) -> Result<Option<(Vec<u8>, Vec<u8>)>, ShredError> {
 
 /// The salt and key-check value of the current root-key version, registering the configured
 /// root key as that version on first use. Fails closed when the configured key does not match.
-fn current_version_row() -> Result<(Vec<u8>, Vec<u8>), ShredError> {
+fn current_version_row() -> Result<cache::VersionRow, ShredError> {
     if let Some(row) = version_row(CURRENT_VERSION)? {
         return Ok(row);
     }

@@ -826,9 +826,12 @@ fn key_lookups_use_the_indexes() {
 #[test]
 fn root_key_file_changes_take_effect_in_running_sessions() {
     let mut a = fresh_db("it_keyfile");
+    // this session's own copy of the cluster's root key: other tests keep using the original
+    let copy = key_file("it_keyfile_copy", &std::fs::read(dir().join("root.key")).unwrap(), 0o600);
+    a.batch_execute(&format!("SET shred.root_key_file = '{copy}'")).unwrap();
     let v = seal(&mut a, "customer:1", "x", "");
-    let path = dir().join("root.key");
-    let moved = dir().join("root.key.moved");
+    let path = std::path::PathBuf::from(&copy);
+    let moved = dir().join("it_keyfile_copy.moved");
     std::fs::rename(&path, &moved).unwrap();
     let r = a.query_one(OPEN, &[&v, &""]);
     std::fs::rename(&moved, &path).unwrap();

@@ -2,7 +2,8 @@
 //! destroying their key (crypto-shredding).
 //!
 //! - [`crypto`]: the pure core (envelope format, AES-256-GCM, HKDF key hierarchy); no pgrx.
-//! - `keys`: the root key, the key store over SPI.
+//! - `keys`: the root key, the key store (index-scan reads, SPI writes) and the backend's DEK
+//!   cache with its commit-time invalidation.
 //! - `sql`: the SQL functions and the `shred.sealed` type, declared in `sql/bootstrap.sql`.
 
 use pgrx::prelude::*;

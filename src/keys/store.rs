@@ -1,5 +1,7 @@
 //! The key store: `shred.subject_key` (one wrapped DEK per data subject) and
-//! `shred.root_key_version` (salt and key-check value per root-key version), over SPI.
+//! `shred.root_key_version` (salt and key-check value per root-key version). Reads are index
+//! scans under the latest snapshot ([`scan`]); writes run over SPI with the key store owner's
+//! rights ([`super::spi`]); unwrapped DEKs are cached per backend ([`cache`]).
 //!
 //! Subjects are passed in the database encoding (as stored in the table); the AAD of a wrapped
 //! DEK uses the subject's UTF-8 bytes, so keys survive a restore into a database of another
@@ -56,7 +58,7 @@ static INSERT_VERSION: Plan = Plan::new(
     &[pg_sys::INT4OID, pg_sys::BYTEAOID, pg_sys::BYTEAOID],
 );
 
-/// A key store row, copied out of SPI memory. Nothing here is secret: the DEK is wrapped.
+/// A key store row, copied out of the scanned tuple. Nothing here is secret: the DEK is wrapped.
 struct KeyRow {
     key_id: i64,
     subject: Vec<u8>,

@@ -162,3 +162,15 @@ CREATE FUNCTION shred.key_cache_entries() RETURNS pg_catalog.int8
     LANGUAGE c VOLATILE STRICT PARALLEL RESTRICTED AS 'MODULE_PATHNAME', 'key_cache_entries_wrapper';
 COMMENT ON FUNCTION shred.key_cache_entries() IS
     'Number of unwrapped DEKs cached in this backend (bounded by shred.key_cache_size).';
+
+-----------------------------------------------------------------------------------------------
+-- DROP EXTENSION pg_shred (or DROP SCHEMA shred CASCADE) would destroy the key store and so
+-- erase every data subject at once: refused while DEKs exist, unless the superuser running it
+-- sets shred.allow_drop_with_keys = on first.
+-----------------------------------------------------------------------------------------------
+CREATE FUNCTION shred.refuse_drop_with_keys() RETURNS event_trigger
+    LANGUAGE c AS 'MODULE_PATHNAME', 'refuse_drop_with_keys_wrapper';
+REVOKE ALL ON FUNCTION shred.refuse_drop_with_keys() FROM PUBLIC;
+CREATE EVENT TRIGGER pg_shred_refuse_drop_with_keys ON ddl_command_start
+    WHEN TAG IN ('DROP EXTENSION', 'DROP SCHEMA')
+    EXECUTE FUNCTION shred.refuse_drop_with_keys();

@@ -41,6 +41,8 @@ pub enum ShredError {
     KeyStore(String),
     /// A state pg_shred never gets into (a bug).
     Internal(&'static str),
+    /// DROP EXTENSION / DROP SCHEMA would destroy this many DEKs.
+    DropWithKeys(i64),
 }
 
 impl From<CryptoError> for ShredError {
@@ -149,6 +151,13 @@ impl ShredError {
                 fname,
             )
             .set_hint("Retry the transaction."),
+            ShredError::DropWithKeys(n) => ErrorReport::new(
+                ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST,
+                format!("pg_shred: dropping the extension would destroy the DEKs of {n} data subjects"),
+                fname,
+            )
+            .set_detail("Every value sealed for them would become unreadable: it erases them all.")
+            .set_hint("To do this on purpose, take a pg_dump first, then SET shred.allow_drop_with_keys = on in this session."),
             ShredError::Internal(why) => {
                 ErrorReport::new(ERRCODE_INTERNAL_ERROR, format!("pg_shred: internal error: {why}"), fname)
             }

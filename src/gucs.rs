@@ -12,7 +12,19 @@ pub static ROOT_KEY_FILE: GucSetting<Option<CString>> = GucSetting::<Option<CStr
 /// `shred.key_cache_size`: how many unwrapped DEKs each backend keeps (0 disables the cache).
 pub static KEY_CACHE_SIZE: GucSetting<i32> = GucSetting::<i32>::new(16384);
 
+/// `shred.allow_drop_with_keys`: confirm a DROP EXTENSION pg_shred (or DROP SCHEMA shred) that
+/// destroys the key store while DEKs exist, i.e. erases every data subject. Superuser-only.
+pub static ALLOW_DROP_WITH_KEYS: GucSetting<bool> = GucSetting::<bool>::new(false);
+
 pub fn init() {
+    GucRegistry::define_bool_guc(
+        c"shred.allow_drop_with_keys",
+        c"Allow DROP EXTENSION pg_shred while DEKs exist (it erases every data subject).",
+        c"Off by default: such a DROP is refused. Set it in the session, after pg_dump, to drop on purpose.",
+        &ALLOW_DROP_WITH_KEYS,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
     GucRegistry::define_int_guc(
         c"shred.key_cache_size",
         c"Number of unwrapped DEKs each backend keeps in memory (0 disables the cache).",

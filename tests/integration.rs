@@ -687,7 +687,8 @@ fn metadata_cache_follows_the_key_store() {
     assert_eq!(open(&mut b, &va, "").as_deref(), Some("from a"));
     assert_eq!(open(&mut a, &vb, "").as_deref(), Some("from b"));
 
-    b.batch_execute("DROP EXTENSION pg_shred CASCADE; CREATE EXTENSION pg_shred").unwrap();
+    b.batch_execute("SET shred.allow_drop_with_keys = on; DROP EXTENSION pg_shred CASCADE; CREATE EXTENSION pg_shred; RESET shred.allow_drop_with_keys")
+        .unwrap();
     assert_eq!(open(&mut a, &va, ""), None, "the old key store is gone with the extension");
     let wb = seal(&mut b, "customer:b", "again b", "");
     let wa = seal(&mut a, "customer:a", "again a", "");
@@ -1062,4 +1063,26 @@ fn hot_standby_replays_erasures() {
     assert!(replayed, "the standby replayed the erasure");
     assert_eq!(open(&mut s, &v, ""), None, "the erasure reached the standby's warm cache");
     assert_eq!(open(&mut s, &w, "").as_deref(), Some("bob"));
+}
+
+/// DROP EXTENSION pg_shred, or DROP SCHEMA shred CASCADE, is refused while DEKs exist (it
+/// would erase every data subject) unless shred.allow_drop_with_keys confirms it; other drops
+/// are untouched, and an empty key store drops freely.
+#[test]
+fn drop_extension_with_keys_needs_confirmation() {
+    let mut a = fresh_db("it_drop");
+    let v = seal(&mut a, "customer:1", "x", "");
+    for sql in ["DROP EXTENSION pg_shred", "DROP EXTENSION pg_shred CASCADE", "DROP SCHEMA shred CASCADE", "DROP EXTENSION IF EXISTS pgcrypto, pg_shred"] {
+        let err = a.batch_execute(sql).unwrap_err();
+        assert_eq!(err.code().map(|c| c.code()), Some("2BP01"), "{sql}");
+        assert!(err.as_db_error().unwrap().message().contains("1 data subjects"), "{sql}");
+    }
+    assert_eq!(open(&mut a, &v, "").as_deref(), Some("x"), "nothing was dropped");
+    a.batch_execute("CREATE EXTENSION pgcrypto; DROP EXTENSION pgcrypto; CREATE SCHEMA other; DROP SCHEMA other").unwrap();
+    a.query_one("SELECT shred.erase('customer:1')", &[]).unwrap();
+    a.batch_execute("DROP EXTENSION pg_shred; CREATE EXTENSION pg_shred").unwrap();
+    seal(&mut a, "customer:2", "y", "");
+    a.batch_execute("SET shred.allow_drop_with_keys = on; DROP EXTENSION pg_shred").unwrap();
+    let gone: i64 = a.query_one("SELECT count(*) FROM pg_namespace WHERE nspname = 'shred'", &[]).unwrap().get(0);
+    assert_eq!(gone, 0);
 }

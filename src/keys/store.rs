@@ -52,6 +52,8 @@ static ANY_KEY_LEFT: Plan = Plan::new(
     &[pg_sys::TEXTARRAYOID],
 );
 
+static KEY_COUNT: Plan = Plan::new(c"SELECT pg_catalog.count(*) FROM shred.subject_key", &[]);
+
 static INSERT_VERSION: Plan = Plan::new(
     c"INSERT INTO shred.root_key_version (version, salt, key_check) VALUES ($1, $2, $3)
       ON CONFLICT (version) DO NOTHING",
@@ -272,6 +274,11 @@ pub fn erase_many(subjects: pg_sys::Datum, count: i64) -> Result<i64, ShredError
         },
         || run(&ANY_KEY_LEFT, &[Arg::Datum(subjects)], Mode::ReadLatest, 1, |rows| Ok(!rows.is_empty())),
     )
+}
+
+/// How many DEKs the key store holds (latest snapshot).
+pub fn key_count() -> Result<i64, ShredError> {
+    run(&KEY_COUNT, &[], Mode::ReadLatest, 1, |rows| Ok(rows.first().and_then(|r| r.int8(1)).unwrap_or(0)))
 }
 
 /// Fail closed unless the configured root key is readable and matches the current root-key

@@ -203,6 +203,51 @@ fn subject_key_changed<'a>(
     Ok(None)
 }
 
+/// Event trigger (ddl_command_start, DROP EXTENSION and DROP SCHEMA): refuse to drop pg_shred
+/// or its schema while DEKs exist, unless `shred.allow_drop_with_keys` is on. Such a drop would
+/// erase every data subject at once.
+#[pg_extern(sql = false)]
+fn refuse_drop_with_keys(fcinfo: pg_sys::FunctionCallInfo) -> Option<i32> {
+    // SAFETY: called by the event trigger manager, whose context is an EventTriggerData; the
+    // parse tree and its name list are only read.
+    let targets_pg_shred = unsafe {
+        let ctx = (*fcinfo).context;
+        if ctx.is_null() || (*ctx).type_ != pg_sys::NodeTag::T_EventTriggerData {
+            return None;
+        }
+        let tree = (*ctx.cast::<pg_sys::EventTriggerData>()).parsetree;
+        if tree.is_null() || (*tree).type_ != pg_sys::NodeTag::T_DropStmt {
+            return None;
+        }
+        let stmt = tree.cast::<pg_sys::DropStmt>();
+        let name: &[u8] = match (*stmt).removeType {
+            pg_sys::ObjectType::OBJECT_EXTENSION => b"pg_shred",
+            pg_sys::ObjectType::OBJECT_SCHEMA => b"shred",
+            _ => return None,
+        };
+        let list = (*stmt).objects;
+        let cells = if list.is_null() {
+            &[][..]
+        } else {
+            std::slice::from_raw_parts((*list).elements, (*list).length as usize)
+        };
+        cells.iter().any(|cell| {
+            let node = cell.ptr_value.cast::<pg_sys::Node>();
+            !node.is_null()
+                && (*node).type_ == pg_sys::NodeTag::T_String
+                && CStr::from_ptr((*node.cast::<pg_sys::String>()).sval).to_bytes() == name
+        })
+    };
+    if !targets_pg_shred || crate::gucs::ALLOW_DROP_WITH_KEYS.get() {
+        return None;
+    }
+    let n = store::key_count().or_report();
+    if n > 0 {
+        ShredError::DropWithKeys(n).report();
+    }
+    None
+}
+
 /// Number of DEKs cached in this backend (for tests and monitoring).
 #[pg_extern(volatile, strict, parallel_restricted, sql = false)]
 fn key_cache_entries() -> i64 {

@@ -103,11 +103,7 @@ def fmt_us(x):
 
 
 def fmt_ratio(x):
-    if x >= 100:
-        return f"{x:,.0f}×"
-    if x >= 10:
-        return f"{x:.1f}×"
-    return f"{x:.2f}×"
+    return fmt_us(x) + "×"
 
 
 def main():

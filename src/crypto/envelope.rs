@@ -81,11 +81,6 @@ impl<'a> Envelope<'a> {
         self.key_id
     }
 
-    /// The whole envelope.
-    pub fn as_bytes(&self) -> &'a [u8] {
-        self.bytes
-    }
-
     /// Length of the plaintext inside, in bytes.
     pub fn plaintext_len(&self) -> usize {
         self.bytes.len() - MIN_LEN

@@ -86,6 +86,7 @@ fn seal_bytes(subject: Option<&[u8]>, plaintext: Option<&[u8]>, context: Option<
     let subject = subject_arg(subject);
     let context = server_to_utf8(required(context, "context"), "context").or_report();
     let plaintext = plaintext?;
+    // Checked again by the core; here so that an oversized value never creates a DEK.
     if plaintext.len() > envelope::MAX_PLAINTEXT_LEN {
         ShredError::Crypto(crate::crypto::CryptoError::PlaintextTooLarge {
             len: plaintext.len(),

@@ -45,7 +45,14 @@ cluster_stop() {
     fi
 }
 
-# Build the extension and install it into the Debian PostgreSQL 15.
+# Build the extension and install it into the Debian PostgreSQL 15, with the install scripts
+# of earlier releases (cargo pgrx installs the current one and the upgrade scripts), so that
+# CREATE EXTENSION pg_shred VERSION '0.1.0' followed by ALTER EXTENSION ... UPDATE works.
 install_extension() {
     cargo pgrx install --pg-config /usr/bin/pg_config "$@"
+    local ext_dir
+    ext_dir="$(/usr/bin/pg_config --sharedir)/extension"
+    for script in sql/pg_shred--*.sql; do
+        install -m 644 "$script" "$ext_dir/"
+    done
 }

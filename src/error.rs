@@ -13,7 +13,7 @@ pub enum Input {
     Binary,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum ShredError {
     /// A failure of the pure core during seal/open.
     Crypto(CryptoError),
@@ -25,8 +25,18 @@ pub enum ShredError {
     NoRootKey,
     /// The root key file cannot be used; the string says why (never the bytes).
     RootKeyFile(String),
+    /// `shred.root_key_command` failed; the string says how (never its output).
+    RootKeyCommand(String),
+    /// Both `shred.root_key_file` and `shred.root_key_command` are set.
+    RootKeySourceConflict,
     /// The root key does not match the key-check value stored for its version.
     RootKeyMismatch(i32),
+    /// DEKs are wrapped under this root-key version, but the keyring does not hold it.
+    VersionNotInKeyring(i32),
+    /// This root-key version was retired: nothing may be wrapped under it any more.
+    VersionRetired(i32),
+    /// The operation is refused in the current state; the string says why.
+    NotReady(String),
     /// The opened plaintext is not text in this database.
     NotText,
     /// The opened text has a character the database encoding cannot represent.
@@ -55,7 +65,7 @@ impl From<CryptoError> for ShredError {
 pub const MAX_SUBJECT_LEN: usize = 1024;
 
 const ROOT_KEY_HINT: &str =
-    "Set shred.root_key_file (superuser, postgresql.conf or ALTER SYSTEM, then reload) to a file of mode 0600 holding the 32-byte root key, raw or base64.";
+    "Set shred.root_key_file to a file of mode 0600, or shred.root_key_command to a command that prints the key (superuser; postgresql.conf or ALTER SYSTEM, then reload). Either holds one 32-byte root key, raw or base64, or a keyring of version:base64 lines.";
 
 impl ShredError {
     fn into_report(self) -> ErrorReport {
@@ -80,7 +90,7 @@ impl ShredError {
             ShredError::Crypto(e @ (CryptoError::MalformedEnvelope(_) | CryptoError::UnsupportedVersion(_))) => {
                 ErrorReport::new(ERRCODE_DATA_CORRUPTED, format!("pg_shred: {e}"), fname)
             }
-            ShredError::Crypto(e @ CryptoError::InvalidRootKey(_)) => {
+            ShredError::Crypto(e @ (CryptoError::InvalidRootKey(_) | CryptoError::InvalidKeyring { .. })) => {
                 ErrorReport::new(ERRCODE_CONFIG_FILE_ERROR, format!("pg_shred: {e}"), fname)
                     .set_hint(ROOT_KEY_HINT)
             }
@@ -119,7 +129,37 @@ impl ShredError {
                 fname,
             )
             .set_detail("Its key-check value differs from the one stored when this version was first used.")
-            .set_hint("shred.root_key_file points at another key than the one this database was sealed with. pg_shred refuses to seal, open or erase until the right key is configured."),
+            .set_hint("The keyring (shred.root_key_file or shred.root_key_command) holds another key under this version than the one this database was sealed with. pg_shred refuses to seal, open or erase until the right key is configured."),
+            ShredError::RootKeyCommand(why) => ErrorReport::new(
+                ERRCODE_CONFIG_FILE_ERROR,
+                format!("pg_shred: shred.root_key_command failed: {why}"),
+                fname,
+            )
+            .set_hint(ROOT_KEY_HINT),
+            ShredError::RootKeySourceConflict => ErrorReport::new(
+                ERRCODE_CONFIG_FILE_ERROR,
+                "pg_shred: both shred.root_key_file and shred.root_key_command are set",
+                fname,
+            )
+            .set_hint("Set only one of them."),
+            ShredError::VersionNotInKeyring(version) => ErrorReport::new(
+                ERRCODE_CONFIG_FILE_ERROR,
+                format!("pg_shred: root-key version {version} is not in the keyring"),
+                fname,
+            )
+            .set_detail("DEKs of this database are wrapped under it; they cannot be unwrapped without it.")
+            .set_hint(format!("Put version {version} back into the keyring (shred.root_key_file or shred.root_key_command) and reload; remove it only after CALL shred.rotate_root_key() has rewrapped every DEK (see the view shred.root_key_status).")),
+            ShredError::VersionRetired(version) => ErrorReport::new(
+                ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                format!("pg_shred: root-key version {version} is retired"),
+                fname,
+            )
+            .set_hint("Add a newer root-key version to the keyring and reload; new DEKs are wrapped under the newest one."),
+            ShredError::NotReady(why) => ErrorReport::new(
+                ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                format!("pg_shred: {why}"),
+                fname,
+            ),
             ShredError::NotText => ErrorReport::new(
                 ERRCODE_CHARACTER_NOT_IN_REPERTOIRE,
                 "pg_shred: the sealed value is not valid text",
@@ -165,6 +205,11 @@ impl ShredError {
                 ErrorReport::new(ERRCODE_INTERNAL_ERROR, format!("pg_shred: key store: {why}"), fname)
             }
         }
+    }
+
+    /// Report this error as a WARNING (same message, detail and hint) and carry on.
+    pub fn warn(self) {
+        self.into_report().report(PgLogLevel::WARNING);
     }
 
     /// Raise this error as a PostgreSQL ERROR. Rust values on the stack (key material among

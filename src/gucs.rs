@@ -1,13 +1,20 @@
 //! pg_shred's settings (`shred.*`), all in one place.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::ffi::{c_char, c_void, CString};
 
-use pgrx::{GucContext, GucFlags, GucRegistry, GucSetting};
+use pgrx::{pg_sys, GucContext, GucFlags, GucRegistry, GucSetting};
 
-/// `shred.root_key_file`: path of the file holding the root key (32 bytes, raw or base64).
-/// Superuser-only (`SUSET`, hidden from non-superusers); reloadable.
+/// `shred.root_key_file`: path of the file holding the root key or keyring.
+/// Superuser-only (`SUSET`); reloadable; see [`init`] for how it is hidden.
 pub static ROOT_KEY_FILE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+
+/// `shred.root_key_command`: shell command that prints the root key or keyring on stdout.
+/// Superuser-only (`SUSET`); reloadable; hidden like `shred.root_key_file`.
+pub static ROOT_KEY_COMMAND: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+
+/// `shred.root_key_command_timeout`: seconds the key command may run before it is killed.
+pub static ROOT_KEY_COMMAND_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(30);
 
 /// `shred.key_cache_size`: how many unwrapped DEKs each backend keeps (0 disables the cache).
 pub static KEY_CACHE_SIZE: GucSetting<i32> = GucSetting::<i32>::new(16384);
@@ -35,18 +42,43 @@ pub fn init() {
         GucContext::Userset,
         GucFlags::default(),
     );
-    // SAFETY: the assign hook only increments a counter; it cannot raise an error.
+    GucRegistry::define_int_guc(
+        c"shred.root_key_command_timeout",
+        c"Seconds shred.root_key_command may run before it is killed.",
+        c"A command that does not finish in time is killed and pg_shred fails closed.",
+        &ROOT_KEY_COMMAND_TIMEOUT,
+        1,
+        3600,
+        GucContext::Suset,
+        GucFlags::UNIT_S,
+    );
+    // Both key sources: superuser-only to SET and to SHOW; left out of pg_settings and SHOW
+    // ALL for everyone (its reset_val column would show the value to pg_read_all_settings
+    // members); SHOW by a non-superuser member of pg_read_all_settings prints a mask.
+    let hidden = GucFlags::SUPERUSER_ONLY | GucFlags::NO_SHOW_ALL;
+    // SAFETY: the hooks only increment a counter or format the value; they raise no error.
     unsafe {
         GucRegistry::define_string_guc_with_hooks(
             c"shred.root_key_file",
-            c"Path of the file holding pg_shred's root key.",
-            c"The file must have mode 0600 (no access for group or others) and hold exactly 32 bytes, raw or base64. The key is read lazily by each backend and never stored in the database.",
+            c"Path of the file holding pg_shred's root key or keyring.",
+            c"The file must have mode 0600 (no access for group or others). It holds one 32-byte key, raw or base64 (root-key version 1), or a keyring: one version:base64 line per root-key version. Read lazily by each backend; never stored in the database.",
             &ROOT_KEY_FILE,
             GucContext::Suset,
-            GucFlags::SUPERUSER_ONLY,
+            hidden,
             None,
-            Some(root_key_file_assigned),
+            Some(key_source_assigned),
+            Some(show_root_key_file),
+        );
+        GucRegistry::define_string_guc_with_hooks(
+            c"shred.root_key_command",
+            c"Shell command that prints pg_shred's root key or keyring on standard output.",
+            c"Run by /bin/sh in each backend that needs the key, with no input; its output (same formats as shred.root_key_file) and its standard error are never logged. A non-zero exit, a timeout (shred.root_key_command_timeout) or unusable output fails closed.",
+            &ROOT_KEY_COMMAND,
+            GucContext::Suset,
+            hidden,
             None,
+            Some(key_source_assigned),
+            Some(show_root_key_command),
         );
     }
     // Typos such as shred.root_keyfile become errors instead of silent placeholders.
@@ -54,17 +86,50 @@ pub fn init() {
 }
 
 thread_local! {
-    static ROOT_KEY_FILE_CHANGES: Cell<u64> = const { Cell::new(0) };
+    static KEY_SOURCE_CHANGES: Cell<u64> = const { Cell::new(0) };
+    /// The text a show hook returned last (PostgreSQL copies it at once).
+    static SHOWN: RefCell<CString> = RefCell::new(CString::default());
 }
 
-unsafe extern "C-unwind" fn root_key_file_assigned(_new: *const c_char, _extra: *mut c_void) {
-    ROOT_KEY_FILE_CHANGES.with(|c| c.set(c.get().wrapping_add(1)));
+unsafe extern "C-unwind" fn key_source_assigned(_new: *const c_char, _extra: *mut c_void) {
+    KEY_SOURCE_CHANGES.with(|c| c.set(c.get().wrapping_add(1)));
 }
 
-/// Counts assignments of `shred.root_key_file` (SET, RESET, reload, rollback of a SET): the
-/// loaded root key is valid only while this is unchanged.
-pub fn root_key_file_changes() -> u64 {
-    ROOT_KEY_FILE_CHANGES.with(|c| c.get())
+/// Counts assignments of `shred.root_key_file` and `shred.root_key_command` (SET, RESET,
+/// reload, rollback of a SET): the loaded keyring is valid only while this is unchanged.
+pub fn key_source_changes() -> u64 {
+    KEY_SOURCE_CHANGES.with(|c| c.get())
+}
+
+/// What SHOW prints for a key source setting: the value to superusers, a mask to anyone else
+/// allowed to read superuser-only settings (members of pg_read_all_settings).
+fn show_masked(setting: &GucSetting<Option<CString>>) -> *const c_char {
+    // SAFETY: plain checks of the backend's state; superuser() needs a transaction.
+    let is_superuser = unsafe { pg_sys::IsTransactionState() && pg_sys::superuser() };
+    let value = setting.get().unwrap_or_default();
+    let shown = if is_superuser || value.is_empty() { value } else { CString::from(c"********") };
+    SHOWN.with(|s| {
+        *s.borrow_mut() = shown;
+        s.borrow().as_ptr()
+    })
+}
+
+unsafe extern "C-unwind" fn show_root_key_file() -> *const c_char {
+    show_masked(&ROOT_KEY_FILE)
+}
+
+unsafe extern "C-unwind" fn show_root_key_command() -> *const c_char {
+    show_masked(&ROOT_KEY_COMMAND)
+}
+
+/// The configured key command, if set and not empty.
+pub fn root_key_command() -> Option<String> {
+    ROOT_KEY_COMMAND.get().and_then(|s| s.into_string().ok()).filter(|s| !s.is_empty())
+}
+
+/// How long the key command may run.
+pub fn root_key_command_timeout() -> std::time::Duration {
+    std::time::Duration::from_secs(ROOT_KEY_COMMAND_TIMEOUT.get().max(1) as u64)
 }
 
 /// The configured root key file path, if set and not empty.

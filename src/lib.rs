@@ -4,7 +4,8 @@
 //! - [`crypto`]: the pure core (envelope format, AES-256-GCM, HKDF key hierarchy); no pgrx.
 //! - `keys`: the root key, the key store (index-scan reads, SPI writes) and the backend's DEK
 //!   cache with its commit-time invalidation.
-//! - `sql`: the SQL functions and the `shred.sealed` type, declared in `sql/bootstrap.sql`.
+//! - `sql`: the SQL functions and the `shred.sealed` type, declared in `sql/pg_shred--0.1.0.sql`
+//!   and the upgrade scripts after it.
 
 use pgrx::prelude::*;
 
@@ -16,7 +17,10 @@ mod sql;
 
 ::pgrx::pg_module_magic!(name, version);
 
-pgrx::extension_sql_file!("../sql/bootstrap.sql", name = "bootstrap", bootstrap);
+// A fresh install runs the 0.1.0 script, then every upgrade script in order: a fresh install
+// and an upgraded one end with the same objects. Released scripts are never edited.
+pgrx::extension_sql_file!("../sql/pg_shred--0.1.0.sql", name = "v0_1_0", bootstrap);
+pgrx::extension_sql_file!("../sql/pg_shred--0.1.0--0.2.0.sql", name = "v0_2_0", finalize);
 
 #[allow(non_snake_case)]
 #[pg_guard]

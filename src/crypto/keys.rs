@@ -23,6 +23,7 @@ use hkdf::Hkdf;
 use sha2::Sha256;
 use zeroize::Zeroizing;
 
+use super::secret::Secret;
 use super::{fill_nonce, fill_random, CryptoError};
 
 /// Length of a root key, a DEK and every derived key, in bytes.
@@ -47,9 +48,9 @@ pub const LABEL_KEY_CHECK: &[u8] = b"pg_shred v1 key-check";
 /// Prefix of the AAD of a wrapped DEK (distinct from the envelope AAD prefix).
 pub const WRAP_AAD_PREFIX: &[u8] = b"pg_shred wrap";
 
-/// A root key: 32 bytes supplied from outside the database. Zeroized on drop; its `Debug`
-/// output never shows the bytes.
-pub struct RootKey(Zeroizing<[u8; KEY_LEN]>);
+/// A root key: 32 bytes supplied from outside the database. Held in [`Secret`] memory (not in
+/// core dumps, zeroized on drop); its `Debug` output never shows the bytes.
+pub struct RootKey(Secret<[u8; KEY_LEN]>);
 
 impl std::fmt::Debug for RootKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -91,7 +92,7 @@ impl RootKey {
         if key.iter().all(|&b| b == 0) {
             return Err(CryptoError::InvalidRootKey("it is all zero bytes"));
         }
-        Ok(RootKey(key))
+        Ok(RootKey(Secret::new(*key)))
     }
 
     /// HKDF-SHA256 (RFC 5869): extract with `salt`, expand to 32 bytes with `info`.
@@ -113,7 +114,102 @@ impl RootKey {
     /// The KEK of this root key under `salt`.
     pub fn kek(&self, salt: &[u8]) -> Kek {
         let key = self.derive(salt, LABEL_KEK);
-        Kek(Aes256Gcm::new(key.as_slice().into()))
+        Kek(Secret::new(Aes256Gcm::new(key.as_slice().into())))
+    }
+}
+
+/// Highest root-key version number a keyring may use.
+pub const MAX_VERSION: i32 = 1_000_000;
+
+/// A keyring: the numbered root-key versions supplied from outside the database (a key file
+/// or the output of a key command), in ascending version order, without duplicates.
+///
+/// Formats ([`Keyring::parse`]):
+/// - a single key, as accepted by [`RootKey::parse`] (32 raw bytes, or base64 of 32 bytes):
+///   root-key version 1;
+/// - one `version:base64-key` line per version (version a decimal number from 1 to
+///   [`MAX_VERSION`], the key standard base64 of 32 bytes), in any order. Blank lines and lines
+///   starting with `#` are ignored; spaces around fields are allowed. Example:
+///
+/// ```text
+/// # pg_shred keyring
+/// 1:hT3w...base64...=
+/// 2:q9Xc...base64...=
+/// ```
+///
+/// The newest (highest) version wraps new DEKs; older ones unwrap the DEKs still wrapped under
+/// them until a rotation rewraps those.
+pub struct Keyring {
+    versions: Vec<(i32, RootKey)>,
+}
+
+impl std::fmt::Debug for Keyring {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Keyring(versions {:?})", self.versions().collect::<Vec<_>>())
+    }
+}
+
+impl Keyring {
+    /// Parse keyring material. Errors: [`CryptoError::InvalidRootKey`] for a single key that
+    /// does not parse, [`CryptoError::InvalidKeyring`] with the 1-based line number and the
+    /// reason for a line that does not (never the line's content).
+    pub fn parse(material: &[u8]) -> Result<Self, CryptoError> {
+        // Base64 never contains ':', so a colon marks the versioned form; 32 raw bytes are
+        // always a single key.
+        if material.len() == KEY_LEN || !material.contains(&b':') {
+            return Ok(Keyring { versions: vec![(1, RootKey::parse(material)?)] });
+        }
+        let mut versions: Vec<(i32, RootKey)> = Vec::new();
+        for (i, line) in material.split(|&b| b == b'\n').enumerate() {
+            let line_no = i + 1;
+            let bad = |why| CryptoError::InvalidKeyring { line: line_no, why };
+            let line = line.trim_ascii();
+            if line.is_empty() || line.starts_with(b"#") {
+                continue;
+            }
+            let colon = line.iter().position(|&b| b == b':').ok_or(bad("expected version:base64-key"))?;
+            let version = std::str::from_utf8(line[..colon].trim_ascii())
+                .ok()
+                .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|v| v.parse::<i32>().ok())
+                .filter(|v| (1..=MAX_VERSION).contains(v))
+                .ok_or(bad("the version is not a number from 1 to 1000000"))?;
+            let key = line[colon + 1..].trim_ascii();
+            // A raw key cannot appear in a line: only base64.
+            if key.len() == KEY_LEN || key.is_empty() {
+                return Err(bad("the key is not base64 of 32 bytes"));
+            }
+            let key = RootKey::parse(key).map_err(|e| match e {
+                CryptoError::InvalidRootKey(why) => bad(why),
+                other => other,
+            })?;
+            if versions.iter().any(|(v, _)| *v == version) {
+                return Err(bad("the version appears twice"));
+            }
+            versions.push((version, key));
+        }
+        if versions.is_empty() {
+            return Err(CryptoError::InvalidRootKey("it holds no key"));
+        }
+        versions.sort_by_key(|(v, _)| *v);
+        Ok(Keyring { versions })
+    }
+
+    /// The newest version and its key (the one new DEKs are wrapped under).
+    pub fn newest(&self) -> (i32, &RootKey) {
+        // parse() never builds an empty keyring
+        let (v, k) = &self.versions[self.versions.len() - 1];
+        (*v, k)
+    }
+
+    /// The key of `version`, if the keyring holds it.
+    pub fn get(&self, version: i32) -> Option<&RootKey> {
+        self.versions.iter().find(|(v, _)| *v == version).map(|(_, k)| k)
+    }
+
+    /// The version numbers, ascending.
+    pub fn versions(&self) -> impl Iterator<Item = i32> + '_ {
+        self.versions.iter().map(|(v, _)| *v)
     }
 }
 
@@ -125,8 +221,8 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// A key-encryption key: AES-256-GCM cipher (its key schedule zeroized on drop).
-pub struct Kek(Aes256Gcm);
+/// A key-encryption key: AES-256-GCM cipher, its key schedule in [`Secret`] memory.
+pub struct Kek(Secret<Aes256Gcm>);
 
 /// The AAD binding a wrapped DEK to its key id and data subject.
 fn wrap_aad(key_id: u64, subject: &[u8]) -> Vec<u8> {
@@ -159,7 +255,7 @@ impl Kek {
         let mut out = Vec::with_capacity(WRAPPED_KEY_LEN);
         out.push(WRAP_VERSION);
         out.extend_from_slice(nonce);
-        out.extend_from_slice(dek.bytes.as_slice());
+        out.extend_from_slice(dek.as_bytes());
         let aad = wrap_aad(key_id, subject);
         let tag = self
             .0
@@ -192,9 +288,12 @@ impl Kek {
 
 /// A data-encryption key (DEK) of one data subject, ready to use: the raw bytes (needed to
 /// re-wrap and, later, to derive the subject's pseudonym key) and the AES-256-GCM cipher with
-/// its key schedule. Both are zeroized on drop; `Debug` never shows them.
-pub struct DataKey {
-    bytes: Zeroizing<[u8; KEY_LEN]>,
+/// its key schedule, together in [`Secret`] memory (not in core dumps, zeroized on drop);
+/// `Debug` never shows them.
+pub struct DataKey(Secret<DataKeyParts>);
+
+struct DataKeyParts {
+    bytes: [u8; KEY_LEN],
     cipher: Aes256Gcm,
 }
 
@@ -214,18 +313,20 @@ impl DataKey {
 
     /// A DEK from known bytes (unwrapping, and known-answer tests).
     pub fn from_bytes(bytes: &[u8; KEY_LEN]) -> Self {
-        DataKey {
-            bytes: Zeroizing::new(*bytes),
-            cipher: Aes256Gcm::new(bytes.into()),
-        }
+        DataKey(Secret::new(DataKeyParts { bytes: *bytes, cipher: Aes256Gcm::new(bytes.into()) }))
     }
 
     /// The raw key bytes (for re-wrapping; never to be logged or returned to SQL).
     pub fn as_bytes(&self) -> &[u8; KEY_LEN] {
-        &self.bytes
+        &self.0.bytes
     }
 
     pub(crate) fn cipher(&self) -> &Aes256Gcm {
-        &self.cipher
+        &self.0.cipher
+    }
+
+    /// Address of the key's memory (tests check it is excluded from core dumps).
+    pub fn addr(&self) -> usize {
+        self.0.addr()
     }
 }

@@ -12,6 +12,7 @@
 
 pub mod envelope;
 pub mod keys;
+pub mod secret;
 
 use std::cell::RefCell;
 use std::fmt;
@@ -43,6 +44,8 @@ pub enum CryptoError {
     MalformedWrappedKey,
     /// The root key material is unusable. The string says why (never the bytes).
     InvalidRootKey(&'static str),
+    /// A line of a keyring is unusable: its 1-based number and why (never its content).
+    InvalidKeyring { line: usize, why: &'static str },
     /// The plaintext is larger than [`envelope::MAX_PLAINTEXT_LEN`].
     PlaintextTooLarge { len: usize, max: usize },
     /// The operating system's CSPRNG failed.
@@ -60,6 +63,7 @@ impl fmt::Display for CryptoError {
             CryptoError::UnwrapFailed => write!(f, "wrapped DEK authentication failed"),
             CryptoError::MalformedWrappedKey => write!(f, "malformed wrapped DEK"),
             CryptoError::InvalidRootKey(why) => write!(f, "invalid root key: {why}"),
+            CryptoError::InvalidKeyring { line, why } => write!(f, "invalid keyring: line {line}: {why}"),
             CryptoError::PlaintextTooLarge { len, max } => {
                 write!(f, "plaintext of {len} bytes exceeds the maximum of {max} bytes")
             }

@@ -175,8 +175,16 @@ unsafe extern "C-unwind" fn relcache_callback(_arg: pg_sys::Datum, relid: pg_sys
 // aborted transaction does not exist).
 // ---------------------------------------------------------------------------------------------
 
-/// A row of `shred.root_key_version`: (HKDF salt, key-check value).
-pub type VersionRow = (Vec<u8>, Vec<u8>);
+/// A row of `shred.root_key_version`.
+#[derive(Clone)]
+pub struct VersionRow {
+    /// HKDF salt of this version.
+    pub salt: Vec<u8>,
+    /// Key-check value of this version's root key under `salt`.
+    pub key_check: Vec<u8>,
+    /// Whether the version was retired (`shred.retire_root_key`).
+    pub retired: bool,
+}
 
 thread_local! {
     /// (shred.root_key_version, shred.subject_key_key_id_seq) OIDs, resolved on first use.
@@ -223,7 +231,7 @@ fn watch_metadata() -> bool {
     true
 }
 
-/// The cached (salt, key-check value) of root-key `version`.
+/// The cached row of root-key `version`.
 pub fn version_row(version: i32) -> Option<VersionRow> {
     VERSIONS.with(|v| v.borrow().get(&version).cloned())
 }

@@ -3,6 +3,7 @@
 //! cache.
 
 pub mod cache;
+pub mod command;
 pub mod root;
 pub mod scan;
 pub mod spi;

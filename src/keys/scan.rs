@@ -26,6 +26,8 @@ pub mod col {
     pub const VERSION: i16 = 1;
     pub const SALT: i16 = 2;
     pub const KEY_CHECK: i16 = 3;
+    /// Added in 0.2.0: absent (read as NULL) until `ALTER EXTENSION pg_shred UPDATE`.
+    pub const RETIRED_AT: i16 = 5;
 }
 
 /// What to look for.
@@ -80,7 +82,8 @@ pub fn relation(name: &CStr) -> Result<pg_sys::Oid, ShredError> {
 }
 
 /// Fetch the row matching `key` (at most one: every key is unique) and copy out `columns`
-/// (1-based column numbers of integer, text or bytea columns).
+/// (1-based column numbers of integer, timestamptz (as microseconds), text or bytea columns;
+/// a number beyond the table's columns reads as NULL).
 pub fn fetch(key: Key<'_>, columns: &[i16]) -> Result<Option<Vec<Value>>, ShredError> {
     let (table, index, attno, proc_, datum) = match key {
         Key::Id(id) => (c"subject_key", c"subject_key_pkey", col::KEY_ID, pg_sys::F_INT8EQ, pg_sys::Datum::from(id)),
@@ -122,10 +125,14 @@ pub fn fetch(key: Key<'_>, columns: &[i16]) -> Result<Option<Vec<Value>>, ShredE
             let mut out = Vec::with_capacity(columns.len());
             for &c in columns {
                 let i = (c - 1) as usize;
+                if i >= natts {
+                    out.push(Value::Null);
+                    continue;
+                }
                 let typid = (*(*desc).attrs.as_ptr().add(i)).atttypid;
                 out.push(if nulls[i] {
                     Value::Null
-                } else if typid == pg_sys::INT8OID {
+                } else if typid == pg_sys::INT8OID || typid == pg_sys::TIMESTAMPTZOID {
                     Value::Int(i64::from_datum(values[i], false).unwrap_or_default())
                 } else if typid == pg_sys::INT4OID {
                     Value::Int(i32::from_datum(values[i], false).unwrap_or_default() as i64)

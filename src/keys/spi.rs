@@ -58,7 +58,7 @@ impl Plan {
 pub enum Mode {
     /// Read-only, under a snapshot taken now (sees every committed erasure).
     ReadLatest,
-    /// A write (INSERT/DELETE/nextval).
+    /// A write (INSERT/UPDATE/DELETE/nextval/LOCK), or a read that locks rows.
     Write,
 }
 
@@ -66,6 +66,7 @@ pub enum Mode {
 pub enum Arg<'a> {
     Int8(i64),
     Int4(i32),
+    Int4Array(&'a [i32]),
     Bytes(&'a [u8]),
     /// A datum passed through unchanged (e.g. a function's own `text[]` argument).
     Datum(pg_sys::Datum),
@@ -88,6 +89,17 @@ impl Row {
     pub fn int8(&self, col: i32) -> Option<i64> {
         let (d, isnull) = self.datum(col);
         unsafe { i64::from_datum(d, isnull) }
+    }
+
+    pub fn int4(&self, col: i32) -> Option<i32> {
+        let (d, isnull) = self.datum(col);
+        unsafe { i32::from_datum(d, isnull) }
+    }
+
+    /// A text or bytea column's bytes, copied into Rust memory.
+    pub fn bytes(&self, col: i32) -> Option<Vec<u8>> {
+        let (d, isnull) = self.datum(col);
+        unsafe { Vec::<u8>::from_datum(d, isnull) }
     }
 
 }
@@ -155,6 +167,7 @@ pub fn run<R>(
             let d = match a {
                 Arg::Int8(v) => v.into_datum(),
                 Arg::Int4(v) => v.into_datum(),
+                Arg::Int4Array(v) => v.to_vec().into_datum(),
                 Arg::Bytes(b) => b.into_datum(),
                 Arg::Datum(d) => Some(*d),
             };

@@ -1,5 +1,6 @@
 //! The key store: `shred.subject_key` (one wrapped DEK per data subject) and
-//! `shred.root_key_version` (salt and key-check value per root-key version). Reads are index
+//! `shred.root_key_version` (salt, key-check value and retirement time per root-key version),
+//! and root-key rotation (rewrapping DEKs under the newest version). Reads are index
 //! scans under the latest snapshot ([`scan`]); writes run over SPI with the key store owner's
 //! rights ([`super::spi`]); unwrapped DEKs are cached per backend ([`cache`]).
 //!
@@ -13,7 +14,7 @@ use std::rc::Rc;
 
 use super::cache;
 use super::scan::{self, col};
-use super::root::{self, CURRENT_VERSION};
+use super::root;
 use super::spi::{run, Arg, Mode, Plan};
 use crate::crypto::keys::DataKey;
 use crate::error::ShredError;
@@ -54,6 +55,47 @@ static ANY_KEY_LEFT: Plan = Plan::new(
 
 static KEY_COUNT: Plan = Plan::new(c"SELECT pg_catalog.count(*) FROM shred.subject_key", &[]);
 
+static VERSION_USAGE: Plan = Plan::new(
+    c"SELECT v.version, v.salt, v.key_check,
+             (SELECT pg_catalog.count(*) FROM shred.subject_key k
+               WHERE k.root_key_version OPERATOR(pg_catalog.=) v.version)
+        FROM shred.root_key_version v ORDER BY v.version",
+    &[],
+);
+
+static PICK_FOR_REWRAP: Plan = Plan::new(
+    c"SELECT key_id, subject, wrapped_dek, root_key_version FROM shred.subject_key
+       WHERE root_key_version OPERATOR(pg_catalog.<>) $1
+         AND root_key_version OPERATOR(pg_catalog.=) ANY ($2)
+       ORDER BY key_id LIMIT $3 FOR UPDATE",
+    &[pg_sys::INT4OID, pg_sys::INT4ARRAYOID, pg_sys::INT8OID],
+);
+
+static UPDATE_WRAPPED: Plan = Plan::new(
+    c"UPDATE shred.subject_key SET wrapped_dek = $2, root_key_version = $3
+       WHERE key_id OPERATOR(pg_catalog.=) $1",
+    &[pg_sys::INT8OID, pg_sys::BYTEAOID, pg_sys::INT4OID],
+);
+
+static NOT_UNDER: Plan = Plan::new(
+    c"SELECT root_key_version, pg_catalog.count(*) FROM shred.subject_key
+       WHERE root_key_version OPERATOR(pg_catalog.<>) $1 GROUP BY root_key_version ORDER BY 1",
+    &[pg_sys::INT4OID],
+);
+
+static LOCK_KEYS: Plan = Plan::new(c"LOCK TABLE shred.subject_key IN SHARE MODE", &[]);
+
+static DEKS_UNDER: Plan = Plan::new(
+    c"SELECT pg_catalog.count(*) FROM shred.subject_key WHERE root_key_version OPERATOR(pg_catalog.=) $1",
+    &[pg_sys::INT4OID],
+);
+
+static RETIRE_VERSION: Plan = Plan::new(
+    c"UPDATE shred.root_key_version SET retired_at = pg_catalog.now()
+       WHERE version OPERATOR(pg_catalog.=) $1 AND retired_at IS NULL",
+    &[pg_sys::INT4OID],
+);
+
 static INSERT_VERSION: Plan = Plan::new(
     c"INSERT INTO shred.root_key_version (version, salt, key_check) VALUES ($1, $2, $3)
       ON CONFLICT (version) DO NOTHING",
@@ -72,9 +114,9 @@ impl KeyRow {
     /// Unwrap this row's DEK, after checking the root key against its version.
     fn unwrap_dek(&self) -> Result<DataKey, ShredError> {
         // A DEK whose root-key version row is missing cannot be verified: fail closed.
-        let (salt, key_check) = version_row(self.version)?.ok_or(ShredError::RootKeyMismatch(self.version))?;
+        let row = version_row(self.version)?.ok_or(ShredError::RootKeyMismatch(self.version))?;
         let subject = server_to_utf8(&self.subject, "subject")?;
-        root::with_kek(self.version, &salt, &key_check, |kek| {
+        root::with_kek(self.version, &row.salt, &row.key_check, |kek| {
             Ok(kek.unwrap(&self.wrapped, self.key_id as u64, &subject)?)
         })
     }
@@ -134,15 +176,19 @@ pub fn key_exists(key_id: i64) -> Result<bool, ShredError> {
     Ok(scan::fetch(scan::Key::Id(key_id), &[])?.is_some())
 }
 
-/// The stored (salt, key-check value) of root-key `version`, if registered. Cached per backend
-/// once read (see `cache::version_row`).
+/// The stored row of root-key `version`, if registered. Cached per backend once read (see
+/// `cache::version_row`).
 fn version_row(version: i32) -> Result<Option<cache::VersionRow>, ShredError> {
     if let Some(row) = cache::version_row(version) {
         return Ok(Some(row));
     }
-    let row = scan::fetch(scan::Key::Version(version), &[col::SALT, col::KEY_CHECK])?.and_then(|r| {
+    let row = scan::fetch(scan::Key::Version(version), &[col::SALT, col::KEY_CHECK, col::RETIRED_AT])?.and_then(|r| {
         let mut values = r.into_iter();
-        Some((values.next()?.into_bytes()?, values.next()?.into_bytes()?))
+        Some(cache::VersionRow {
+            salt: values.next()?.into_bytes()?,
+            key_check: values.next()?.into_bytes()?,
+            retired: !matches!(values.next()?, scan::Value::Null),
+        })
     });
     if let Some(r) = &row {
         cache::set_version_row(version, r.clone());
@@ -150,23 +196,66 @@ fn version_row(version: i32) -> Result<Option<cache::VersionRow>, ShredError> {
     Ok(row)
 }
 
-/// The salt and key-check value of the current root-key version, registering the configured
-/// root key as that version on first use. Fails closed when the configured key does not match.
-fn current_version_row() -> Result<cache::VersionRow, ShredError> {
-    if let Some(row) = version_row(CURRENT_VERSION)? {
-        return Ok(row);
+/// The root-key version new DEKs are wrapped under (the keyring's newest) and its row,
+/// registering it on first use. Fails closed when the keyring's key does not match, and
+/// refuses a retired version.
+fn current_version() -> Result<(i32, cache::VersionRow), ShredError> {
+    let version = root::newest_version()?;
+    let row = match version_row(version)? {
+        Some(row) => row,
+        None => {
+            register_version(version)?;
+            version_row(version)?
+                .ok_or(ShredError::Serialization("a root-key version registered concurrently is not visible"))?
+        }
+    };
+    if row.retired {
+        return Err(ShredError::VersionRetired(version));
     }
-    let (salt, key_check) = root::new_version_material()?;
+    Ok((version, row))
+}
+
+/// Register the keyring's root-key `version` (salt and key-check value) so that DEKs can be
+/// wrapped under it. Refused unless the keyring is this database's: every registered version
+/// the keyring holds must match its key-check value, and every registered version it lacks
+/// must wrap no DEK. A version number below a registered one is refused too: versions are
+/// registered in ascending order, which the erasure horizon relies on.
+fn register_version(version: i32) -> Result<(), ShredError> {
+    let registered = run(&VERSION_USAGE, &[], Mode::ReadLatest, 0, |rows| {
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.int4(1).ok_or_else(|| missing("version"))?,
+                    r.bytes(2).ok_or_else(|| missing("salt"))?,
+                    r.bytes(3).ok_or_else(|| missing("key-check value"))?,
+                    r.int8(4).unwrap_or(0),
+                ))
+            })
+            .collect::<Result<Vec<_>, ShredError>>()
+    })?;
+    for (v, salt, key_check, deks) in &registered {
+        match root::key_matches(*v, salt, key_check)? {
+            Some(false) => return Err(ShredError::RootKeyMismatch(*v)),
+            None if *deks > 0 => return Err(ShredError::VersionNotInKeyring(*v)),
+            _ => {}
+        }
+        if *v > version {
+            return Err(ShredError::NotReady(format!(
+                "the keyring's newest root-key version {version} is older than registered version {v}; add a version numbered above {v}"
+            )));
+        }
+    }
+    let (salt, key_check) = root::new_version_material(version)?;
     run(
         &INSERT_VERSION,
-        &[Arg::Int4(CURRENT_VERSION), Arg::Bytes(&salt), Arg::Bytes(&key_check)],
+        &[Arg::Int4(version), Arg::Bytes(&salt), Arg::Bytes(&key_check)],
         Mode::Write,
         0,
         |_| Ok(()),
     )?;
     // SAFETY: plain call; makes the row visible to the next latest-snapshot read.
     unsafe { pg_sys::CommandCounterIncrement() };
-    version_row(CURRENT_VERSION)?.ok_or(ShredError::Serialization("a root-key version registered concurrently is not visible"))
+    Ok(())
 }
 
 /// The key id and DEK of `subject` (database encoding), creating and storing a new random DEK
@@ -180,7 +269,7 @@ pub fn get_or_create(subject: &[u8]) -> Result<(i64, Rc<DataKey>), ShredError> {
     if let Some(row) = lookup(By::Subject(subject))? {
         return Ok((row.key_id, unwrap_and_cache(&row, seen)?));
     }
-    let (salt, key_check) = current_version_row()?;
+    let (version, row) = current_version()?;
     let key_id = cache::next_key_id(|| {
         run(&NEXT_KEY_IDS, &[Arg::Int8(KEY_ID_BATCH)], Mode::Write, 0, |rows| {
             rows.iter().map(|r| r.int8(1).ok_or_else(|| missing("key id"))).collect()
@@ -189,12 +278,12 @@ pub fn get_or_create(subject: &[u8]) -> Result<(i64, Rc<DataKey>), ShredError> {
     .ok_or_else(|| missing("key id"))?;
     let dek = DataKey::generate()?;
     let subject_utf8 = server_to_utf8(subject, "subject")?;
-    let wrapped = root::with_kek(CURRENT_VERSION, &salt, &key_check, |kek| {
+    let wrapped = root::with_kek(version, &row.salt, &row.key_check, |kek| {
         Ok(kek.wrap(&dek, key_id as u64, &subject_utf8)?)
     })?;
     let inserted = run(
         &INSERT_KEY,
-        &[Arg::Int8(key_id), Arg::Bytes(subject), Arg::Bytes(&wrapped), Arg::Int4(CURRENT_VERSION)],
+        &[Arg::Int8(key_id), Arg::Bytes(subject), Arg::Bytes(&wrapped), Arg::Int4(version)],
         Mode::Write,
         0,
         |rows| Ok(!rows.is_empty()),
@@ -281,11 +370,140 @@ pub fn key_count() -> Result<i64, ShredError> {
     run(&KEY_COUNT, &[], Mode::ReadLatest, 1, |rows| Ok(rows.first().and_then(|r| r.int8(1)).unwrap_or(0)))
 }
 
-/// Fail closed unless the configured root key is readable and matches the current root-key
-/// version (when that version is registered).
+/// Fail closed unless the keyring is readable and its newest version matches its stored
+/// key-check value (when that version is registered).
 pub fn verify_root_key() -> Result<(), ShredError> {
-    match version_row(CURRENT_VERSION)? {
-        Some((salt, key_check)) => root::with_kek(CURRENT_VERSION, &salt, &key_check, |_| Ok(())),
-        None => root::require_root_key(),
+    let version = root::newest_version()?;
+    match version_row(version)? {
+        Some(row) => root::with_kek(version, &row.salt, &row.key_check, |_| Ok(())),
+        None => Ok(()),
     }
+}
+
+/// Whether this transaction is inside an explicit transaction block (BEGIN ... COMMIT).
+fn in_transaction_block() -> bool {
+    // SAFETY: plain read of the backend's transaction state.
+    unsafe { pg_sys::IsTransactionBlock() }
+}
+
+/// What one step of a rotation did.
+pub struct RewrapStep {
+    /// The version DEKs are rewrapped under (the keyring's newest).
+    pub target: i32,
+    /// DEKs rewrapped by this step.
+    pub rewrapped: i64,
+    /// DEKs still wrapped under other versions the keyring holds.
+    pub remaining: i64,
+    /// (version, DEKs) still wrapped under versions the keyring lacks: they cannot be
+    /// rewrapped until the version is put back.
+    pub unreachable: Vec<(i32, i64)>,
+}
+
+/// Rewrap up to `batch_size` DEKs (in key id order, rows locked) that are wrapped under another
+/// root-key version than the keyring's newest, under the newest. Each DEK is unwrapped under
+/// its own verified version and wrapped again with a fresh nonce, for the same key id and
+/// subject; the DEK itself, and so every envelope, is unchanged. Inside an explicit
+/// transaction block, every remaining batch runs in this call (the caller cannot commit
+/// between batches).
+pub fn rewrap_batch(batch_size: i64) -> Result<RewrapStep, ShredError> {
+    if batch_size < 1 {
+        return Err(ShredError::NotReady("batch_size must be at least 1".into()));
+    }
+    let (target, row) = current_version()?;
+    let versions = root::keyring_versions()?;
+    let mut rewrapped = 0i64;
+    loop {
+        let rows = run(
+            &PICK_FOR_REWRAP,
+            &[Arg::Int4(target), Arg::Int4Array(&versions), Arg::Int8(batch_size)],
+            Mode::Write,
+            0,
+            |rows| {
+                rows.iter()
+                    .map(|r| {
+                        Ok(KeyRow {
+                            key_id: r.int8(1).ok_or_else(|| missing("key id"))?,
+                            subject: r.bytes(2).ok_or_else(|| missing("subject"))?,
+                            wrapped: r.bytes(3).ok_or_else(|| missing("wrapped DEK"))?,
+                            version: r.int4(4).ok_or_else(|| missing("root-key version"))?,
+                        })
+                    })
+                    .collect::<Result<Vec<_>, ShredError>>()
+            },
+        )?;
+        for key in &rows {
+            let dek = key.unwrap_dek()?;
+            let subject = server_to_utf8(&key.subject, "subject")?;
+            let wrapped = root::with_kek(target, &row.salt, &row.key_check, |kek| {
+                Ok(kek.wrap(&dek, key.key_id as u64, &subject)?)
+            })?;
+            run(
+                &UPDATE_WRAPPED,
+                &[Arg::Int8(key.key_id), Arg::Bytes(&wrapped), Arg::Int4(target)],
+                Mode::Write,
+                0,
+                |_| Ok(()),
+            )?;
+        }
+        rewrapped += rows.len() as i64;
+        // SAFETY: plain call; later reads see the rewrapped rows.
+        unsafe { pg_sys::CommandCounterIncrement() };
+        if rows.is_empty() || !in_transaction_block() {
+            break;
+        }
+    }
+    let left = run(&NOT_UNDER, &[Arg::Int4(target)], Mode::Write, 0, |rows| {
+        Ok(rows.iter().filter_map(|r| Some((r.int4(1)?, r.int8(2)?))).collect::<Vec<_>>())
+    })?;
+    let (remaining, unreachable): (Vec<_>, Vec<_>) = left.into_iter().partition(|(v, _)| versions.contains(v));
+    Ok(RewrapStep { target, rewrapped, remaining: remaining.iter().map(|(_, n)| n).sum(), unreachable })
+}
+
+/// Retire root-key `version`: record that no DEK is wrapped under it any more, so it may be
+/// removed from the keyring and destroyed (which ends the erasure horizon of copies made
+/// while it wrapped DEKs). Refused while any DEK is wrapped under it, and for the keyring's
+/// newest version (new DEKs are wrapped under it). The key table is locked (SHARE) until the
+/// end of the transaction, so no DEK can be wrapped under it meanwhile. Returns false when it
+/// was retired already.
+pub fn retire_version(version: i32) -> Result<bool, ShredError> {
+    if version_row(version)?.is_none() {
+        return Err(ShredError::NotReady(format!("root-key version {version} is not registered in this database")));
+    }
+    if root::newest_version()? == version {
+        return Err(ShredError::NotReady(format!(
+            "root-key version {version} is the keyring's newest: new DEKs are wrapped under it; add a newer version and rotate first"
+        )));
+    }
+    run(&LOCK_KEYS, &[], Mode::Write, 0, |_| Ok(()))?;
+    let deks = run(&DEKS_UNDER, &[Arg::Int4(version)], Mode::Write, 1, |rows| {
+        Ok(rows.first().and_then(|r| r.int8(1)).unwrap_or(0))
+    })?;
+    if deks > 0 {
+        return Err(ShredError::NotReady(format!(
+            "root-key version {version} still wraps {deks} DEKs; CALL shred.rotate_root_key() first"
+        )));
+    }
+    let retired = run(&RETIRE_VERSION, &[Arg::Int4(version)], Mode::Write, 0, |_| {
+        // SAFETY: set by the UPDATE just run on this connection.
+        Ok(unsafe { pg_sys::SPI_processed } > 0)
+    })?;
+    // Other backends drop their cached version rows at COMMIT, and so see the retirement.
+    // SAFETY: registers an invalidation message in the current transaction.
+    unsafe { pg_sys::CacheInvalidateRelcacheByRelid(scan::relation(c"root_key_version")?) };
+    Ok(retired)
+}
+
+/// For each keyring version: (version, whether its key matches the registered key-check
+/// value; `None` when the version is not registered).
+pub fn keyring_status() -> Result<Vec<(i32, Option<bool>)>, ShredError> {
+    root::keyring_versions()?
+        .into_iter()
+        .map(|v| {
+            let matches = match version_row(v)? {
+                Some(row) => root::key_matches(v, &row.salt, &row.key_check)?,
+                None => None,
+            };
+            Ok((v, matches))
+        })
+        .collect()
 }

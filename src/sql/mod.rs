@@ -1,6 +1,6 @@
 //! The SQL surface: thin `#[pg_extern]` wrappers over [`crate::crypto`] and [`crate::keys`].
 //!
-//! Every function here is declared by hand in `sql/bootstrap.sql` (hence `sql = false`), so
+//! Every function here is declared by hand in `sql/pg_shred--*.sql` (hence `sql = false`), so
 //! the SQL names, defaults, volatility, strictness and parallel labels are in one reviewed
 //! file. Arguments of type `text` and `shred.sealed` arrive as raw varlena bytes.
 
@@ -253,4 +253,55 @@ fn refuse_drop_with_keys(fcinfo: pg_sys::FunctionCallInfo) -> Option<i32> {
 #[pg_extern(volatile, strict, parallel_restricted, sql = false)]
 fn key_cache_entries() -> i64 {
     crate::keys::cache::len() as i64
+}
+
+// ---------------------------------------------------------------------------------------------
+// Root-key management
+// ---------------------------------------------------------------------------------------------
+
+/// One step of `CALL shred.rotate_root_key()`: rewrap up to `batch_size` DEKs under the
+/// keyring's newest root-key version. Reports progress as a NOTICE (counts only). Returns
+/// whether the procedure should commit and call it again.
+#[pg_extern(volatile, strict, parallel_unsafe, sql = false)]
+fn rewrap_batch(batch_size: i32) -> bool {
+    let step = store::rewrap_batch(batch_size as i64).or_report();
+    if step.rewrapped > 0 {
+        pgrx::notice!(
+            "pg_shred: rewrapped {} DEKs under root-key version {}; {} left",
+            step.rewrapped,
+            step.target,
+            step.remaining
+        );
+        return true;
+    }
+    if step.unreachable.is_empty() {
+        pgrx::notice!("pg_shred: every DEK is wrapped under root-key version {}", step.target);
+    } else {
+        for (version, deks) in &step.unreachable {
+            pgrx::warning!(
+                "pg_shred: {deks} DEKs are still wrapped under root-key version {version}, which is not in the keyring; put it back and call shred.rotate_root_key() again"
+            );
+        }
+    }
+    false
+}
+
+#[pg_extern(volatile, strict, parallel_unsafe, sql = false)]
+fn retire_root_key(version: i32) -> bool {
+    store::retire_version(version).or_report()
+}
+
+/// The keyring of this backend: one row per root-key version, with whether its key matches
+/// the registered key-check value (NULL when not registered). When no keyring can be loaded,
+/// a WARNING says why and no row is returned, so the status view stays readable.
+#[pg_extern(volatile, parallel_unsafe, sql = false)]
+fn keyring() -> TableIterator<'static, (name!(version, i32), name!(key_matches, Option<bool>))> {
+    let rows = match store::keyring_status() {
+        Ok(rows) => rows,
+        Err(e) => {
+            e.warn();
+            Vec::new()
+        }
+    };
+    TableIterator::new(rows)
 }

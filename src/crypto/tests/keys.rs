@@ -93,3 +93,101 @@ fn fresh_deks_differ() {
     assert_ne!(a.as_bytes(), b.as_bytes());
     assert_eq!(format!("{a:?}"), "DataKey(..)");
 }
+
+fn b64(k: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(k)
+}
+
+#[test]
+fn keyring_forms() {
+    // A single key (raw or base64) is version 1.
+    for single in [vec![0x11u8; 32], format!("{}\n", b64(&[0x11; 32])).into_bytes()] {
+        let ring = Keyring::parse(&single).expect("single key");
+        assert_eq!(ring.versions().collect::<Vec<_>>(), vec![1]);
+        assert_eq!(ring.newest().0, 1);
+        assert_eq!(ring.get(1).expect("v1").key_check_value(b"s"), RootKey::parse(&[0x11; 32]).unwrap().key_check_value(b"s"));
+    }
+    // Versioned lines, any order, comments and blanks, spaces around fields.
+    let text = format!("# keyring\n\n 3 : {}\n1:{}\r\n  # old\n2:{}\n", b64(&[3; 32]), b64(&[1; 32]), b64(&[2; 32]));
+    let ring = Keyring::parse(text.as_bytes()).expect("keyring");
+    assert_eq!(ring.versions().collect::<Vec<_>>(), vec![1, 2, 3]);
+    let (v, newest) = ring.newest();
+    assert_eq!(v, 3);
+    assert_eq!(newest.key_check_value(b"s"), RootKey::parse(&[3; 32]).unwrap().key_check_value(b"s"));
+    assert_eq!(ring.get(2).unwrap().key_check_value(b"s"), RootKey::parse(&[2; 32]).unwrap().key_check_value(b"s"));
+    assert!(ring.get(4).is_none());
+    assert_eq!(format!("{ring:?}"), "Keyring(versions [1, 2, 3])");
+}
+
+#[test]
+fn keyring_rejects_bad_lines_without_echoing_them() {
+    let k = b64(&[5; 32]);
+    let cases: Vec<(String, usize)> = vec![
+        (format!("1:{k}\n1:{k}\n"), 2),                 // duplicate version
+        (format!("0:{k}\n"), 1),                        // version 0
+        (format!("-1:{k}\n"), 1),                       // negative
+        (format!("1000001:{k}\n"), 1),                  // too large
+        (format!("x:{k}\n"), 1),                        // not a number
+        (format!(":{k}\n"), 1),                         // no version
+        (format!("1:{k}\n2:\n"), 2),                    // no key
+        (format!("1:{k}\n2:c2hvcnQ=\n"), 2),            // 5 bytes
+        (format!("1:{k}\n2:{}\n", b64(&[0; 32])), 2),   // all zero
+        (format!("1:{k}\ngarbage line with:colon\n"), 2),
+        (format!("1:{k}\n{k}\n"), 2),                   // a line without version
+    ];
+    for (text, line) in cases {
+        match Keyring::parse(text.as_bytes()) {
+            Err(e @ CryptoError::InvalidKeyring { line: l, .. }) => {
+                assert_eq!(l, line, "{text:?}");
+                let msg = e.to_string();
+                assert!(msg.starts_with(&format!("invalid keyring: line {line}: ")), "{msg}");
+                assert!(!msg.contains(&k) && !msg.contains("garbage"), "message echoes input: {msg}");
+            }
+            other => panic!("{text:?} gave {other:?}"),
+        }
+    }
+    assert!(matches!(Keyring::parse(b"# only a comment: nothing else\n"), Err(CryptoError::InvalidKeyring { .. }) | Err(CryptoError::InvalidRootKey(_))));
+    assert!(matches!(Keyring::parse(b"\n\n"), Err(CryptoError::InvalidRootKey(_))));
+    assert!(matches!(Keyring::parse(b"1:"), Err(CryptoError::InvalidKeyring { line: 1, .. })));
+}
+
+/// The flags of the memory mapping that holds `addr`, from /proc/self/smaps.
+fn mapping_flags(addr: usize) -> String {
+    let smaps = std::fs::read_to_string("/proc/self/smaps").expect("smaps");
+    let mut inside = false;
+    for line in smaps.lines() {
+        if let Some((range, _)) = line.split_once(' ') {
+            if let Some((lo, hi)) = range.split_once('-') {
+                if let (Ok(lo), Ok(hi)) = (usize::from_str_radix(lo, 16), usize::from_str_radix(hi, 16)) {
+                    inside = lo <= addr && addr < hi;
+                    continue;
+                }
+            }
+        }
+        if inside {
+            if let Some(flags) = line.strip_prefix("VmFlags:") {
+                return flags.to_string();
+            }
+        }
+    }
+    panic!("no mapping holds {addr:#x}")
+}
+
+#[test]
+fn key_material_is_excluded_from_core_dumps_and_zeroed() {
+    let dek = DataKey::from_bytes(&[0x42; 32]);
+    assert!(mapping_flags(dek.addr()).split_whitespace().any(|f| f == "dd"), "DEK memory is dumpable");
+    let addr = dek.addr();
+    drop(dek);
+    // The freed slot is zero (it stays mapped for reuse).
+    let slot = unsafe { std::slice::from_raw_parts(addr as *const u8, 64) };
+    assert!(slot.iter().all(|&b| b == 0), "freed DEK slot not zeroed");
+    // A slot is reused after being freed; many keys fit.
+    let keys: Vec<DataKey> = (0..200).map(|i| DataKey::from_bytes(&[i as u8 + 1; 32])).collect();
+    for (i, k) in keys.iter().enumerate() {
+        assert_eq!(k.as_bytes(), &[i as u8 + 1; 32]);
+    }
+    let secret = crate::crypto::secret::Secret::new([9u8; 32]);
+    assert!(mapping_flags(secret.addr()).contains("dd"));
+    assert_eq!(*secret, [9u8; 32]);
+}

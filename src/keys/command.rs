@@ -1,0 +1,122 @@
+//! Running `shred.root_key_command`, as PostgreSQL runs `ssl_passphrase_command`: `/bin/sh -c`
+//! with no input; the key or keyring is read from its standard output. Its standard error is
+//! discarded and its output is never logged or put in an error message.
+//!
+//! The command runs in its own process group. It is killed (the whole group, `SIGKILL`) when
+//! it outlives `shred.root_key_command_timeout`, prints more than [`MAX_OUTPUT`] bytes, or the
+//! query is cancelled meanwhile.
+
+use std::io::Read;
+use std::os::fd::AsRawFd;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use zeroize::Zeroizing;
+
+use crate::error::ShredError;
+
+/// Most output accepted from the command, in bytes.
+pub const MAX_OUTPUT: usize = 64 * 1024;
+
+/// How long one wait lasts before interrupts are checked again.
+const TICK: Duration = Duration::from_millis(50);
+
+fn failed(why: impl Into<String>) -> ShredError {
+    ShredError::RootKeyCommand(why.into())
+}
+
+/// Kills the command's process group and reaps it unless it was reaped already; runs also
+/// when a cancel or another ERROR unwinds through the caller.
+struct Running(Option<Child>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            // SAFETY: signals the process group created for this child only.
+            unsafe { libc::kill(-(child.id() as libc::pid_t), libc::SIGKILL) };
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Run `command`; its standard output, at most [`MAX_OUTPUT`] bytes, in zeroizing memory.
+///
+/// Errors ([`ShredError::RootKeyCommand`]): it cannot be started, exits with a non-zero
+/// status or a signal, does not finish within `timeout`, or prints too much.
+pub fn run(command: &str, timeout: Duration) -> Result<Zeroizing<Vec<u8>>, ShredError> {
+    let child = Command::new("/bin/sh")
+        .arg("-c")
+        .arg(command)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .map_err(|e| failed(format!("cannot start it: {}", e.kind())))?;
+    let mut running = Running(Some(child));
+    let deadline = Instant::now() + timeout;
+    let too_slow = || failed(format!("it did not finish within {} s and was killed", timeout.as_secs()));
+
+    let mut stdout = running
+        .0
+        .as_mut()
+        .and_then(|c| c.stdout.take())
+        .ok_or_else(|| failed("its output cannot be read"))?;
+    let fd = stdout.as_raw_fd();
+    // Capacity reserved up front: the buffer never reallocates, so no copy of the key is
+    // left behind in freed memory.
+    let mut out = Zeroizing::new(Vec::with_capacity(MAX_OUTPUT + 1));
+    let mut chunk = Zeroizing::new([0u8; 4096]);
+    loop {
+        let now = Instant::now();
+        if now >= deadline {
+            return Err(too_slow());
+        }
+        let wait = (deadline - now).min(TICK);
+        let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+        // SAFETY: one valid pollfd for the pipe we own.
+        let ready = unsafe { libc::poll(&mut pfd, 1, wait.as_millis() as libc::c_int) };
+        pgrx::check_for_interrupts!();
+        if ready <= 0 {
+            continue;
+        }
+        let n = match stdout.read(chunk.as_mut_slice()) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(failed(format!("cannot read its output: {}", e.kind()))),
+        };
+        if n == 0 {
+            break;
+        }
+        if out.len() + n > MAX_OUTPUT {
+            return Err(failed(format!("it printed more than {MAX_OUTPUT} bytes")));
+        }
+        out.extend_from_slice(&chunk[..n]);
+    }
+    drop(stdout);
+
+    let status = loop {
+        let child = running.0.as_mut().ok_or_else(|| failed("it was lost"))?;
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) => {}
+            Err(e) => return Err(failed(format!("cannot wait for it: {}", e.kind()))),
+        }
+        if Instant::now() >= deadline {
+            return Err(too_slow());
+        }
+        std::thread::sleep(Duration::from_millis(5));
+        pgrx::check_for_interrupts!();
+    };
+    // Reaped: nothing left to kill.
+    running.0 = None;
+    if let Some(code) = status.code() {
+        if code != 0 {
+            return Err(failed(format!("it exited with status {code}")));
+        }
+    } else if let Some(signal) = status.signal() {
+        return Err(failed(format!("it was terminated by signal {signal}")));
+    }
+    Ok(out)
+}

@@ -28,6 +28,7 @@ cluster_start() {
         echo "unix_socket_directories = '$dir'"
         echo "port = $port"
         echo "fsync = off"
+        echo "shared_preload_libraries = 'pg_shred'"
         echo "shred.root_key_file = '$dir/root.key'"
         for line in "$@"; do echo "$line"; done
     } >>"$dir/data/postgresql.conf"
@@ -38,6 +39,15 @@ cluster_start() {
         || { cat "$dir/server.log"; return 1; }
     export PGHOST=$dir PGPORT=$port PGUSER=postgres
 }
+
+# postgresql.conf lines of the integration test server: log everything (the tests then scan
+# the log for secrets) and track every statement in pg_stat_statements.
+PG_SHRED_TEST_SERVER_CONF=(
+    "log_statement = all"
+    "log_min_messages = debug5"
+    "shared_preload_libraries = 'pg_shred, pg_stat_statements'"
+    "pg_stat_statements.track = all"
+)
 
 cluster_stop() {
     if [ -n "${CLUSTER_DIR:-}" ] && [ -f "$CLUSTER_DIR/data/postmaster.pid" ]; then

@@ -130,7 +130,11 @@ DECLARE
 BEGIN
     FOREACH r IN ARRAY ARRAY['shred_reader', 'shred_writer', 'shred_eraser', 'shred_admin'] LOOP
         IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) r) THEN
-            EXECUTE pg_catalog.format('CREATE ROLE %I NOLOGIN', r);
+            BEGIN
+                EXECUTE pg_catalog.format('CREATE ROLE %I NOLOGIN', r);
+            EXCEPTION WHEN duplicate_object OR unique_violation THEN
+                NULL;  -- created meanwhile by an installation in another database
+            END;
         END IF;
     END LOOP;
 END

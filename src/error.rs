@@ -37,6 +37,8 @@ pub enum ShredError {
     VersionRetired(i32),
     /// The operation is refused in the current state; the string says why.
     NotReady(String),
+    /// The library was not loaded through `shared_preload_libraries`.
+    NotPreloaded,
     /// The opened plaintext is not text in this database.
     NotText,
     /// The opened text has a character the database encoding cannot represent.
@@ -155,6 +157,13 @@ impl ShredError {
                 fname,
             )
             .set_hint("Add a newer root-key version to the keyring and reload; new DEKs are wrapped under the newest one."),
+            ShredError::NotPreloaded => ErrorReport::new(
+                ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                "pg_shred: the library is not in shared_preload_libraries",
+                fname,
+            )
+            .set_detail("Until pg_shred is loaded, PostgreSQL shows the values of shred.root_key_file and shred.root_key_command to every role.")
+            .set_hint("Add pg_shred to shared_preload_libraries in postgresql.conf and restart the server."),
             ShredError::NotReady(why) => ErrorReport::new(
                 ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
                 format!("pg_shred: {why}"),

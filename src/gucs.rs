@@ -85,6 +85,20 @@ pub fn init() {
     unsafe { pgrx::pg_sys::MarkGUCPrefixReserved(c"shred".as_ptr()) };
 }
 
+static PRELOADED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Record whether the library is being loaded through `shared_preload_libraries`.
+pub fn set_preloaded(yes: bool) {
+    PRELOADED.store(yes, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Whether the library was loaded through `shared_preload_libraries`. Only then are the key
+/// source settings defined, with their protections, before any session can read them: until a
+/// library defines a custom setting, PostgreSQL shows its postgresql.conf value to every role.
+pub fn preloaded() -> bool {
+    PRELOADED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 thread_local! {
     static KEY_SOURCE_CHANGES: Cell<u64> = const { Cell::new(0) };
     /// The text a show hook returned last (PostgreSQL copies it at once).

@@ -25,6 +25,8 @@ pgrx::extension_sql_file!("../sql/pg_shred--0.1.0--0.2.0.sql", name = "v0_2_0", 
 #[allow(non_snake_case)]
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
+    // SAFETY: plain read of a postmaster flag.
+    gucs::set_preloaded(unsafe { pg_sys::process_shared_preload_libraries_in_progress });
     gucs::init();
     keys::cache::register_callbacks();
 }
@@ -39,6 +41,6 @@ pub mod pg_test {
 
     #[must_use]
     pub fn postgresql_conf_options() -> Vec<&'static str> {
-        vec![]
+        vec!["shared_preload_libraries = 'pg_shred'"]
     }
 }

@@ -900,7 +900,9 @@ fn application_role_with_documented_grants() {
             "DO $$ BEGIN
                IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'it_app') THEN CREATE ROLE it_app LOGIN; END IF;
                IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'it_dpo') THEN CREATE ROLE it_dpo LOGIN; END IF;
-             END $$",
+               IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'it_ops') THEN CREATE ROLE it_ops LOGIN; END IF;
+             END $$;
+             REVOKE shred_reader, shred_writer, shred_eraser, shred_admin FROM it_app, it_dpo, it_ops",
         )
         .unwrap();
     let v = seal(&mut admin, "customer:1", "x", "");
@@ -909,26 +911,34 @@ fn application_role_with_documented_grants() {
         "SELECT shred.seal('customer:2', 'y')",
         "SELECT shred.erase('customer:1')",
         "SELECT shred.erase(ARRAY['customer:1'])",
+        "SELECT shred.key_cache_entries()",
+        "SELECT * FROM shred.root_key_status",
+        "SELECT * FROM shred.erasure_horizon()",
+        "CALL shred.rotate_root_key()",
+        "SELECT shred.retire_root_key(1)",
     ] {
-        assert_eq!(sqlstate(app.query_one(sql, &[])), "42501", "{sql}");
+        assert_eq!(sqlstate(app.batch_execute(sql)), "42501", "{sql}");
     }
     assert_eq!(sqlstate(app.query_one(OPEN, &[&v, &""])), "42501");
-    let id: i64 = app.query_one("SELECT shred.key_id($1::text::shred.sealed)", &[&v]).unwrap().get(0);
-    assert!(id > 0, "the type and key_id are usable by everyone");
+    assert_eq!(sqlstate(app.query_one("SELECT shred.key_id($1::text::shred.sealed)", &[&v])), "42501");
 
+    // The documented recipe: grant the roles an application needs.
     admin
         .batch_execute(
-            "GRANT EXECUTE ON FUNCTION shred.seal(text, text, text), shred.seal(text, bytea, text),
-                                      shred.open(shred.sealed, text), shred.open_bytea(shred.sealed, text),
-                                      shred.is_erased(shred.sealed) TO it_app;
-             GRANT EXECUTE ON FUNCTION shred.erase(text), shred.erase(text[]) TO it_dpo;",
+            "GRANT shred_reader, shred_writer TO it_app;
+             GRANT shred_eraser TO it_dpo;
+             GRANT shred_admin TO it_ops;",
         )
         .unwrap();
     let mut app = connect_as("it_roles", "it_app");
     assert_eq!(open(&mut app, &v, "").as_deref(), Some("x"));
     let w = seal(&mut app, "customer:2", "y", "");
     assert_eq!(open(&mut app, &w, "").as_deref(), Some("y"));
-    assert_eq!(sqlstate(app.query_one("SELECT shred.erase('customer:1')", &[])), "42501");
+    let id: i64 = app.query_one("SELECT shred.key_id($1::text::shred.sealed)", &[&v]).unwrap().get(0);
+    assert!(id > 0);
+    for sql in ["SELECT shred.erase('customer:1')", "SELECT * FROM shred.root_key_status", "CALL shred.rotate_root_key()"] {
+        assert_eq!(sqlstate(app.batch_execute(sql)), "42501", "{sql}");
+    }
     for sql in [
         "SELECT count(*) FROM shred.subject_key",
         "SELECT count(*) FROM shred.root_key_version",
@@ -938,7 +948,17 @@ fn application_role_with_documented_grants() {
     ] {
         assert_eq!(sqlstate(app.query_one(sql, &[])), "42501", "{sql}");
     }
+    let mut ops = connect_as("it_roles", "it_ops");
+    let state: String = ops.query_one("SELECT state FROM shred.root_key_status WHERE version = 1", &[]).unwrap().get(0);
+    assert_eq!(state, "current");
+    ops.batch_execute("CALL shred.rotate_root_key()").unwrap();
+    let needed: i32 = ops.query_one("SELECT oldest_needed_version FROM shred.erasure_horizon()", &[]).unwrap().get(0);
+    assert_eq!(needed, 1);
+    assert_eq!(sqlstate(ops.query_one(OPEN, &[&v, &""])), "42501");
+    assert_eq!(sqlstate(ops.batch_execute("SELECT count(*) FROM shred.subject_key")), "42501");
+
     let mut dpo = connect_as("it_roles", "it_dpo");
+    assert_eq!(sqlstate(dpo.query_one(OPEN, &[&v, &""])), "42501");
     let erased: bool = dpo.query_one("SELECT shred.erase('customer:1')", &[]).unwrap().get(0);
     assert!(erased);
     let n: i64 = dpo.query_one("SELECT shred.erase(ARRAY['customer:2'])", &[]).unwrap().get(0);
@@ -952,8 +972,8 @@ fn application_role_with_documented_grants() {
     assert_eq!(sqlstate(app.query_one("SELECT shred.seal(NULL, 'x')", &[])), "22004");
     let user: String = app.query_one("SELECT current_user::text", &[]).unwrap().get(0);
     assert_eq!(user, "it_app");
-    drop((app, dpo));
-    admin.batch_execute("DROP OWNED BY it_app, it_dpo").unwrap();
+    drop((app, dpo, ops));
+    admin.batch_execute("DROP OWNED BY it_app, it_dpo, it_ops").unwrap();
 }
 
 /// Resident memory per cached DEK stays under 1.5 KiB (the backend's private memory, RssAnon,

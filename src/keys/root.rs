@@ -149,6 +149,9 @@ fn still_valid(l: &mut Loaded, setting_version: u64) -> bool {
 /// run `f` with it. With `need = Some(v)`, a keyring that lacks version `v` is re-read once per
 /// transaction first.
 fn with_loaded<R>(need: Option<i32>, f: impl FnOnce(&mut Loaded) -> Result<R, ShredError>) -> Result<R, ShredError> {
+    if !gucs::preloaded() {
+        return Err(ShredError::NotPreloaded);
+    }
     let setting_version = gucs::key_source_changes();
     LOADED.with(|cell| {
         let mut slot = cell.borrow_mut();

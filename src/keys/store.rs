@@ -397,6 +397,8 @@ pub struct RewrapStep {
     /// (version, DEKs) still wrapped under versions the keyring lacks: they cannot be
     /// rewrapped until the version is put back.
     pub unreachable: Vec<(i32, i64)>,
+    /// Whether nothing is left to rewrap (every DEK the keyring can reach is under `target`).
+    pub done: bool,
 }
 
 /// Rewrap up to `batch_size` DEKs (in key id order, rows locked) that are wrapped under another
@@ -412,7 +414,7 @@ pub fn rewrap_batch(batch_size: i64) -> Result<RewrapStep, ShredError> {
     let (target, row) = current_version()?;
     let versions = root::keyring_versions()?;
     let mut rewrapped = 0i64;
-    loop {
+    let done = loop {
         let rows = run(
             &PICK_FOR_REWRAP,
             &[Arg::Int4(target), Arg::Int4Array(&versions), Arg::Int8(batch_size)],
@@ -448,15 +450,18 @@ pub fn rewrap_batch(batch_size: i64) -> Result<RewrapStep, ShredError> {
         rewrapped += rows.len() as i64;
         // SAFETY: plain call; later reads see the rewrapped rows.
         unsafe { pg_sys::CommandCounterIncrement() };
-        if rows.is_empty() || !in_transaction_block() {
-            break;
+        if (rows.len() as i64) < batch_size {
+            break true;
         }
-    }
+        if !in_transaction_block() {
+            break false;
+        }
+    };
     let left = run(&NOT_UNDER, &[Arg::Int4(target)], Mode::Write, 0, |rows| {
         Ok(rows.iter().filter_map(|r| Some((r.int4(1)?, r.int8(2)?))).collect::<Vec<_>>())
     })?;
     let (remaining, unreachable): (Vec<_>, Vec<_>) = left.into_iter().partition(|(v, _)| versions.contains(v));
-    Ok(RewrapStep { target, rewrapped, remaining: remaining.iter().map(|(_, n)| n).sum(), unreachable })
+    Ok(RewrapStep { target, rewrapped, remaining: remaining.iter().map(|(_, n)| n).sum(), unreachable, done })
 }
 
 /// Retire root-key `version`: record that no DEK is wrapped under it any more, so it may be

@@ -261,7 +261,8 @@ fn key_cache_entries() -> i64 {
 
 /// One step of `CALL shred.rotate_root_key()`: rewrap up to `batch_size` DEKs under the
 /// keyring's newest root-key version. Reports progress as a NOTICE (counts only). Returns
-/// whether the procedure should commit and call it again.
+/// whether the procedure should commit and call it again (false once done, and always inside
+/// a transaction block, where one call rewraps everything).
 #[pg_extern(volatile, strict, parallel_unsafe, sql = false)]
 fn rewrap_batch(batch_size: i32) -> bool {
     let step = store::rewrap_batch(batch_size as i64).or_report();
@@ -272,16 +273,17 @@ fn rewrap_batch(batch_size: i32) -> bool {
             step.target,
             step.remaining
         );
+    }
+    if !step.done {
         return true;
     }
     if step.unreachable.is_empty() {
         pgrx::notice!("pg_shred: every DEK is wrapped under root-key version {}", step.target);
-    } else {
-        for (version, deks) in &step.unreachable {
-            pgrx::warning!(
-                "pg_shred: {deks} DEKs are still wrapped under root-key version {version}, which is not in the keyring; put it back and call shred.rotate_root_key() again"
-            );
-        }
+    }
+    for (version, deks) in &step.unreachable {
+        pgrx::warning!(
+            "pg_shred: {deks} DEKs are still wrapped under root-key version {version}, which is not in the keyring; put it back and call shred.rotate_root_key() again"
+        );
     }
     false
 }

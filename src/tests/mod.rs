@@ -191,25 +191,57 @@ fn group_readable_key_file_is_refused() {
 
 #[pg_test]
 fn sql_labels_and_privileges() {
-    // (signature, volatility, strict, parallel)
+    // (signature, volatility, strict, parallel, roles granted EXECUTE)
     let expected = [
-        ("shred.seal(text,text,text)", "v", false, "u"),
-        ("shred.seal(text,bytea,text)", "v", false, "u"),
-        ("shred.open(shred.sealed,text)", "v", false, "u"),
-        ("shred.open_bytea(shred.sealed,text)", "v", false, "u"),
-        ("shred.erase(text)", "v", false, "u"),
-        ("shred.erase(text[])", "v", false, "u"),
-        ("shred.is_erased(shred.sealed)", "v", true, "u"),
-        ("shred.key_id(shred.sealed)", "i", true, "s"),
+        ("shred.seal(text,text,text)", "v", false, "u", "shred_writer"),
+        ("shred.seal(text,bytea,text)", "v", false, "u", "shred_writer"),
+        ("shred.open(shred.sealed,text)", "v", false, "u", "shred_reader"),
+        ("shred.open_bytea(shred.sealed,text)", "v", false, "u", "shred_reader"),
+        ("shred.erase(text)", "v", false, "u", "shred_eraser"),
+        ("shred.erase(text[])", "v", false, "u", "shred_eraser"),
+        ("shred.is_erased(shred.sealed)", "v", true, "u", "shred_admin,shred_eraser,shred_reader"),
+        ("shred.key_id(shred.sealed)", "i", true, "s", "shred_admin,shred_eraser,shred_reader,shred_writer"),
+        ("shred.key_cache_entries()", "v", true, "r", "shred_admin,shred_reader,shred_writer"),
+        ("shred.keyring()", "v", false, "u", "shred_admin"),
+        ("shred.rewrap_batch(integer)", "v", true, "u", "shred_admin"),
+        ("shred.retire_root_key(integer)", "v", true, "u", "shred_admin"),
+        ("shred.erasure_horizon()", "v", false, "u", "shred_admin"),
+        ("shred.rotate_root_key(integer)", "v", false, "u", "shred_admin"),
     ];
-    for (sig, vol, strict, par) in expected {
+    for (sig, vol, strict, par, roles) in expected {
         let row = text(&format!(
-            "SELECT provolatile::text || proisstrict::text || proparallel::text || prosecdef::text || has_function_privilege('public', oid, 'EXECUTE')::text
-               FROM pg_proc WHERE oid = '{sig}'::regprocedure"
+            "SELECT provolatile::text || proisstrict::text || proparallel::text || prosecdef::text
+                    || has_function_privilege('public', oid, 'EXECUTE')::text || ' '
+                    || (SELECT string_agg(rolname, ',' ORDER BY rolname) FROM pg_roles
+                         WHERE rolname LIKE 'shred\\_%' AND has_function_privilege(rolname, p.oid, 'EXECUTE'))
+               FROM pg_proc p WHERE oid = '{sig}'::regprocedure"
         ));
-        let public = sig.starts_with("shred.key_id");
-        assert_eq!(row, Some(format!("{vol}{strict}{par}false{public}")), "{sig}");
+        assert_eq!(row, Some(format!("{vol}{strict}{par}falsefalse {roles}")), "{sig}");
     }
+    // Only SQL functions pin their search_path; functions in C set none (they qualify every
+    // name they use), and the procedure cannot (it commits).
+    assert_eq!(
+        text("SELECT string_agg(p.oid::regprocedure::text || '=' || array_to_string(p.proconfig, ';'), ' ')
+                FROM pg_proc p WHERE p.pronamespace = 'shred'::regnamespace AND p.proconfig IS NOT NULL"),
+        Some("shred.erasure_horizon()=search_path=pg_catalog, pg_temp".into())
+    );
+    // nothing in the schema is executable by PUBLIC but the type's own I/O functions
+    assert_eq!(
+        text("SELECT string_agg(proname, ',' ORDER BY proname) FROM pg_proc
+               WHERE pronamespace = 'shred'::regnamespace AND has_function_privilege('public', oid, 'EXECUTE')"),
+        Some("sealed_in,sealed_out,sealed_recv,sealed_send".into())
+    );
+    // the four roles exist and cannot log in
+    assert_eq!(
+        text("SELECT string_agg(rolname || ':' || rolcanlogin::text, ',' ORDER BY rolname) FROM pg_roles WHERE rolname LIKE 'shred\\_%'"),
+        Some("shred_admin:false,shred_eraser:false,shred_reader:false,shred_writer:false".into())
+    );
+    // the status view is for shred_admin only
+    assert_eq!(
+        boolean("SELECT has_table_privilege('shred_admin', 'shred.root_key_status', 'SELECT')
+                    AND NOT has_table_privilege('public', 'shred.root_key_status', 'SELECT')"),
+        Some(true)
+    );
     // no cast between shred.sealed and text
     assert_eq!(
         Spi::get_one::<i64>(

@@ -9,9 +9,11 @@
 //! - HKDF-SHA256 (RFC 5869) for every key derived from the root key, each with its own
 //!   versioned `info` label (see [`keys`]).
 //! - The envelope format v1 (see [`envelope`]).
+//! - The canonical encoding of typed plaintexts (see [`typed`]).
 
 pub mod envelope;
 pub mod keys;
+pub mod typed;
 
 use std::cell::RefCell;
 use std::fmt;
@@ -43,6 +45,10 @@ pub enum CryptoError {
     MalformedWrappedKey,
     /// The root key material is unusable. The string says why (never the bytes).
     InvalidRootKey(&'static str),
+    /// A plaintext is not a valid encoding of its type (see [`typed`]): wrong length, or not
+    /// UTF-8 where text is required. The string names the type and the check; it never
+    /// contains the bytes.
+    MalformedPlaintext(&'static str),
     /// The plaintext is larger than [`envelope::MAX_PLAINTEXT_LEN`].
     PlaintextTooLarge { len: usize, max: usize },
     /// The operating system's CSPRNG failed.
@@ -60,6 +66,7 @@ impl fmt::Display for CryptoError {
             CryptoError::UnwrapFailed => write!(f, "wrapped DEK authentication failed"),
             CryptoError::MalformedWrappedKey => write!(f, "malformed wrapped DEK"),
             CryptoError::InvalidRootKey(why) => write!(f, "invalid root key: {why}"),
+            CryptoError::MalformedPlaintext(why) => write!(f, "malformed plaintext: {why}"),
             CryptoError::PlaintextTooLarge { len, max } => {
                 write!(f, "plaintext of {len} bytes exceeds the maximum of {max} bytes")
             }

@@ -3,3 +3,4 @@
 mod envelope;
 mod kat;
 mod keys;
+mod typed;

@@ -8,8 +8,8 @@
 //!   RustCrypto `aes-gcm` crate; 96-bit nonces from the OS CSPRNG, fresh per call.
 //! - HKDF-SHA256 (RFC 5869) for every key derived from the root key, each with its own
 //!   versioned `info` label (see [`keys`]).
-//! - The envelope format v1 (see [`envelope`]).
-//! - The canonical encoding of typed plaintexts (see [`typed`]).
+//! - The envelope formats v1 (untyped) and v2 (typed plaintext, see [`typed`]); see
+//!   [`envelope`].
 
 pub mod envelope;
 pub mod keys;

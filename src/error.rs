@@ -89,7 +89,11 @@ impl ShredError {
                     .set_detail("The key store row of this value's DEK does not authenticate under the configured root key.")
                     .set_hint("The key store was altered outside pg_shred, or the root key differs from the one that wrapped it.")
             }
-            ShredError::Crypto(e @ (CryptoError::MalformedEnvelope(_) | CryptoError::UnsupportedVersion(_))) => {
+            ShredError::Crypto(
+                e @ (CryptoError::MalformedEnvelope(_)
+                | CryptoError::UnsupportedVersion(_)
+                | CryptoError::MalformedPlaintext(_)),
+            ) => {
                 ErrorReport::new(ERRCODE_DATA_CORRUPTED, format!("pg_shred: {e}"), fname)
             }
             ShredError::Crypto(e @ (CryptoError::InvalidRootKey(_) | CryptoError::InvalidKeyring { .. })) => {

@@ -8,11 +8,16 @@
 //!   RustCrypto `aes-gcm` crate; 96-bit nonces from the OS CSPRNG, fresh per call.
 //! - HKDF-SHA256 (RFC 5869) for every key derived from the root key, each with its own
 //!   versioned `info` label (see [`keys`]).
-//! - The envelope format v1 (see [`envelope`]).
+//! - HMAC-SHA256 (RFC 2104) for blind indexes ([`blind`]) and pseudonyms ([`pseudonym`]).
+//! - The envelope formats v1 (untyped) and v2 (typed plaintext, see [`typed`]); see
+//!   [`envelope`].
 
+pub mod blind;
 pub mod envelope;
 pub mod keys;
+pub mod pseudonym;
 pub mod secret;
+pub mod typed;
 
 use std::cell::RefCell;
 use std::fmt;
@@ -46,6 +51,10 @@ pub enum CryptoError {
     InvalidRootKey(&'static str),
     /// A line of a keyring is unusable: its 1-based number and why (never its content).
     InvalidKeyring { line: usize, why: &'static str },
+    /// A plaintext is not a valid encoding of its type (see [`typed`]): wrong length, or not
+    /// UTF-8 where text is required. The string names the type and the check; it never
+    /// contains the bytes.
+    MalformedPlaintext(&'static str),
     /// The plaintext is larger than [`envelope::MAX_PLAINTEXT_LEN`].
     PlaintextTooLarge { len: usize, max: usize },
     /// The operating system's CSPRNG failed.
@@ -64,6 +73,7 @@ impl fmt::Display for CryptoError {
             CryptoError::MalformedWrappedKey => write!(f, "malformed wrapped DEK"),
             CryptoError::InvalidRootKey(why) => write!(f, "invalid root key: {why}"),
             CryptoError::InvalidKeyring { line, why } => write!(f, "invalid keyring: line {line}: {why}"),
+            CryptoError::MalformedPlaintext(why) => write!(f, "malformed plaintext: {why}"),
             CryptoError::PlaintextTooLarge { len, max } => {
                 write!(f, "plaintext of {len} bytes exceeds the maximum of {max} bytes")
             }

@@ -1,5 +1,5 @@
-//! Known-answer tests: NIST AES-GCM, RFC 5869 HKDF-SHA256, and pg_shred's own golden v1
-//! envelopes and wrapped DEKs. The golden vectors are fixed forever: every future version of
+//! Known-answer tests: NIST AES-GCM, RFC 5869 HKDF-SHA256, and pg_shred's own golden v1 and
+//! v2 envelopes and wrapped DEKs. The golden vectors are fixed forever: every future version of
 //! pg_shred must keep opening them.
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
@@ -9,6 +9,7 @@ use sha2::Sha256;
 
 use crate::crypto::envelope;
 use crate::crypto::keys::{DataKey, RootKey};
+use crate::crypto::typed::{PlainType, TypedValue};
 
 fn h(s: &str) -> Vec<u8> {
     hex::decode(s).expect("test vector hex")
@@ -148,4 +149,69 @@ fn golden_v1_envelopes_open_forever() {
         assert_eq!(env.key_id(), *key_id);
         assert_eq!(envelope::open(&dek, &env, ctx.as_bytes()).expect("golden envelope opens"), pt.as_bytes());
     }
+}
+
+/// Golden v2 envelopes: (DEK byte, key id, context, value, nonce byte, text form).
+///
+/// Computed independently of this crate with Python's `cryptography` package:
+/// `AESGCM(dek).encrypt(nonce, encoding, b"pg_shred" + header + context)`, the header being
+/// `0x02 | key id (">Q") | type byte`, the encodings from `struct.pack(">i"/">q")` and
+/// `datetime` arithmetic. They must open to the same value forever.
+fn golden_v2_envelopes() -> Vec<(u8, u64, &'static str, TypedValue, u8, &'static str)> {
+    vec![
+        (0x11, 1, "", TypedValue::Text(String::new()), 0x31,
+         "shred2:AgAAAAAAAAABATExMTExMTExMTExMXF3pIXogSB6fV6uvtF0kRw="),
+        (0x11, 1, "customers.email", TypedValue::Text("leonie.koehler@example.org".into()), 0x32,
+         "shred2:AgAAAAAAAAABATIyMjIyMjIyMjIyMqRiBd6f+WvpsySmJILfDCCrj1lteUbS2cn8ngGozd7fMxKAzmGsb8tZPQ=="),
+        (0x12, 4242, "customers.photo", TypedValue::Bytea(vec![0x00, 0xff, 0x00]), 0x33,
+         "shred2:AgAAAAAAABCSAjMzMzMzMzMzMzMzM4C/DPl6E7qZStsVhdVejiZRqao="),
+        (0x12, 4242, "customers.age", TypedValue::Int4(42), 0x34,
+         "shred2:AgAAAAAAABCSAzQ0NDQ0NDQ0NDQ0NNO/bX332RQEitKDoVBECQGS4Wek"),
+        (0x13, 9_223_372_036_854_775_807, "", TypedValue::Int8(-2), 0x35,
+         "shred2:An//////////BDU1NTU1NTU1NTU1NZBcsKdbcZeTIOeBtGlfSHzg6S1k1ktpGA=="),
+        (0x13, 7, "orders.total", TypedValue::Numeric("12345.6789".into()), 0x36,
+         "shred2:AgAAAAAAAAAHBTY2NjY2NjY2NjY2NqFh7khCrzZxIdasUSH3xDSg0uqq+pxj7x98"),
+        // 1990-05-17
+        (0x14, 7, "customers.birth_date", TypedValue::Date(-3516), 0x37,
+         "shred2:AgAAAAAAAAAHBjc3Nzc3Nzc3Nzc3N7Uev8OG55m+20ooY7Wo4jnyvLBM"),
+        // 2024-02-29 12:34:56.789012+00
+        (0x14, 7, "logins.at", TypedValue::Timestamptz(762_525_296_789_012), 0x38,
+         "shred2:AgAAAAAAAAAHBzg4ODg4ODg4ODg4OEH49+dxUaIIuxYpzW+beXCfFZcfsBqmaw=="),
+        (0x15, 99, "customers.profile", TypedValue::Jsonb("{\"vip\": true, \"city\": \"São Paulo\"}".into()), 0x39,
+         "shred2:AgAAAAAAAABjCDk5OTk5OTk5OTk5OWpV+KU5Zx3tNTLiHFE5puWG5BvIWYXGzWOVI3HqMENH3oMCsX02BrPkk5yuhqqCvtAUnA=="),
+    ]
+}
+
+#[test]
+fn golden_v2_envelopes_open_forever() {
+    for (dek_byte, key_id, ctx, value, nonce_byte, text) in golden_v2_envelopes() {
+        let dek = DataKey::from_bytes(&[dek_byte; 32]);
+        let t = value.plain_type();
+        let sealed = envelope::seal_v2_with_nonce(&dek, key_id, ctx.as_bytes(), t, &value.encode(), &[nonce_byte; 12])
+            .expect("seal");
+        assert_eq!(envelope::to_text(&sealed), text, "sealing is deterministic for fixed inputs ({t})");
+        let bytes = envelope::from_text_any(text).expect("golden envelope parses");
+        let env = envelope::parse_any(&bytes).expect("parse");
+        assert_eq!((env.key_id(), env.plain_type()), (key_id, Some(t)));
+        assert_eq!(
+            envelope::open_typed(&dek, &env, ctx.as_bytes()).expect("golden envelope opens"),
+            envelope::Opened::Typed(value)
+        );
+    }
+}
+
+/// The v2 layout and AAD, restated with the aes-gcm crate's plain `Aead` API.
+#[test]
+fn v2_layout_matches_plain_aead() {
+    let dek = DataKey::from_bytes(&[0x12; 32]);
+    let sealed = envelope::seal_v2_with_nonce(&dek, 4242, b"customers.age", PlainType::Int4, &42i32.to_be_bytes(), &[0x34; 12])
+        .expect("seal");
+    let header = h("02000000000000109203");
+    let mut aad = b"pg_shred".to_vec();
+    aad.extend(&header);
+    aad.extend(b"customers.age");
+    let ct = Aes256Gcm::new(&[0x12; 32].into())
+        .encrypt(Nonce::from_slice(&[0x34; 12]), Payload { msg: &h("0000002a"), aad: &aad })
+        .expect("encrypt");
+    assert_eq!(sealed, [header, vec![0x34; 12], ct].concat());
 }

@@ -1,5 +1,8 @@
 //! Tests of the pure core: unit tests per module and known-answer vectors.
 
+mod blind;
 mod envelope;
 mod kat;
 mod keys;
+mod pseudonym;
+mod typed;

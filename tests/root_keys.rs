@@ -366,6 +366,51 @@ fn root_key_command() {
     wait_for("the key command to be killed", || !process_running(&["sleep", "988"]));
 }
 
+/// Resets the key sources changed with ALTER SYSTEM by a test, and reloads, even on failure.
+struct ResetKeySources;
+
+impl Drop for ResetKeySources {
+    fn drop(&mut self) {
+        let mut c = connect("postgres");
+        let _ = c.batch_execute("ALTER SYSTEM RESET shred.root_key_command");
+        let _ = c.batch_execute("ALTER SYSTEM RESET shred.root_key_file");
+        let _ = c.batch_execute("SELECT pg_reload_conf()");
+        thread::sleep(Duration::from_millis(500));
+    }
+}
+
+fn reload(c: &mut postgres::Client) {
+    c.batch_execute("SELECT pg_reload_conf()").unwrap();
+    thread::sleep(Duration::from_millis(500));
+}
+
+fn version_of(c: &mut postgres::Client, subject: &str) -> i32 {
+    c.query_one("SELECT root_key_version FROM shred.subject_key WHERE subject = $1", &[&subject]).unwrap().get(0)
+}
+
+/// A keyring from a command is read once per backend; pg_reload_conf() makes running
+/// sessions read it again, so a version added to the KMS wraps their next new DEKs.
+#[test]
+fn reload_refreshes_a_command_keyring() {
+    let mut admin = fresh_db("rk_reload");
+    let (k1, k2) = (random_key(), random_key());
+    let ring = keyring_file("rk_reload_ring", &[(1, &k1)]);
+    let _reset = ResetKeySources;
+    admin.batch_execute("ALTER SYSTEM SET shred.root_key_file = ''").unwrap();
+    admin.batch_execute(&format!("ALTER SYSTEM SET shred.root_key_command = 'cat {ring}'")).unwrap();
+    reload(&mut admin);
+    let mut a = connect("rk_reload");
+    seal(&mut a, "r:1", "x");
+    assert_eq!(version_of(&mut admin, "r:1"), 1);
+    keyring_file("rk_reload_ring", &[(1, &k1), (2, &k2)]);
+    seal(&mut a, "r:2", "x");
+    assert_eq!(version_of(&mut admin, "r:2"), 1, "the command runs once per backend");
+    reload(&mut admin);
+    let env = seal(&mut a, "r:3", "x");
+    assert_eq!(version_of(&mut admin, "r:3"), 2, "a reload makes the session read the keyring again");
+    assert_eq!(open(&mut a, &env).unwrap().as_deref(), Some("x"));
+}
+
 /// E5: the key sources are superuser-only settings; pg_read_all_settings members see a mask,
 /// pg_settings lists neither, other roles cannot read them.
 #[test]
@@ -380,17 +425,8 @@ fn key_settings_are_hidden() {
              GRANT pg_read_all_settings TO rk_monitor;",
         )
         .unwrap();
-    // Both key sources set for every session until the guard resets it (even on failure).
-    struct ResetCommand;
-    impl Drop for ResetCommand {
-        fn drop(&mut self) {
-            let mut c = connect("postgres");
-            let _ = c.batch_execute("ALTER SYSTEM RESET shred.root_key_command");
-            let _ = c.batch_execute("SELECT pg_reload_conf()");
-            thread::sleep(Duration::from_millis(500));
-        }
-    }
-    let _reset = ResetCommand;
+    // Both key sources set for every session until the guard resets them (even on failure).
+    let _reset = ResetKeySources;
     admin.batch_execute("ALTER SYSTEM SET shred.root_key_command = 'kms-client --token 0123-secret-token'").unwrap();
     admin.batch_execute("SELECT pg_reload_conf()").unwrap();
     thread::sleep(Duration::from_millis(500));
@@ -481,6 +517,14 @@ fn upgrade_from_0_1_0() {
         .collect();
     assert_eq!(public, vec!["sealed_in", "sealed_out", "sealed_recv", "sealed_send"]);
     assert_eq!(status(&mut c), vec![(1, "current".into(), 19)]);
+    // F3: the library name carries no version, so old and new scripts load the same library.
+    let libs: Vec<String> = c
+        .query("SELECT DISTINCT probin FROM pg_proc WHERE pronamespace = 'shred'::regnamespace AND probin IS NOT NULL", &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(libs, vec!["$libdir/pg_shred"]);
     let mut fresh = fresh_db("rk_upgrade_fresh");
     assert_eq!(catalogue(&mut c), catalogue(&mut fresh));
 }

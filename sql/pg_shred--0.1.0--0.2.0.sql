@@ -184,3 +184,160 @@ GRANT EXECUTE ON FUNCTION
 TO shred_admin;
 GRANT EXECUTE ON PROCEDURE shred.rotate_root_key(pg_catalog.int4) TO shred_admin;
 GRANT SELECT ON shred.root_key_status TO shred_admin;
+
+-----------------------------------------------------------------------------------------------
+-- Typed plaintexts (envelope format v2 records the type; each opens only as its own type).
+-- numeric and jsonb are sealed as their canonical text by SQL wrappers; every name in them is
+-- qualified, so the caller's search_path cannot change what they call.
+-----------------------------------------------------------------------------------------------
+CREATE FUNCTION shred.seal(subject pg_catalog.text, plaintext pg_catalog.int4, context pg_catalog.text DEFAULT '')
+    RETURNS shred.sealed
+    LANGUAGE c VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'seal_int4_wrapper';
+CREATE FUNCTION shred.seal(subject pg_catalog.text, plaintext pg_catalog.int8, context pg_catalog.text DEFAULT '')
+    RETURNS shred.sealed
+    LANGUAGE c VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'seal_int8_wrapper';
+CREATE FUNCTION shred.seal(subject pg_catalog.text, plaintext pg_catalog.date, context pg_catalog.text DEFAULT '')
+    RETURNS shred.sealed
+    LANGUAGE c VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'seal_date_wrapper';
+CREATE FUNCTION shred.seal(subject pg_catalog.text, plaintext pg_catalog.timestamptz, context pg_catalog.text DEFAULT '')
+    RETURNS shred.sealed
+    LANGUAGE c VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'seal_timestamptz_wrapper';
+CREATE FUNCTION shred.seal_numeric_text(subject pg_catalog.text, plaintext pg_catalog.text, context pg_catalog.text)
+    RETURNS shred.sealed
+    LANGUAGE c VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'seal_numeric_text_wrapper';
+CREATE FUNCTION shred.seal_jsonb_text(subject pg_catalog.text, plaintext pg_catalog.text, context pg_catalog.text)
+    RETURNS shred.sealed
+    LANGUAGE c VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'seal_jsonb_text_wrapper';
+CREATE FUNCTION shred.seal(subject pg_catalog.text, plaintext pg_catalog.numeric, context pg_catalog.text DEFAULT '')
+    RETURNS shred.sealed
+    LANGUAGE sql VOLATILE PARALLEL UNSAFE
+    AS $$ SELECT shred.seal_numeric_text(subject, plaintext::pg_catalog.text, context) $$;
+CREATE FUNCTION shred.seal(subject pg_catalog.text, plaintext pg_catalog.jsonb, context pg_catalog.text DEFAULT '')
+    RETURNS shred.sealed
+    LANGUAGE sql VOLATILE PARALLEL UNSAFE
+    AS $$ SELECT shred.seal_jsonb_text(subject, plaintext::pg_catalog.text, context) $$;
+COMMENT ON FUNCTION shred.seal(pg_catalog.text, pg_catalog.int4, pg_catalog.text) IS
+    'Seal an integer for a data subject (envelope format v2, which records the type). Open with shred.open_integer.';
+COMMENT ON FUNCTION shred.seal(pg_catalog.text, pg_catalog.int8, pg_catalog.text) IS
+    'Seal a bigint for a data subject (envelope format v2). Open with shred.open_bigint.';
+COMMENT ON FUNCTION shred.seal(pg_catalog.text, pg_catalog.numeric, pg_catalog.text) IS
+    'Seal a numeric (its exact text form, NaN and scale included) for a data subject (envelope format v2). Open with shred.open_numeric.';
+COMMENT ON FUNCTION shred.seal(pg_catalog.text, pg_catalog.date, pg_catalog.text) IS
+    'Seal a date (days since 2000-01-01, infinities included) for a data subject (envelope format v2). Open with shred.open_date.';
+COMMENT ON FUNCTION shred.seal(pg_catalog.text, pg_catalog.timestamptz, pg_catalog.text) IS
+    'Seal a timestamptz (microseconds since 2000-01-01 UTC; independent of TimeZone) for a data subject (envelope format v2). Open with shred.open_timestamptz.';
+COMMENT ON FUNCTION shred.seal(pg_catalog.text, pg_catalog.jsonb, pg_catalog.text) IS
+    'Seal a jsonb (its canonical text form) for a data subject (envelope format v2). Open with shred.open_jsonb.';
+COMMENT ON FUNCTION shred.seal_numeric_text(pg_catalog.text, pg_catalog.text, pg_catalog.text) IS
+    'Used by shred.seal(text, numeric, text): seals the canonical text of a numeric as a typed numeric.';
+COMMENT ON FUNCTION shred.seal_jsonb_text(pg_catalog.text, pg_catalog.text, pg_catalog.text) IS
+    'Used by shred.seal(text, jsonb, text): seals the canonical text of a jsonb as a typed jsonb.';
+
+CREATE FUNCTION shred.open_integer(value shred.sealed, context pg_catalog.text DEFAULT '')
+    RETURNS pg_catalog.int4
+    LANGUAGE c VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'open_int4_wrapper';
+CREATE FUNCTION shred.open_bigint(value shred.sealed, context pg_catalog.text DEFAULT '')
+    RETURNS pg_catalog.int8
+    LANGUAGE c VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'open_int8_wrapper';
+CREATE FUNCTION shred.open_date(value shred.sealed, context pg_catalog.text DEFAULT '')
+    RETURNS pg_catalog.date
+    LANGUAGE c VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'open_date_wrapper';
+CREATE FUNCTION shred.open_timestamptz(value shred.sealed, context pg_catalog.text DEFAULT '')
+    RETURNS pg_catalog.timestamptz
+    LANGUAGE c VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'open_timestamptz_wrapper';
+CREATE FUNCTION shred.open_numeric_text(value shred.sealed, context pg_catalog.text)
+    RETURNS pg_catalog.text
+    LANGUAGE c VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'open_numeric_text_wrapper';
+CREATE FUNCTION shred.open_jsonb_text(value shred.sealed, context pg_catalog.text)
+    RETURNS pg_catalog.text
+    LANGUAGE c VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'open_jsonb_text_wrapper';
+CREATE FUNCTION shred.open_numeric(value shred.sealed, context pg_catalog.text DEFAULT '')
+    RETURNS pg_catalog.numeric
+    LANGUAGE sql VOLATILE PARALLEL UNSAFE
+    AS $$ SELECT shred.open_numeric_text(value, context)::pg_catalog.numeric $$;
+CREATE FUNCTION shred.open_jsonb(value shred.sealed, context pg_catalog.text DEFAULT '')
+    RETURNS pg_catalog.jsonb
+    LANGUAGE sql VOLATILE PARALLEL UNSAFE
+    AS $$ SELECT shred.open_jsonb_text(value, context)::pg_catalog.jsonb $$;
+COMMENT ON FUNCTION shred.open_integer(shred.sealed, pg_catalog.text) IS
+    'Open a value sealed from an integer. NULL once its data subject is erased. Another sealed type raises SQLSTATE 42804; otherwise as shred.open.';
+COMMENT ON FUNCTION shred.open_bigint(shred.sealed, pg_catalog.text) IS
+    'Open a value sealed from a bigint; as shred.open_integer.';
+COMMENT ON FUNCTION shred.open_date(shred.sealed, pg_catalog.text) IS
+    'Open a value sealed from a date; as shred.open_integer.';
+COMMENT ON FUNCTION shred.open_timestamptz(shred.sealed, pg_catalog.text) IS
+    'Open a value sealed from a timestamptz; as shred.open_integer.';
+COMMENT ON FUNCTION shred.open_numeric(shred.sealed, pg_catalog.text) IS
+    'Open a value sealed from a numeric (exactly, scale included); as shred.open_integer.';
+COMMENT ON FUNCTION shred.open_jsonb(shred.sealed, pg_catalog.text) IS
+    'Open a value sealed from a jsonb; as shred.open_integer.';
+COMMENT ON FUNCTION shred.open_numeric_text(shred.sealed, pg_catalog.text) IS
+    'Used by shred.open_numeric: the canonical text of a sealed numeric.';
+COMMENT ON FUNCTION shred.open_jsonb_text(shred.sealed, pg_catalog.text) IS
+    'Used by shred.open_jsonb: the canonical text of a sealed jsonb.';
+
+REVOKE ALL ON FUNCTION
+    shred.seal(pg_catalog.text, pg_catalog.int4, pg_catalog.text),
+    shred.seal(pg_catalog.text, pg_catalog.int8, pg_catalog.text),
+    shred.seal(pg_catalog.text, pg_catalog.numeric, pg_catalog.text),
+    shred.seal(pg_catalog.text, pg_catalog.date, pg_catalog.text),
+    shred.seal(pg_catalog.text, pg_catalog.timestamptz, pg_catalog.text),
+    shred.seal(pg_catalog.text, pg_catalog.jsonb, pg_catalog.text),
+    shred.seal_numeric_text(pg_catalog.text, pg_catalog.text, pg_catalog.text),
+    shred.seal_jsonb_text(pg_catalog.text, pg_catalog.text, pg_catalog.text),
+    shred.open_integer(shred.sealed, pg_catalog.text),
+    shred.open_bigint(shred.sealed, pg_catalog.text),
+    shred.open_numeric(shred.sealed, pg_catalog.text),
+    shred.open_date(shred.sealed, pg_catalog.text),
+    shred.open_timestamptz(shred.sealed, pg_catalog.text),
+    shred.open_jsonb(shred.sealed, pg_catalog.text),
+    shred.open_numeric_text(shred.sealed, pg_catalog.text),
+    shred.open_jsonb_text(shred.sealed, pg_catalog.text)
+FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION
+    shred.seal(pg_catalog.text, pg_catalog.int4, pg_catalog.text),
+    shred.seal(pg_catalog.text, pg_catalog.int8, pg_catalog.text),
+    shred.seal(pg_catalog.text, pg_catalog.numeric, pg_catalog.text),
+    shred.seal(pg_catalog.text, pg_catalog.date, pg_catalog.text),
+    shred.seal(pg_catalog.text, pg_catalog.timestamptz, pg_catalog.text),
+    shred.seal(pg_catalog.text, pg_catalog.jsonb, pg_catalog.text),
+    shred.seal_numeric_text(pg_catalog.text, pg_catalog.text, pg_catalog.text),
+    shred.seal_jsonb_text(pg_catalog.text, pg_catalog.text, pg_catalog.text)
+TO shred_writer;
+GRANT EXECUTE ON FUNCTION
+    shred.open_integer(shred.sealed, pg_catalog.text),
+    shred.open_bigint(shred.sealed, pg_catalog.text),
+    shred.open_numeric(shred.sealed, pg_catalog.text),
+    shred.open_date(shred.sealed, pg_catalog.text),
+    shred.open_timestamptz(shred.sealed, pg_catalog.text),
+    shred.open_jsonb(shred.sealed, pg_catalog.text),
+    shred.open_numeric_text(shred.sealed, pg_catalog.text),
+    shred.open_jsonb_text(shred.sealed, pg_catalog.text)
+TO shred_reader;
+
+-----------------------------------------------------------------------------------------------
+-- Blind indexes and pseudonyms.
+-----------------------------------------------------------------------------------------------
+CREATE FUNCTION shred.blind_index(value pg_catalog.text, context pg_catalog.text, normalization pg_catalog.text DEFAULT 'exact')
+    RETURNS pg_catalog.bytea
+    LANGUAGE c VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'blind_index_wrapper';
+COMMENT ON FUNCTION shred.blind_index(pg_catalog.text, pg_catalog.text, pg_catalog.text) IS
+    'Blind index of a value for equality lookups without decrypting: HMAC-SHA256 (32 bytes) of the normalised value under the key of the context (e.g. ''customer.email''; created on first use, kept in the key store, rewrapped by rotation). normalization: ''exact'' (default) or ''email'' (trimmed, lower-cased). NULL value gives NULL; NULL context or normalization is an error.';
+
+CREATE FUNCTION shred.pseudonym(subject pg_catalog.text, domain pg_catalog.text)
+    RETURNS pg_catalog.text
+    LANGUAGE c VOLATILE STRICT PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'pseudonym_wrapper';
+COMMENT ON FUNCTION shred.pseudonym(pg_catalog.text, pg_catalog.text) IS
+    'A stable, URL-safe token (22 characters) for a data subject within a domain (e.g. ''analytics''), keyed by the subject''s DEK: the same while the subject exists, NULL once it is erased (or before anything was sealed for it), and unlinkable across domains.';
+
+REVOKE ALL ON FUNCTION
+    shred.blind_index(pg_catalog.text, pg_catalog.text, pg_catalog.text),
+    shred.pseudonym(pg_catalog.text, pg_catalog.text)
+FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION
+    shred.blind_index(pg_catalog.text, pg_catalog.text, pg_catalog.text),
+    shred.pseudonym(pg_catalog.text, pg_catalog.text)
+TO shred_reader, shred_writer;
+
+COMMENT ON TYPE shred.sealed IS
+    'A value sealed by pg_shred: an envelope (format v1 for text and bytea, v2 for typed values: version, key id, type, nonce, AES-256-GCM ciphertext and tag). Text form shred1:<base64> or shred2:<base64>. No cast to or from text exists.';

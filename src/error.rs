@@ -39,6 +39,10 @@ pub enum ShredError {
     NotReady(String),
     /// The library was not loaded through `shared_preload_libraries`.
     NotPreloaded,
+    /// An argument has a value the function does not accept; the string says which.
+    InvalidParameter(&'static str),
+    /// A sealed value is opened as another type than it was sealed as.
+    WrongType { sealed: &'static str, wanted: &'static str },
     /// The opened plaintext is not text in this database.
     NotText,
     /// The opened text has a character the database encoding cannot represent.
@@ -161,6 +165,15 @@ impl ShredError {
                 fname,
             )
             .set_hint("Add a newer root-key version to the keyring and reload; new DEKs are wrapped under the newest one."),
+            ShredError::InvalidParameter(why) => {
+                ErrorReport::new(ERRCODE_INVALID_PARAMETER_VALUE, format!("pg_shred: {why}"), fname)
+            }
+            ShredError::WrongType { sealed, wanted } => ErrorReport::new(
+                ERRCODE_DATATYPE_MISMATCH,
+                format!("pg_shred: the sealed value holds {sealed}, not {wanted}"),
+                fname,
+            )
+            .set_hint("Open it with the shred.open function of its type: shred.open (text), shred.open_bytea, shred.open_integer, shred.open_bigint, shred.open_numeric, shred.open_date, shred.open_timestamptz or shred.open_jsonb."),
             ShredError::NotPreloaded => ErrorReport::new(
                 ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
                 "pg_shred: the library is not in shared_preload_libraries",

@@ -1107,3 +1107,186 @@ fn drop_extension_with_keys_needs_confirmation() {
     let gone: i64 = a.query_one("SELECT count(*) FROM pg_namespace WHERE nspname = 'shred'", &[]).unwrap().get(0);
     assert_eq!(gone, 0);
 }
+
+/// Typed values (envelope v2): every supported type round-trips exactly, also across
+/// TimeZone and DateStyle changes; each opens only as its own type; NULL stays NULL; an
+/// erasure reaches typed values too.
+#[test]
+fn typed_values_round_trip() {
+    let mut c = fresh_db("it_typed");
+    c.batch_execute("SET TimeZone = 'Asia/Tokyo'; SET DateStyle = 'SQL, DMY'").unwrap();
+    c.batch_execute(
+        "CREATE TABLE t (id int, kind text, v shred.sealed);
+         INSERT INTO t VALUES
+           (1, 'integer', shred.seal('typed:1', 0)),
+           (2, 'integer', shred.seal('typed:1', -2147483648)),
+           (3, 'integer', shred.seal('typed:1', 2147483647)),
+           (4, 'bigint', shred.seal('typed:1', -9223372036854775808)),
+           (5, 'bigint', shred.seal('typed:1', 9223372036854775807::bigint)),
+           (6, 'numeric', shred.seal('typed:1', -12.3400)),
+           (7, 'numeric', shred.seal('typed:1', 'NaN'::numeric)),
+           (8, 'numeric', shred.seal('typed:1', 1e100::numeric + 0.000001)),
+           (9, 'date', shred.seal('typed:1', '2024-02-29'::date)),
+           (10, 'date', shred.seal('typed:1', 'infinity'::date)),
+           (11, 'date', shred.seal('typed:1', '4713-01-01 BC'::date)),
+           (12, 'timestamptz', shred.seal('typed:1', '2024-03-31 02:30:00.123456+02'::timestamptz)),
+           (13, 'timestamptz', shred.seal('typed:1', '-infinity'::timestamptz)),
+           (14, 'jsonb', shred.seal('typed:1', '{\"name\": \"Zoë\", \"n\": [1, 2.50, 1e30], \"nested\": {\"ok\": true}}'::jsonb)),
+           (15, 'integer', shred.seal('typed:1', NULL::int)),
+           (16, 'text', shred.seal('typed:1', 'plain text')),
+           (17, 'integer', shred.seal('typed:2', 42));",
+    )
+    .unwrap();
+    c.batch_execute("SET TimeZone = 'America/Los_Angeles'; SET DateStyle = 'ISO, MDY'").unwrap();
+    let got: Vec<(i32, Option<String>)> = c
+        .query(
+            "SELECT id, CASE kind
+                   WHEN 'integer' THEN shred.open_integer(v)::text
+                   WHEN 'bigint' THEN shred.open_bigint(v)::text
+                   WHEN 'numeric' THEN shred.open_numeric(v)::text
+                   WHEN 'date' THEN shred.open_date(v)::text
+                   WHEN 'timestamptz' THEN (shred.open_timestamptz(v) AT TIME ZONE 'UTC')::text
+                   WHEN 'jsonb' THEN shred.open_jsonb(v)::text
+                   ELSE shred.open(v) END
+               FROM t ORDER BY id",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    let want: Vec<(i32, Option<&str>)> = vec![
+        (1, Some("0")),
+        (2, Some("-2147483648")),
+        (3, Some("2147483647")),
+        (4, Some("-9223372036854775808")),
+        (5, Some("9223372036854775807")),
+        (6, Some("-12.3400")),
+        (7, Some("NaN")),
+        (8, Some("10000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000.000001")),
+        (9, Some("2024-02-29")),
+        (10, Some("infinity")),
+        (11, Some("4713-01-01 BC")),
+        (12, Some("2024-03-31 00:30:00.123456")),
+        (13, Some("-infinity")),
+        (14, Some(r#"{"n": [1, 2.50, 1000000000000000000000000000000], "name": "Zoë", "nested": {"ok": true}}"#)),
+        (15, None),
+        (16, Some("plain text")),
+        (17, Some("42")),
+    ];
+    let got_ref: Vec<(i32, Option<&str>)> = got.iter().map(|(i, s)| (*i, s.as_deref())).collect();
+    assert_eq!(got_ref, want);
+    // Typed values are envelope v2; their text form goes back in.
+    let prefixes: Vec<String> = c
+        .query("SELECT left(v::text, 7) FROM t WHERE id IN (1, 16) ORDER BY id", &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(prefixes, vec!["shred2:", "shred1:"]);
+    let n: i32 = c.query_one("SELECT shred.open_integer(v::text::shred.sealed) FROM t WHERE id = 17", &[]).unwrap().get(0);
+    assert_eq!(n, 42);
+    // Each opens only as its own type.
+    for (sql, msg) in [
+        ("SELECT shred.open(v) FROM t WHERE id = 1", "pg_shred: the sealed value holds integer, not text"),
+        ("SELECT shred.open_bytea(v) FROM t WHERE id = 9", "pg_shred: the sealed value holds date, not bytea"),
+        ("SELECT shred.open_bigint(v) FROM t WHERE id = 1", "pg_shred: the sealed value holds integer, not bigint"),
+        ("SELECT shred.open_integer(v) FROM t WHERE id = 16", "pg_shred: the sealed value holds text or bytea, not integer"),
+        ("SELECT shred.open_jsonb(v) FROM t WHERE id = 6", "pg_shred: the sealed value holds numeric, not jsonb"),
+    ] {
+        let e = c.query_one(sql, &[]);
+        assert_eq!(message(e), msg, "{sql}");
+        assert_eq!(sqlstate(c.query_one(sql, &[])), "42804", "{sql}");
+    }
+    // Another context fails like any authentication failure.
+    assert_eq!(sqlstate(c.query_one("SELECT shred.open_integer(v, 'other') FROM t WHERE id = 17", &[])), "22000");
+    let erased: bool = c.query_one("SELECT shred.erase('typed:2')", &[]).unwrap().get(0);
+    assert!(erased);
+    let n: Option<i32> = c.query_one("SELECT shred.open_integer(v) FROM t WHERE id = 17", &[]).unwrap().get(0);
+    assert_eq!(n, None);
+}
+
+/// Blind indexes: normalisation, one key per context, lookups through an index; pseudonyms:
+/// stable per (subject, domain), unlinkable across domains, NULL after a committed erasure
+/// (G5) and unchanged after a rolled-back one. Reserved subjects are refused.
+#[test]
+fn blind_indexes_and_pseudonyms() {
+    let mut c = fresh_db("it_tokens");
+    let bidx = |c: &mut postgres::Client, v: &str, ctx: &str, rule: &str| -> Vec<u8> {
+        c.query_one("SELECT shred.blind_index($1, $2, $3)", &[&v, &ctx, &rule]).unwrap().get(0)
+    };
+    let a = bidx(&mut c, " Alice@Example.COM ", "customer.email", "email");
+    assert_eq!(a.len(), 32);
+    assert_eq!(a, bidx(&mut c, "alice@example.com", "customer.email", "email"));
+    assert_eq!(a, bidx(&mut c, "alice@example.com", "customer.email", "exact"));
+    assert_ne!(a, bidx(&mut c, " Alice@Example.COM ", "customer.email", "exact"));
+    assert_ne!(a, bidx(&mut c, "alice@example.com", "invoice.email", "email"));
+    let null: Option<Vec<u8>> = c.query_one("SELECT shred.blind_index(NULL, 'customer.email')", &[]).unwrap().get(0);
+    assert_eq!(null, None);
+    assert_eq!(sqlstate(c.query_one("SELECT shred.blind_index('x', NULL)", &[])), "22004");
+    assert_eq!(sqlstate(c.query_one("SELECT shred.blind_index('x', 'c', 'lower')", &[])), "22023");
+    assert_eq!(sqlstate(c.query_one("SELECT shred.blind_index('x', '')", &[])), "22023");
+    // Stable in another session; a lookup finds the row through a btree index.
+    let mut other = connect("it_tokens");
+    assert_eq!(a, bidx(&mut other, "ALICE@example.com", "customer.email", "email"));
+    c.batch_execute(
+        "CREATE TABLE customer (id int, email shred.sealed, email_bidx bytea);
+         CREATE INDEX ON customer (email_bidx);
+         INSERT INTO customer SELECT g, shred.seal('customer:' || g, 'user' || g || '@example.com', 'customer.email'),
+                                     shred.blind_index('user' || g || '@example.com', 'customer.email', 'email')
+           FROM generate_series(1, 2000) g;
+         ANALYZE customer;",
+    )
+    .unwrap();
+    let found: Vec<(i32, String)> = c
+        .query(
+            "SELECT id, shred.open(email, 'customer.email') FROM customer
+              WHERE email_bidx = shred.blind_index($1, 'customer.email', 'email')",
+            &[&"User1234@Example.com"],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(found, vec![(1234, "user1234@example.com".to_string())]);
+    let plan: String = c
+        .query("EXPLAIN SELECT id FROM customer WHERE email_bidx = '\\x00'::bytea", &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get::<_, String>(0))
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(plan.contains("Index") || plan.contains("Bitmap"), "{plan}");
+
+    // Pseudonyms.
+    let pseudo = |c: &mut postgres::Client, s: &str, d: &str| -> Option<String> {
+        c.query_one("SELECT shred.pseudonym($1, $2)", &[&s, &d]).unwrap().get(0)
+    };
+    let p1 = pseudo(&mut c, "customer:1", "analytics").expect("subject exists");
+    assert_eq!(p1.len(), 22);
+    assert!(p1.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'), "{p1}");
+    assert_eq!(pseudo(&mut other, "customer:1", "analytics").as_deref(), Some(p1.as_str()));
+    assert_ne!(pseudo(&mut c, "customer:1", "marketing").as_deref(), Some(p1.as_str()));
+    assert_ne!(pseudo(&mut c, "customer:2", "analytics").as_deref(), Some(p1.as_str()));
+    assert_eq!(pseudo(&mut c, "customer:never-sealed", "analytics"), None);
+    let null: Option<String> = c.query_one("SELECT shred.pseudonym(NULL, 'analytics')", &[]).unwrap().get(0);
+    assert_eq!(null, None);
+    // A rolled-back erasure changes nothing; a committed one ends the pseudonym everywhere.
+    c.batch_execute("BEGIN; SELECT shred.erase('customer:1'); ROLLBACK").unwrap();
+    assert_eq!(pseudo(&mut other, "customer:1", "analytics").as_deref(), Some(p1.as_str()));
+    assert_eq!(a, bidx(&mut other, "alice@example.com", "customer.email", "email"));
+    c.batch_execute("SELECT shred.erase('customer:1')").unwrap();
+    assert_eq!(pseudo(&mut other, "customer:1", "analytics"), None);
+    assert_eq!(pseudo(&mut c, "customer:1", "analytics"), None);
+    // The blind-index key belongs to no subject: erasures leave it alone.
+    assert_eq!(a, bidx(&mut other, "alice@example.com", "customer.email", "email"));
+    // Reserved subjects.
+    for sql in [
+        "SELECT shred.seal('pg_shred:blind-index:customer.email', 'x')",
+        "SELECT shred.erase('pg_shred:blind-index:customer.email')",
+        "SELECT shred.erase(ARRAY['pg_shred:blind-index:customer.email'])",
+        "SELECT shred.pseudonym('pg_shred:blind-index:customer.email', 'd')",
+    ] {
+        assert_eq!(sqlstate(c.query_one(sql, &[])), "22023", "{sql}");
+    }
+}

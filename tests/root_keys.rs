@@ -214,6 +214,30 @@ fn rotation_in_a_transaction_block_is_atomic() {
     }
 }
 
+/// Blind indexes and pseudonyms do not change when the root key is rotated and the old version
+/// retired: their keys are rewrapped like DEKs, not derived from a root-key version.
+#[test]
+fn tokens_survive_rotation() {
+    let mut c = fresh_db("rk_tokens");
+    let (k1, k2) = (random_key(), random_key());
+    use_keyring(&mut c, &keyring_file("rk_tokens_v1", &[(1, &k1)]));
+    seal(&mut c, "t:1", "x");
+    let tokens = |c: &mut postgres::Client| -> (Vec<u8>, String) {
+        let r = c
+            .query_one("SELECT shred.blind_index('a@b.example', 'customer.email', 'email'), shred.pseudonym('t:1', 'analytics')", &[])
+            .unwrap();
+        (r.get(0), r.get(1))
+    };
+    let before = tokens(&mut c);
+    use_keyring(&mut c, &keyring_file("rk_tokens_v12", &[(1, &k1), (2, &k2)]));
+    c.batch_execute("CALL shred.rotate_root_key()").unwrap();
+    c.query_one("SELECT shred.retire_root_key(1)", &[]).unwrap();
+    let mut d = connect("rk_tokens");
+    use_keyring(&mut d, &keyring_file("rk_tokens_v2", &[(2, &k2)]));
+    assert_eq!(tokens(&mut d), before);
+    assert_eq!(status(&mut d), vec![(1, "retired".into(), 0), (2, "current".into(), 2)]);
+}
+
 /// Wait until `cond` holds (polled every 50 ms), at most 60 s.
 fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
     let start = Instant::now();

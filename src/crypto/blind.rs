@@ -1,35 +1,38 @@
 //! Blind indexes: equality lookups on sealed values without decrypting them.
 //!
 //! ```text
-//! blind-index key = HKDF-SHA256(salt_n, root key v_n, info = "pg_shred v1 blind-index " || context)
+//! context key     = 32 random bytes per context, stored wrapped like a DEK (see below)
+//! blind-index key = HKDF-SHA256(no salt, context key, info = "pg_shred v1 blind-index " || context)
 //! blind index     = HMAC-SHA256(blind-index key, normalize(value, rule))     (32 bytes)
 //! ```
 //!
-//! HKDF is RFC 5869 over SHA-256 with the same per-version salt as the KEK (see
-//! [`super::keys`]); HMAC is RFC 2104 over SHA-256 (FIPS 180-4). The `context` names what is
-//! indexed (e.g. `customers.email`): each context has its own key, so equal values in two
-//! columns get unrelated indexes and an index cannot be joined across contexts. The context is
-//! the last part of the `info` label, after a fixed prefix, so the label is unambiguous and
-//! never equals another pg_shred label.
+//! HKDF is RFC 5869 over SHA-256; HMAC is RFC 2104 over SHA-256 (FIPS 180-4). The `context`
+//! names what is indexed (e.g. `customers.email`): each context has its own key, so equal
+//! values in two columns get unrelated indexes and an index cannot be joined across contexts.
+//! The context is the last part of the `info` label, after a fixed prefix, so the label is
+//! unambiguous and never equals another pg_shred label.
 //!
-//! A blind-index key is derived from the root key, not from a DEK: it does **not** die with
-//! the data subject. An index left behind after an erasure stays a keyed token of the erased
-//! value (anyone who can get the server to compute the index of a guess can confirm it), so
-//! the row holding the index must be deleted along with the sealed value.
+//! The context key is random and stored in the key store, wrapped under the KEK like a DEK (the
+//! SQL layer keeps it under a reserved subject name), instead of being derived from the root
+//! key: stored indexes must stay valid across root-key rotation, and a key derived from a root
+//! key version would die with that version. It does **not** die with any data subject: an
+//! index left behind after an erasure stays a keyed token of the erased value (anyone who can
+//! get the server to compute the index of a guess can confirm it), so an erasure must also
+//! clear the subject's indexes.
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use zeroize::Zeroizing;
 
-use super::keys::{RootKey, KEY_LEN};
+use super::keys::{DataKey, KEY_LEN};
 
 /// Prefix of the HKDF `info` label of a blind-index key; the context's bytes follow it.
 pub const LABEL_BLIND_INDEX_PREFIX: &[u8] = b"pg_shred v1 blind-index ";
 /// Length of a blind index (a full HMAC-SHA256 output), in bytes.
 pub const BLIND_INDEX_LEN: usize = 32;
 
-/// The blind-index key of one context under one root-key version. Zeroized on drop; its
-/// `Debug` output never shows the bytes.
+/// The blind-index key of one context. Zeroized on drop; its `Debug` output never shows the
+/// bytes.
 pub struct BlindIndexKey(Zeroizing<[u8; KEY_LEN]>);
 
 impl std::fmt::Debug for BlindIndexKey {
@@ -40,14 +43,18 @@ impl std::fmt::Debug for BlindIndexKey {
 
 impl BlindIndexKey {
     /// Derive the blind-index key of `context` (any bytes, typically the UTF-8 name of a
-    /// column such as `customers.email`; may be empty) from `root` and the salt of its
-    /// root-key version: HKDF-SHA256 (RFC 5869) with
-    /// `info = "pg_shred v1 blind-index " || context`, 32 bytes of output. Cannot fail.
-    pub fn derive(root: &RootKey, salt: &[u8], context: &[u8]) -> BlindIndexKey {
+    /// column such as `customers.email`; may be empty) from the context's random key:
+    /// HKDF-SHA256 (RFC 5869) without salt, `info = "pg_shred v1 blind-index " || context`,
+    /// 32 bytes of output. Cannot fail.
+    pub fn derive(context_key: &DataKey, context: &[u8]) -> BlindIndexKey {
         let mut info = Vec::with_capacity(LABEL_BLIND_INDEX_PREFIX.len() + context.len());
         info.extend_from_slice(LABEL_BLIND_INDEX_PREFIX);
         info.extend_from_slice(context);
-        BlindIndexKey(root.derive(salt, &info))
+        let hk = hkdf::Hkdf::<Sha256>::new(None, context_key.as_bytes());
+        let mut key = Zeroizing::new([0u8; KEY_LEN]);
+        // 32 bytes is far below HKDF-SHA256's limit of 255 * 32 bytes: this cannot fail.
+        let _ = hk.expand(&info, key.as_mut_slice());
+        BlindIndexKey(key)
     }
 
     /// The blind index of an already normalised value (see [`normalize`]): HMAC-SHA256

@@ -171,6 +171,19 @@ pub fn dek_by_id(key_id: i64) -> Result<Option<Rc<DataKey>>, ShredError> {
     }
 }
 
+/// The DEK of `subject` (database encoding) if it has one; never creates one.
+pub fn existing_dek(subject: &[u8]) -> Result<Option<Rc<DataKey>>, ShredError> {
+    cache::accept_invalidations();
+    if let Some((_, dek)) = cache::get_by_subject(subject) {
+        return Ok(Some(dek));
+    }
+    let seen = cache::generation();
+    match lookup(By::Subject(subject))? {
+        Some(row) => Ok(Some(unwrap_and_cache(&row, seen)?)),
+        None => Ok(None),
+    }
+}
+
 /// Whether a DEK with `key_id` exists (latest snapshot). Needs no root key.
 pub fn key_exists(key_id: i64) -> Result<bool, ShredError> {
     Ok(scan::fetch(scan::Key::Id(key_id), &[])?.is_some())

@@ -5,6 +5,8 @@
 //! file. Arguments of type `text` and `shred.sealed` arrive as raw varlena bytes.
 
 pub mod encoding;
+mod tokens;
+mod typed;
 mod varlena;
 
 use pgrx::datum::Internal;
@@ -13,6 +15,7 @@ use pgrx::prelude::*;
 use std::ffi::{CStr, CString};
 
 use crate::crypto::envelope;
+use crate::crypto::typed::PlainType;
 use crate::error::{Input, OrReport, ShredError, MAX_SUBJECT_LEN};
 use crate::keys::{root, store};
 use encoding::{server_to_utf8, utf8_to_server};
@@ -28,7 +31,7 @@ fn sealed_in(input: &CStr) -> Vec<u8> {
         .to_str()
         .map_err(|_| ShredError::BadInput(Input::Text, crate::crypto::CryptoError::MalformedEnvelope("it is not ASCII")));
     let text = text.or_report();
-    envelope::from_text(text).map_err(|e| ShredError::BadInput(Input::Text, e)).or_report()
+    envelope::from_text_any(text).map_err(|e| ShredError::BadInput(Input::Text, e)).or_report()
 }
 
 #[pg_extern(immutable, strict, parallel_safe, sql = false)]
@@ -52,7 +55,7 @@ fn sealed_recv(buf: Internal) -> Vec<u8> {
         (*si).cursor = (*si).len;
         rest
     };
-    envelope::parse(&bytes).map_err(|e| ShredError::BadInput(Input::Binary, e)).or_report();
+    envelope::parse_any(&bytes).map_err(|e| ShredError::BadInput(Input::Binary, e)).or_report();
     bytes
 }
 
@@ -77,7 +80,22 @@ fn subject_arg(value: Option<&[u8]>) -> &[u8] {
         ShredError::SubjectTooLong(subject.len()).report();
     }
     server_to_utf8(subject, "subject").or_report();
+    if subject.starts_with(tokens::RESERVED_SUBJECT_PREFIX) {
+        ShredError::InvalidParameter("subjects starting with 'pg_shred:' are reserved for pg_shred's own keys").report();
+    }
     subject
+}
+
+/// The key id and DEK that seal a plaintext of `len` bytes for `subject` (created on first
+/// use). The size is checked first (and again by the core), so an oversized value never
+/// creates a DEK.
+fn sealing_key(subject: &[u8], len: usize) -> (i64, std::rc::Rc<crate::crypto::keys::DataKey>) {
+    if len > envelope::MAX_PLAINTEXT_LEN {
+        ShredError::Crypto(crate::crypto::CryptoError::PlaintextTooLarge { len, max: envelope::MAX_PLAINTEXT_LEN })
+            .report();
+    }
+    root::require_root_key().or_report();
+    store::get_or_create(subject).or_report()
 }
 
 /// Seal `plaintext` (already in its stored form: UTF-8 for text) for `subject`, straight into
@@ -86,16 +104,7 @@ fn seal_bytes(subject: Option<&[u8]>, plaintext: Option<&[u8]>, context: Option<
     let subject = subject_arg(subject);
     let context = server_to_utf8(required(context, "context"), "context").or_report();
     let plaintext = plaintext?;
-    // Checked again by the core; here so that an oversized value never creates a DEK.
-    if plaintext.len() > envelope::MAX_PLAINTEXT_LEN {
-        ShredError::Crypto(crate::crypto::CryptoError::PlaintextTooLarge {
-            len: plaintext.len(),
-            max: envelope::MAX_PLAINTEXT_LEN,
-        })
-        .report();
-    }
-    root::require_root_key().or_report();
-    let (key_id, dek) = store::get_or_create(subject).or_report();
+    let (key_id, dek) = sealing_key(subject, plaintext.len());
     let mut out = Varlena::alloc(envelope::sealed_len(plaintext.len()));
     envelope::seal_into(&dek, key_id as u64, &context, plaintext, out.data_mut()).or_report();
     Some(out)
@@ -113,11 +122,14 @@ fn seal_bytea(subject: Option<&[u8]>, plaintext: Option<&[u8]>, context: Option<
 }
 
 /// Open an envelope straight into the result's memory: `None` when its DEK no longer exists.
-fn open_bytes(value: Option<&[u8]>, context: Option<&[u8]>) -> Option<Varlena> {
+/// `wanted` is the type the caller opens it as: an untyped (v1) envelope opens as text or
+/// bytea; a typed (v2) one only as the type it records.
+fn open_bytes(value: Option<&[u8]>, context: Option<&[u8]>, wanted: PlainType) -> Option<Varlena> {
     let context = server_to_utf8(required(context, "context"), "context").or_report();
     let value = value?;
     root::require_root_key().or_report();
-    let env = envelope::parse(value).or_report();
+    let env = envelope::parse_any(value).or_report();
+    typed::check_type(&env, wanted);
     let dek = store::dek_by_id(env.key_id() as i64).or_report()?;
     let mut out = Varlena::alloc(env.plaintext_len());
     envelope::open_into(&dek, &env, &context, out.data_mut()).or_report();
@@ -126,7 +138,7 @@ fn open_bytes(value: Option<&[u8]>, context: Option<&[u8]>) -> Option<Varlena> {
 
 #[pg_extern(volatile, parallel_unsafe, sql = false)]
 fn open_text(value: Option<&[u8]>, context: Option<&[u8]>) -> Option<Varlena> {
-    let out = open_bytes(value, context)?;
+    let out = open_bytes(value, context, PlainType::Text)?;
     match utf8_to_server(out.data()).or_report() {
         std::borrow::Cow::Borrowed(_) => Some(out),
         std::borrow::Cow::Owned(converted) => {
@@ -139,7 +151,7 @@ fn open_text(value: Option<&[u8]>, context: Option<&[u8]>) -> Option<Varlena> {
 
 #[pg_extern(volatile, parallel_unsafe, sql = false)]
 fn open_bytea(value: Option<&[u8]>, context: Option<&[u8]>) -> Option<Varlena> {
-    open_bytes(value, context)
+    open_bytes(value, context, PlainType::Bytea)
 }
 
 #[pg_extern(volatile, parallel_unsafe, sql = false)]
@@ -184,13 +196,13 @@ fn erase_many(fcinfo: pg_sys::FunctionCallInfo) -> i64 {
 
 #[pg_extern(volatile, strict, parallel_unsafe, sql = false)]
 fn is_erased(value: &[u8]) -> bool {
-    let env = envelope::parse(value).or_report();
+    let env = envelope::parse_any(value).or_report();
     !store::key_exists(env.key_id() as i64).or_report()
 }
 
 #[pg_extern(immutable, strict, parallel_safe, sql = false)]
 fn key_id(value: &[u8]) -> i64 {
-    envelope::parse(value).or_report().key_id() as i64
+    envelope::parse_any(value).or_report().key_id() as i64
 }
 
 /// Statement trigger on `shred.subject_key` (DELETE, UPDATE, TRUNCATE): drops this backend's

@@ -207,6 +207,13 @@ fn sql_labels_and_privileges() {
         ("shred.retire_root_key(integer)", "v", true, "u", "shred_admin"),
         ("shred.erasure_horizon()", "v", false, "u", "shred_admin"),
         ("shred.rotate_root_key(integer)", "v", false, "u", "shred_admin"),
+        ("shred.seal(text,integer,text)", "v", false, "u", "shred_writer"),
+        ("shred.seal(text,numeric,text)", "v", false, "u", "shred_writer"),
+        ("shred.seal(text,jsonb,text)", "v", false, "u", "shred_writer"),
+        ("shred.open_timestamptz(shred.sealed,text)", "v", false, "u", "shred_reader"),
+        ("shred.open_jsonb(shred.sealed,text)", "v", false, "u", "shred_reader"),
+        ("shred.blind_index(text,text,text)", "v", false, "u", "shred_reader,shred_writer"),
+        ("shred.pseudonym(text,text)", "v", true, "u", "shred_reader,shred_writer"),
     ];
     for (sig, vol, strict, par, roles) in expected {
         let row = text(&format!(

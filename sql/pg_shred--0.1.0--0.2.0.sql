@@ -341,3 +341,584 @@ TO shred_reader, shred_writer;
 
 COMMENT ON TYPE shred.sealed IS
     'A value sealed by pg_shred: an envelope (format v1 for text and bytea, v2 for typed values: version, key id, type, nonce, AES-256-GCM ciphertext and tag). Text form shred1:<base64> or shred2:<base64>. No cast to or from text exists.';
+
+-----------------------------------------------------------------------------------------------
+-- Protected tables: shred.protect() records which columns of a table hold which data
+-- subject's values, converts them to shred.sealed in place, and creates a view that shows and
+-- accepts plaintext. The catalog names tables and views by regclass (dumped by name, so it
+-- survives dump/restore and renames) and columns by name (kept up to date on RENAME by an
+-- event trigger). Every role may read it; a role may change only rows of tables it owns.
+-----------------------------------------------------------------------------------------------
+CREATE TABLE shred.protected_table (
+    relation        pg_catalog.regclass CONSTRAINT protected_table_pkey PRIMARY KEY,
+    subject_column  pg_catalog.name NOT NULL,
+    subject_prefix  pg_catalog.text NOT NULL DEFAULT '',
+    view            pg_catalog.regclass NOT NULL CONSTRAINT protected_table_view_key UNIQUE,
+    protected_at    pg_catalog.timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+COMMENT ON TABLE shred.protected_table IS
+    'Tables protected by shred.protect(): the column holding the data subject (subject = subject_prefix || value) and the plaintext view.';
+
+CREATE TABLE shred.protected_column (
+    relation            pg_catalog.regclass NOT NULL,
+    column_name         pg_catalog.name NOT NULL,
+    kind                pg_catalog.text NOT NULL CHECK (kind OPERATOR(pg_catalog.=) ANY
+                            (ARRAY['text', 'bytea', 'integer', 'bigint', 'numeric', 'date', 'timestamptz', 'jsonb'])),
+    plain_type          pg_catalog.text NOT NULL,
+    context             pg_catalog.text NOT NULL,
+    blind_index_column  pg_catalog.name,
+    normalization       pg_catalog.text,
+    tombstone           pg_catalog.text,
+    CONSTRAINT protected_column_pkey PRIMARY KEY (relation, column_name)
+);
+COMMENT ON TABLE shred.protected_column IS
+    'Protected columns: how each was sealed (kind, the original type, the AAD context), its blind-index column and normalisation, and the value the view shows once its subject is erased (NULL by default).';
+
+SELECT pg_catalog.pg_extension_config_dump('shred.protected_table', '');
+SELECT pg_catalog.pg_extension_config_dump('shred.protected_column', '');
+
+ALTER TABLE shred.protected_table ENABLE ROW LEVEL SECURITY;
+ALTER TABLE shred.protected_column ENABLE ROW LEVEL SECURITY;
+CREATE POLICY readable ON shred.protected_table FOR SELECT USING (true);
+CREATE POLICY readable ON shred.protected_column FOR SELECT USING (true);
+CREATE POLICY table_owner ON shred.protected_table FOR ALL
+    USING (pg_catalog.pg_has_role((SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) relation), 'USAGE'))
+    WITH CHECK (pg_catalog.pg_has_role((SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) relation), 'USAGE'));
+CREATE POLICY table_owner ON shred.protected_column FOR ALL
+    USING (pg_catalog.pg_has_role((SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) relation), 'USAGE'))
+    WITH CHECK (pg_catalog.pg_has_role((SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) relation), 'USAGE'));
+GRANT SELECT, INSERT, UPDATE, DELETE ON shred.protected_table, shred.protected_column TO PUBLIC;
+
+-- How a column type is sealed and opened; NULL when protect() does not support it.
+CREATE FUNCTION shred.sealing_kind(typ pg_catalog.regtype)
+    RETURNS pg_catalog.text
+    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE typ
+        WHEN 'text'::regtype THEN 'text'
+        WHEN 'character varying'::regtype THEN 'text'
+        WHEN 'character'::regtype THEN 'text'
+        WHEN 'bytea'::regtype THEN 'bytea'
+        WHEN 'smallint'::regtype THEN 'integer'
+        WHEN 'integer'::regtype THEN 'integer'
+        WHEN 'bigint'::regtype THEN 'bigint'
+        WHEN 'numeric'::regtype THEN 'numeric'
+        WHEN 'date'::regtype THEN 'date'
+        WHEN 'timestamp with time zone'::regtype THEN 'timestamptz'
+        WHEN 'jsonb'::regtype THEN 'jsonb'
+    END
+$$;
+
+-- The SQL type a kind is sealed as, and the function that opens it.
+CREATE FUNCTION shred.kind_type(kind pg_catalog.text) RETURNS pg_catalog.text
+    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE kind WHEN 'integer' THEN 'pg_catalog.int4' WHEN 'bigint' THEN 'pg_catalog.int8'
+                     ELSE 'pg_catalog.' || kind END
+$$;
+CREATE FUNCTION shred.kind_opener(kind pg_catalog.text) RETURNS pg_catalog.text
+    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE kind WHEN 'text' THEN 'shred.open' ELSE 'shred.open_' || kind END
+$$;
+
+-- The expression that opens a protected column in the view (and in unprotect): the plaintext
+-- in the column's original type, or its tombstone once the data subject is erased.
+CREATE FUNCTION shred.open_expr(c shred.protected_column)
+    RETURNS pg_catalog.text
+    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE WHEN c.tombstone IS NULL
+                THEN format('%s(%I, %L)::%s', shred.kind_opener(c.kind), c.column_name, c.context, c.plain_type)
+                ELSE format('COALESCE(%s(%I, %L), CASE WHEN %I IS NULL THEN NULL ELSE %L::%s END)::%s',
+                            shred.kind_opener(c.kind), c.column_name, c.context, c.column_name, c.tombstone,
+                            shred.kind_type(c.kind), c.plain_type)
+           END
+$$;
+COMMENT ON FUNCTION shred.open_expr(shred.protected_column) IS
+    'SQL expression opening a protected column into its original type (or its tombstone once the subject is erased).';
+
+-- (Re)create the plaintext view of a protected table from the catalog: the table's columns in
+-- order (blind-index columns left out), protected ones opened and cast back to their type,
+-- the tombstone where a subject is erased; the base table's column defaults are copied.
+CREATE FUNCTION shred.refresh_view(tbl pg_catalog.regclass, target pg_catalog.text DEFAULT NULL)
+    RETURNS pg_catalog.regclass
+    LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    a record;
+    items text[] := '{}';
+    expr text;
+    v regclass;
+BEGIN
+    IF target IS NULL THEN
+        SELECT p.view::text INTO target FROM shred.protected_table p WHERE p.relation = tbl;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'pg_shred: table % is not protected', tbl USING ERRCODE = 'undefined_object';
+        END IF;
+    END IF;
+    FOR a IN
+        SELECT att.attname, pc.kind, shred.open_expr(pc) AS opener
+          FROM pg_attribute att
+          LEFT JOIN shred.protected_column pc ON pc.relation = tbl AND pc.column_name = att.attname
+         WHERE att.attrelid = tbl AND att.attnum > 0 AND NOT att.attisdropped
+           AND att.attname NOT IN (SELECT c.blind_index_column FROM shred.protected_column c
+                                    WHERE c.relation = tbl AND c.blind_index_column IS NOT NULL)
+         ORDER BY att.attnum
+    LOOP
+        expr := CASE WHEN a.kind IS NULL THEN format('%I', a.attname) ELSE a.opener END;
+        items := items || format('%s AS %I', expr, a.attname);
+    END LOOP;
+    EXECUTE format('CREATE OR REPLACE VIEW %s AS SELECT %s FROM %s', target, array_to_string(items, ', '), tbl);
+    v := target::regclass;
+    FOR a IN
+        SELECT att.attname, pg_get_expr(d.adbin, d.adrelid) AS def
+          FROM pg_attribute att JOIN pg_attrdef d ON d.adrelid = att.attrelid AND d.adnum = att.attnum
+         WHERE att.attrelid = tbl AND att.attnum > 0 AND NOT att.attisdropped AND att.attgenerated = ''
+           AND NOT EXISTS (SELECT FROM shred.protected_column pc WHERE pc.relation = tbl AND pc.column_name = att.attname)
+    LOOP
+        EXECUTE format('ALTER VIEW %s ALTER COLUMN %I SET DEFAULT %s', v, a.attname, a.def);
+    END LOOP;
+    -- identity columns: the view draws the value, so the trigger knows it (e.g. the subject)
+    FOR a IN
+        SELECT att.attname, pg_get_serial_sequence(tbl::text, att.attname) AS seq
+          FROM pg_attribute att
+         WHERE att.attrelid = tbl AND att.attnum > 0 AND NOT att.attisdropped AND att.attidentity <> ''
+    LOOP
+        EXECUTE format('ALTER VIEW %s ALTER COLUMN %I SET DEFAULT pg_catalog.nextval(%L::pg_catalog.regclass)', v, a.attname, a.seq);
+    END LOOP;
+    RETURN v;
+END
+$$;
+
+CREATE FUNCTION shred.protect(
+    tbl pg_catalog.regclass,
+    subject_column pg_catalog.name,
+    columns pg_catalog.name[],
+    searchable pg_catalog.name[] DEFAULT '{}',
+    subject_prefix pg_catalog.text DEFAULT '',
+    view_name pg_catalog.name DEFAULT NULL,
+    normalization pg_catalog.text DEFAULT 'exact')
+    RETURNS pg_catalog.regclass
+    LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    nsp name;
+    rel name;
+    owner oid;
+    subject_type regtype;
+    subject_expr text;
+    vname name;
+    col name;
+    a record;
+    kind text;
+    ctx text;
+    bidx name;
+    alters text[] := '{}';
+    v regclass;
+BEGIN
+    SELECT n.nspname, c.relname, c.relowner INTO nsp, rel, owner
+      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE c.oid = tbl AND c.relkind IN ('r', 'p');
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'pg_shred: % is not a table', tbl USING ERRCODE = 'wrong_object_type';
+    END IF;
+    vname := coalesce(view_name, left(rel, 57) || '_plain');
+    IF NOT pg_has_role(owner, 'USAGE') THEN
+        RAISE EXCEPTION 'pg_shred: must be owner of table %', tbl USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    IF EXISTS (SELECT FROM shred.protected_table p WHERE p.relation = tbl) THEN
+        RAISE EXCEPTION 'pg_shred: table % is protected already', tbl USING ERRCODE = 'duplicate_object';
+    END IF;
+    IF normalization NOT IN ('exact', 'email') THEN
+        RAISE EXCEPTION 'pg_shred: normalization must be ''exact'' or ''email''' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF columns IS NULL OR cardinality(columns) = 0 THEN
+        RAISE EXCEPTION 'pg_shred: name at least one column to protect' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF (SELECT count(DISTINCT x) FROM unnest(columns) x) <> cardinality(columns) THEN
+        RAISE EXCEPTION 'pg_shred: a column is named twice' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    SELECT att.atttypid INTO subject_type FROM pg_attribute att
+     WHERE att.attrelid = tbl AND att.attname = subject_column AND att.attnum > 0 AND NOT att.attisdropped;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'pg_shred: column % of table % does not exist', quote_ident(subject_column), tbl
+            USING ERRCODE = 'undefined_column';
+    END IF;
+    IF subject_column = ANY (columns) THEN
+        RAISE EXCEPTION 'pg_shred: the subject column cannot be protected itself' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF EXISTS (SELECT FROM unnest(coalesce(searchable, '{}')) s WHERE s <> ALL (columns)) THEN
+        RAISE EXCEPTION 'pg_shred: every searchable column must be one of the protected columns' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF NOT EXISTS (SELECT FROM pg_index i WHERE i.indrelid = tbl AND i.indisprimary) THEN
+        RAISE EXCEPTION 'pg_shred: table % needs a primary key (the view updates rows by it)', tbl
+            USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+    IF to_regclass(format('%I.%I', nsp, vname)) IS NOT NULL THEN
+        RAISE EXCEPTION 'pg_shred: relation %.% exists already; pass another view_name', quote_ident(nsp), quote_ident(vname)
+            USING ERRCODE = 'duplicate_table';
+    END IF;
+    subject_expr := format('(%L || %I::pg_catalog.text)', subject_prefix, subject_column);
+
+    FOREACH col IN ARRAY columns LOOP
+        SELECT att.attnum, att.atttypid::regtype AS typ, format_type(att.atttypid, att.atttypmod) AS plain_type,
+               att.atthasdef
+          INTO a FROM pg_attribute att
+         WHERE att.attrelid = tbl AND att.attname = col AND att.attnum > 0 AND NOT att.attisdropped;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'pg_shred: column % of table % does not exist', quote_ident(col), tbl USING ERRCODE = 'undefined_column';
+        END IF;
+        kind := shred.sealing_kind(a.typ);
+        IF kind IS NULL THEN
+            RAISE EXCEPTION 'pg_shred: column % has type %, which shred.protect does not support', quote_ident(col), a.plain_type
+                USING ERRCODE = 'feature_not_supported',
+                      HINT = 'Supported: text, varchar, char, bytea, smallint, integer, bigint, numeric, date, timestamptz, jsonb.';
+        END IF;
+        IF a.atthasdef THEN
+            RAISE EXCEPTION 'pg_shred: column % has a default; drop it first', quote_ident(col) USING ERRCODE = 'object_not_in_prerequisite_state';
+        END IF;
+        IF EXISTS (SELECT FROM pg_index i WHERE i.indrelid = tbl AND (a.attnum = ANY (i.indkey::int2[]) OR i.indexprs IS NOT NULL))
+           OR EXISTS (SELECT FROM pg_constraint k WHERE k.conrelid = tbl AND a.attnum = ANY (k.conkey)) THEN
+            RAISE EXCEPTION 'pg_shred: column % is used by an index or a constraint; drop it first', quote_ident(col)
+                USING ERRCODE = 'object_not_in_prerequisite_state',
+                      HINT = 'Sealed values cannot be compared: look values up through a blind index (searchable => ...).';
+        END IF;
+        ctx := rel || '.' || col;
+        bidx := NULL;
+        IF col = ANY (coalesce(searchable, '{}')) THEN
+            bidx := left(col, 58) || '_bidx';
+            IF EXISTS (SELECT FROM pg_attribute att WHERE att.attrelid = tbl AND att.attname = bidx AND NOT att.attisdropped) THEN
+                RAISE EXCEPTION 'pg_shred: column % exists already', quote_ident(bidx) USING ERRCODE = 'duplicate_column';
+            END IF;
+            EXECUTE format('ALTER TABLE %s ADD COLUMN %I pg_catalog.bytea', tbl, bidx);
+            EXECUTE format('UPDATE %s SET %I = shred.blind_index(%I::pg_catalog.text, %L, %L)', tbl, bidx, col, ctx, normalization);
+            EXECUTE format('CREATE INDEX ON %s (%I)', tbl, bidx);
+        END IF;
+        alters := alters || format('ALTER COLUMN %I TYPE shred.sealed USING CASE WHEN %I IS NULL THEN NULL ELSE shred.seal(%s, %I::%s, %L) END',
+                                   col, col, subject_expr, col, shred.kind_type(kind), ctx);
+        INSERT INTO shred.protected_column (relation, column_name, kind, plain_type, context, blind_index_column, normalization)
+        VALUES (tbl, col, kind, a.plain_type, ctx, bidx, CASE WHEN bidx IS NOT NULL THEN normalization END);
+    END LOOP;
+    -- One rewrite of the table for all columns: every existing value sealed, atomically.
+    EXECUTE format('ALTER TABLE %s %s', tbl, array_to_string(alters, ', '));
+
+    v := shred.refresh_view(tbl, format('%I.%I', nsp, vname));
+    INSERT INTO shred.protected_table (relation, subject_column, subject_prefix, view)
+    VALUES (tbl, subject_column, subject_prefix, v);
+    EXECUTE format('CREATE TRIGGER shred_write INSTEAD OF INSERT OR UPDATE OR DELETE ON %s
+                    FOR EACH ROW EXECUTE FUNCTION shred.protected_view_write()', v);
+    RETURN v;
+END
+$$;
+COMMENT ON FUNCTION shred.protect(pg_catalog.regclass, pg_catalog.name, pg_catalog.name[], pg_catalog.name[], pg_catalog.text, pg_catalog.name, pg_catalog.text) IS
+    'Protect columns of a table you own: record them, seal every existing value in place (one rewrite; subject = subject_prefix || subject_column, AAD context = ''<table>.<column>''), keep a blind-index column <column>_bidx with an index for each searchable column, and create the view <table>_plain (or view_name) that shows plaintext with the original types to roles that may open, and accepts INSERT, UPDATE and DELETE with plaintext. The table needs a primary key; protected columns must have no index, constraint or default. Returns the view.';
+COMMENT ON FUNCTION shred.refresh_view(pg_catalog.regclass, pg_catalog.text) IS
+    'Re-create the plaintext view of a protected table from the catalog (CREATE OR REPLACE: grants stay).';
+COMMENT ON FUNCTION shred.sealing_kind(pg_catalog.regtype) IS
+    'How shred.protect seals a column type (text, bytea, integer, bigint, numeric, date, timestamptz, jsonb), NULL when unsupported.';
+COMMENT ON FUNCTION shred.kind_type(pg_catalog.text) IS 'The SQL type a sealing kind is sealed as.';
+COMMENT ON FUNCTION shred.kind_opener(pg_catalog.text) IS 'The function that opens a sealing kind.';
+
+-- INSTEAD OF trigger of every plaintext view: writes the base table, sealing protected columns
+-- and computing blind indexes. Runs as the caller (who needs shred_writer for INSERT/UPDATE
+-- and privileges on the base table); rows are matched by the table's primary key.
+CREATE FUNCTION shred.protected_view_write()
+    RETURNS trigger
+    LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    t shred.protected_table;
+    a record;
+    cols text[] := '{}';
+    vals text[] := '{}';
+    keys text[] := '{}';
+    subject_expr text;
+    overriding text := '';
+BEGIN
+    SELECT * INTO t FROM shred.protected_table p WHERE p.view = TG_RELID;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'pg_shred: view % is not the view of a protected table', TG_RELID::regclass
+            USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+    subject_expr := format('(%L || r.%I::pg_catalog.text)', t.subject_prefix, t.subject_column);
+    FOR a IN
+        SELECT att.attname, pc.kind, pc.context, pc.blind_index_column, pc.normalization,
+               att.attgenerated <> '' AS is_generated, att.attidentity AS identity,
+               EXISTS (SELECT FROM pg_index i WHERE i.indrelid = t.relation AND i.indisprimary
+                          AND att.attnum = ANY (i.indkey::int2[])) AS is_key
+          FROM pg_attribute att
+          LEFT JOIN shred.protected_column pc ON pc.relation = t.relation AND pc.column_name = att.attname
+         WHERE att.attrelid = t.relation AND att.attnum > 0 AND NOT att.attisdropped
+           AND att.attname NOT IN (SELECT c.blind_index_column FROM shred.protected_column c
+                                    WHERE c.relation = t.relation AND c.blind_index_column IS NOT NULL)
+         ORDER BY att.attnum
+    LOOP
+        IF a.is_key THEN
+            keys := keys || format('b.%I = o.%I', a.attname, a.attname);
+        END IF;
+        -- generated columns are never written, GENERATED ALWAYS identity columns only by an
+        -- INSERT (which the view gave a value from the column's sequence)
+        CONTINUE WHEN a.is_generated OR (a.identity = 'a' AND TG_OP <> 'INSERT');
+        IF a.identity = 'a' THEN
+            overriding := ' OVERRIDING SYSTEM VALUE';
+        END IF;
+        cols := cols || quote_ident(a.attname);
+        IF a.kind IS NULL THEN
+            vals := vals || format('r.%I', a.attname);
+        ELSE
+            vals := vals || format('CASE WHEN r.%I IS NULL THEN NULL ELSE shred.seal(%s, r.%I::%s, %L) END',
+                                   a.attname, subject_expr, a.attname, shred.kind_type(a.kind), a.context);
+            IF a.blind_index_column IS NOT NULL THEN
+                cols := cols || quote_ident(a.blind_index_column);
+                vals := vals || format('shred.blind_index(r.%I::pg_catalog.text, %L, %L)', a.attname, a.context, a.normalization);
+            END IF;
+        END IF;
+    END LOOP;
+    IF TG_OP = 'INSERT' THEN
+        EXECUTE format('INSERT INTO %s AS b (%s)%s SELECT %s FROM pg_catalog.jsonb_populate_record(NULL::%s, $1) r',
+                       t.relation, array_to_string(cols, ', '), overriding, array_to_string(vals, ', '), t.view)
+            USING pg_catalog.to_jsonb(NEW);
+        RETURN NEW;
+    ELSIF TG_OP = 'UPDATE' THEN
+        EXECUTE format('UPDATE %s AS b SET (%s) = (SELECT %s) FROM pg_catalog.jsonb_populate_record(NULL::%s, $1) r,
+                               pg_catalog.jsonb_populate_record(NULL::%s, $2) o WHERE %s',
+                       t.relation, array_to_string(cols, ', '), array_to_string(vals, ', '), t.view, t.view,
+                       array_to_string(keys, ' AND '))
+            USING pg_catalog.to_jsonb(NEW), pg_catalog.to_jsonb(OLD);
+        RETURN NEW;
+    ELSE
+        EXECUTE format('DELETE FROM %s AS b USING pg_catalog.jsonb_populate_record(NULL::%s, $1) o WHERE %s',
+                       t.relation, t.view, array_to_string(keys, ' AND '))
+            USING pg_catalog.to_jsonb(OLD);
+        RETURN OLD;
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION shred.protected_view_write() IS
+    'INSTEAD OF trigger of the views made by shred.protect: seals protected columns and maintains blind indexes on INSERT and UPDATE, deletes by primary key.';
+
+CREATE FUNCTION shred.unprotect(tbl pg_catalog.regclass)
+    RETURNS void
+    LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    t shred.protected_table;
+    c shred.protected_column;
+    alters text[] := '{}';
+BEGIN
+    SELECT * INTO t FROM shred.protected_table p WHERE p.relation = tbl;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'pg_shred: table % is not protected', tbl USING ERRCODE = 'undefined_object';
+    END IF;
+    EXECUTE format('DROP VIEW %s', t.view);
+    FOR c IN SELECT * FROM shred.protected_column pc WHERE pc.relation = tbl LOOP
+        alters := alters || format('ALTER COLUMN %I TYPE %s USING %s', c.column_name, c.plain_type, shred.open_expr(c));
+        IF c.blind_index_column IS NOT NULL THEN
+            alters := alters || format('DROP COLUMN %I', c.blind_index_column);
+        END IF;
+    END LOOP;
+    EXECUTE format('ALTER TABLE %s %s', tbl, array_to_string(alters, ', '));
+    DELETE FROM shred.protected_column pc WHERE pc.relation = tbl;
+    DELETE FROM shred.protected_table p WHERE p.relation = tbl;
+END
+$$;
+COMMENT ON FUNCTION shred.unprotect(pg_catalog.regclass) IS
+    'Undo shred.protect: drop the view and the blind-index columns, and open every protected value back into its original type (its tombstone, or NULL, where the data subject was erased). Needs shred_reader.';
+
+CREATE FUNCTION shred.set_tombstone(tbl pg_catalog.regclass, column_name pg_catalog.name, tombstone pg_catalog.text)
+    RETURNS void
+    LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    UPDATE shred.protected_column pc SET tombstone = set_tombstone.tombstone
+     WHERE pc.relation = tbl AND pc.column_name = set_tombstone.column_name;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'pg_shred: column % of table % is not protected (or not yours)', quote_ident(column_name), tbl
+            USING ERRCODE = 'undefined_column';
+    END IF;
+    PERFORM shred.refresh_view(tbl);
+END
+$$;
+COMMENT ON FUNCTION shred.set_tombstone(pg_catalog.regclass, pg_catalog.name, pg_catalog.text) IS
+    'Set what the plaintext view shows in a protected column once its data subject is erased: NULL (the default) or a constant such as ''[erased]'' (cast to the column''s type).';
+
+-- Which protected tables and columns hold a data subject's values, with counts.
+CREATE FUNCTION shred.subject_footprint(subject pg_catalog.text)
+    RETURNS TABLE (relation pg_catalog.regclass, column_name pg_catalog.name, row_count pg_catalog.int8, value_count pg_catalog.int8, erased pg_catalog.bool)
+    LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    t shred.protected_table;
+    c shred.protected_column;
+BEGIN
+    FOR t IN SELECT * FROM shred.protected_table p ORDER BY p.relation::text LOOP
+        FOR c IN SELECT * FROM shred.protected_column pc WHERE pc.relation = t.relation ORDER BY pc.column_name LOOP
+            EXECUTE format('SELECT count(*), count(%I), coalesce(bool_or(shred.is_erased(%I)), false) FROM %s
+                             WHERE (%L || %I::pg_catalog.text) = $1',
+                           c.column_name, c.column_name, t.relation, t.subject_prefix, t.subject_column)
+                INTO row_count, value_count, erased USING subject;
+            IF row_count > 0 THEN
+                relation := t.relation;
+                column_name := c.column_name;
+                RETURN NEXT;
+            END IF;
+        END LOOP;
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION shred.subject_footprint(pg_catalog.text) IS
+    'Every protected table and column holding values of a data subject: rows of the subject, non-NULL values, and whether they are erased. Reads the tables with the caller''s privileges.';
+
+-- Everything stored about a data subject in protected tables, decrypted (right of access and
+-- portability): {"subject": ..., "tables": {"<table>": [<rows of its view>]}}.
+CREATE FUNCTION shred.export_subject(subject pg_catalog.text)
+    RETURNS pg_catalog.jsonb
+    LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    t shred.protected_table;
+    rows jsonb;
+    tables jsonb := '{}';
+BEGIN
+    FOR t IN SELECT * FROM shred.protected_table p ORDER BY p.relation::text LOOP
+        EXECUTE format('SELECT jsonb_agg(to_jsonb(v)) FROM %s v WHERE (%L || v.%I::pg_catalog.text) = $1',
+                       t.view, t.subject_prefix, t.subject_column)
+            INTO rows USING subject;
+        IF rows IS NOT NULL THEN
+            tables := tables || jsonb_build_object(t.relation::text, rows);
+        END IF;
+    END LOOP;
+    IF tables = '{}' THEN
+        RETURN NULL;
+    END IF;
+    RETURN jsonb_build_object('subject', subject, 'exported_at', now(), 'tables', tables);
+END
+$$;
+COMMENT ON FUNCTION shred.export_subject(pg_catalog.text) IS
+    'All rows of a data subject in every protected table, read through the plaintext views (decrypted; erased values as their tombstone), as jsonb {"subject", "exported_at", "tables": {"<table>": [rows]}}; NULL when there is none. Needs shred_reader and SELECT on the views.';
+
+-- Protected values that do not open: malformed envelopes and values that fail authentication.
+CREATE FUNCTION shred.check()
+    RETURNS TABLE (relation pg_catalog.regclass, column_name pg_catalog.name, problem pg_catalog.text, value_count pg_catalog.int8)
+    LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    c shred.protected_column;
+    r record;
+    erased_values int8;
+    bad int8;
+BEGIN
+    FOR c IN SELECT * FROM shred.protected_column pc ORDER BY pc.relation::text, pc.column_name LOOP
+        erased_values := 0;
+        bad := 0;
+        FOR r IN EXECUTE format('SELECT %I AS v FROM %s WHERE %I IS NOT NULL', c.column_name, c.relation, c.column_name) LOOP
+            BEGIN
+                IF shred.is_erased(r.v) THEN
+                    erased_values := erased_values + 1;
+                ELSE
+                    EXECUTE format('SELECT %s($1, $2) IS NULL', shred.kind_opener(c.kind)) USING r.v, c.context;
+                END IF;
+            EXCEPTION WHEN OTHERS THEN
+                bad := bad + 1;
+            END;
+        END LOOP;
+        IF bad > 0 THEN
+            relation := c.relation; column_name := c.column_name; problem := 'does not open'; value_count := bad;
+            RETURN NEXT;
+        END IF;
+        IF erased_values > 0 THEN
+            relation := c.relation; column_name := c.column_name; problem := 'erased'; value_count := erased_values;
+            RETURN NEXT;
+        END IF;
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION shred.check() IS
+    'Scan every protected column: values that do not open (altered or misplaced envelope, wrong root key) and values whose data subject is erased, with counts. Needs shred_reader.';
+
+-- Column renames: keep the catalog's column names, and the view's, in step (table and view
+-- renames need nothing: the catalog holds regclass values).
+CREATE FUNCTION shred.follow_renames()
+    RETURNS event_trigger
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    cmd record;
+    t shred.protected_table;
+    new_name name;
+    old_name name;
+BEGIN
+    FOR cmd IN SELECT * FROM pg_event_trigger_ddl_commands()
+                WHERE command_tag = 'ALTER TABLE' AND object_type = 'table column' LOOP
+        SELECT * INTO t FROM shred.protected_table p WHERE p.relation = cmd.objid;
+        CONTINUE WHEN NOT FOUND;
+        SELECT att.attname INTO new_name FROM pg_attribute att WHERE att.attrelid = cmd.objid AND att.attnum = cmd.objsubid;
+        CONTINUE WHEN new_name IS NULL;
+        -- the catalog entry whose name no longer exists is the renamed column
+        UPDATE shred.protected_table p SET subject_column = new_name
+         WHERE p.relation = t.relation
+           AND NOT EXISTS (SELECT FROM pg_attribute att WHERE att.attrelid = p.relation AND att.attname = p.subject_column AND NOT att.attisdropped);
+        UPDATE shred.protected_column pc SET column_name = new_name
+         WHERE pc.relation = t.relation
+           AND NOT EXISTS (SELECT FROM pg_attribute att WHERE att.attrelid = pc.relation AND att.attname = pc.column_name AND NOT att.attisdropped);
+        UPDATE shred.protected_column pc SET blind_index_column = new_name
+         WHERE pc.relation = t.relation AND pc.blind_index_column IS NOT NULL
+           AND NOT EXISTS (SELECT FROM pg_attribute att WHERE att.attrelid = pc.relation AND att.attname = pc.blind_index_column AND NOT att.attisdropped);
+        -- the view column that no longer matches a column of the table takes the new name
+        SELECT va.attname INTO old_name FROM pg_attribute va
+         WHERE va.attrelid = t.view AND va.attnum > 0
+           AND NOT EXISTS (SELECT FROM pg_attribute ba WHERE ba.attrelid = t.relation AND ba.attname = va.attname AND NOT ba.attisdropped);
+        IF old_name IS NOT NULL THEN
+            EXECUTE format('ALTER VIEW %s RENAME COLUMN %I TO %I', t.view, old_name, new_name);
+        END IF;
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION shred.follow_renames() IS
+    'Event trigger: after ALTER TABLE ... RENAME COLUMN on a protected table, renames the column in the catalog and in the plaintext view.';
+CREATE EVENT TRIGGER pg_shred_follow_renames ON ddl_command_end
+    WHEN TAG IN ('ALTER TABLE')
+    EXECUTE FUNCTION shred.follow_renames();
+
+REVOKE ALL ON FUNCTION
+    shred.protect(pg_catalog.regclass, pg_catalog.name, pg_catalog.name[], pg_catalog.name[], pg_catalog.text, pg_catalog.name, pg_catalog.text),
+    shred.unprotect(pg_catalog.regclass),
+    shred.set_tombstone(pg_catalog.regclass, pg_catalog.name, pg_catalog.text),
+    shred.refresh_view(pg_catalog.regclass, pg_catalog.text),
+    shred.subject_footprint(pg_catalog.text),
+    shred.export_subject(pg_catalog.text),
+    shred.check(),
+    shred.sealing_kind(pg_catalog.regtype),
+    shred.kind_type(pg_catalog.text),
+    shred.kind_opener(pg_catalog.text),
+    shred.open_expr(shred.protected_column),
+    shred.follow_renames()
+FROM PUBLIC;
+REVOKE ALL ON FUNCTION shred.protected_view_write() FROM PUBLIC;
+-- Table owners who protect tables need shred_admin for the DDL functions and shred_writer to
+-- seal existing values; readers of the views need shred_reader.
+GRANT EXECUTE ON FUNCTION
+    shred.protect(pg_catalog.regclass, pg_catalog.name, pg_catalog.name[], pg_catalog.name[], pg_catalog.text, pg_catalog.name, pg_catalog.text),
+    shred.unprotect(pg_catalog.regclass),
+    shred.set_tombstone(pg_catalog.regclass, pg_catalog.name, pg_catalog.text),
+    shred.refresh_view(pg_catalog.regclass, pg_catalog.text),
+    shred.check(),
+    shred.sealing_kind(pg_catalog.regtype),
+    shred.kind_type(pg_catalog.text),
+    shred.kind_opener(pg_catalog.text),
+    shred.open_expr(shred.protected_column)
+TO shred_admin;
+GRANT EXECUTE ON FUNCTION shred.subject_footprint(pg_catalog.text), shred.export_subject(pg_catalog.text)
+TO shred_reader, shred_eraser, shred_admin;

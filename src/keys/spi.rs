@@ -127,7 +127,12 @@ struct AsOwner {
 
 impl AsOwner {
     fn switch() -> Result<Self, ShredError> {
-        let owner = key_store_owner()?;
+        Ok(Self::switch_to(key_store_owner()?))
+    }
+
+    /// Run as `owner` (any role) in a security-restricted operation, as PostgreSQL's own
+    /// maintenance does when it runs code on behalf of a table's owner.
+    fn switch_to(owner: pg_sys::Oid) -> Self {
         let (mut user, mut context) = (pg_sys::InvalidOid, 0);
         // SAFETY: plain getters/setters of the backend's current user.
         unsafe {
@@ -137,7 +142,7 @@ impl AsOwner {
                 context | (pg_sys::SECURITY_LOCAL_USERID_CHANGE | pg_sys::SECURITY_RESTRICTED_OPERATION) as i32,
             );
         }
-        Ok(AsOwner { user, context })
+        AsOwner { user, context }
     }
 }
 
@@ -205,5 +210,35 @@ pub fn run<R>(
             }
         };
         read(&rows)
+    })
+}
+
+/// Run a one-off statement `sql` (built by the caller with quoted identifiers and literals)
+/// with one `text[]` parameter `$1`, as `role` in a security-restricted operation: a table's
+/// owner, so that its triggers and policies never run with more rights than the owner has.
+/// Returns the number of rows processed.
+pub fn run_as(role: pg_sys::Oid, sql: &CStr, texts: pg_sys::Datum) -> Result<u64, ShredError> {
+    let _role = AsOwner::switch_to(role);
+    Spi::connect(|_client| {
+        let mut argtypes = [pg_sys::TEXTARRAYOID];
+        let mut values = [texts];
+        let nulls = [b' ' as std::ffi::c_char];
+        // SAFETY: connected to SPI; one text[] datum for one declared parameter.
+        let status = unsafe {
+            pg_sys::SPI_execute_with_args(
+                sql.as_ptr(),
+                1,
+                argtypes.as_mut_ptr(),
+                values.as_mut_ptr(),
+                nulls.as_ptr(),
+                false,
+                0,
+            )
+        };
+        if status < 0 {
+            return Err(ShredError::KeyStore(format!("statement failed with SPI status {status}")));
+        }
+        // SAFETY: set by the statement just run on this connection.
+        Ok(unsafe { pg_sys::SPI_processed })
     })
 }

@@ -96,6 +96,21 @@ static RETIRE_VERSION: Plan = Plan::new(
     &[pg_sys::INT4OID],
 );
 
+static BLIND_INDEX_SCRUBS: Plan = Plan::new(
+    c"SELECT c.relowner::pg_catalog.int8,
+             pg_catalog.format('UPDATE %I.%I SET %s WHERE (%L OPERATOR(pg_catalog.||) %I::pg_catalog.text) OPERATOR(pg_catalog.=) ANY ($1)',
+                               n.nspname, c.relname,
+                               pg_catalog.string_agg(pg_catalog.format('%I = NULL', pc.blind_index_column), ', '),
+                               t.subject_prefix, t.subject_column)
+        FROM shred.protected_table t
+        JOIN shred.protected_column pc ON pc.relation OPERATOR(pg_catalog.=) t.relation
+        JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.relation
+        JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+       WHERE pc.blind_index_column IS NOT NULL
+       GROUP BY c.relowner, n.nspname, c.relname, t.subject_prefix, t.subject_column",
+    &[],
+);
+
 static INSERT_VERSION: Plan = Plan::new(
     c"INSERT INTO shred.root_key_version (version, salt, key_check) VALUES ($1, $2, $3)
       ON CONFLICT (version) DO NOTHING",
@@ -353,20 +368,34 @@ fn delete_until_gone(
     Err(ShredError::Serialization("a data subject's DEK was created by a transaction this one cannot see"))
 }
 
-/// Delete the DEK of `subject` (database encoding). True when one was deleted.
+/// Delete the DEK of `subject` (database encoding), and clear its blind indexes. True when a
+/// DEK was deleted.
 pub fn erase(subject: &[u8]) -> Result<bool, ShredError> {
     let deleted = delete_until_gone(
         1,
         || run(&DELETE_KEY, &[Arg::Bytes(subject)], Mode::Write, 0, |rows| Ok(rows.len() as i64)),
         || Ok(lookup(By::Subject(subject))?.is_some()),
     )?;
+    if deleted > 0 {
+        scrub_blind_indexes(text_array(subject))?;
+    }
     Ok(deleted > 0)
 }
 
+/// A one-element `text[]` datum (palloc'd) holding `text` (database encoding).
+fn text_array(text: &[u8]) -> pg_sys::Datum {
+    // SAFETY: builds a text datum and a one-element array of it in the current memory context.
+    unsafe {
+        let mut elem = pg_sys::Datum::from(pg_sys::cstring_to_text_with_len(text.as_ptr().cast(), text.len() as i32));
+        let array = pg_sys::construct_array(&mut elem, 1, pg_sys::TEXTOID, -1, false, pg_sys::TYPALIGN_INT as std::ffi::c_char);
+        pg_sys::Datum::from(array)
+    }
+}
+
 /// Delete the DEKs of every subject in `subjects` (a `text[]` datum of `count` elements, none
-/// NULL) in one statement. Returns how many were deleted.
+/// NULL) in one statement, and clear their blind indexes. Returns how many were deleted.
 pub fn erase_many(subjects: pg_sys::Datum, count: i64) -> Result<i64, ShredError> {
-    delete_until_gone(
+    let deleted = delete_until_gone(
         count,
         || {
             run(&DELETE_KEYS, &[Arg::Datum(subjects)], Mode::Write, 0, |_| {
@@ -375,7 +404,35 @@ pub fn erase_many(subjects: pg_sys::Datum, count: i64) -> Result<i64, ShredError
             })
         },
         || run(&ANY_KEY_LEFT, &[Arg::Datum(subjects)], Mode::ReadLatest, 1, |rows| Ok(!rows.is_empty())),
-    )
+    )?;
+    if deleted > 0 {
+        scrub_blind_indexes(subjects)?;
+    }
+    Ok(deleted)
+}
+
+/// Clear the blind indexes of the data subjects in `subjects` (a `text[]` datum) in every
+/// protected table, in the caller's transaction: an erased subject's rows can no longer be
+/// found by value. Each UPDATE runs as the table's owner (security-restricted), never with the
+/// key store owner's rights. Nothing to do before the catalog exists (0.1.0 schema).
+pub fn scrub_blind_indexes(subjects: pg_sys::Datum) -> Result<(), ShredError> {
+    if scan::relation(c"protected_table").is_err() {
+        return Ok(());
+    }
+    let scrubs = run(&BLIND_INDEX_SCRUBS, &[], Mode::Write, 0, |rows| {
+        rows.iter()
+            .map(|r| {
+                let owner = r.int8(1).ok_or_else(|| missing("table owner"))? as u32;
+                let sql = r.bytes(2).ok_or_else(|| missing("statement"))?;
+                let sql = std::ffi::CString::new(sql).map_err(|_| missing("statement"))?;
+                Ok((pg_sys::Oid::from(owner), sql))
+            })
+            .collect::<Result<Vec<_>, ShredError>>()
+    })?;
+    for (owner, sql) in scrubs {
+        super::spi::run_as(owner, &sql, subjects)?;
+    }
+    Ok(())
 }
 
 /// How many DEKs the key store holds (latest snapshot).

@@ -142,15 +142,15 @@ fn truncated_envelope_is_refused() {
     Spi::run("SELECT 'shred1:AQ=='::shred.sealed").expect("raises");
 }
 
-#[pg_test(error = "invalid input for type shred.sealed: malformed envelope: it does not start with \"shred1:\"")]
+#[pg_test(error = "invalid input for type shred.sealed: malformed envelope: it does not start with \"shred1:\" or \"shred2:\"")]
 fn empty_envelope_is_refused() {
     Spi::run("SELECT ''::shred.sealed").expect("raises");
 }
 
-#[pg_test(error = "invalid input for type shred.sealed: unsupported envelope format version 2")]
+#[pg_test(error = "invalid input for type shred.sealed: unsupported envelope format version 3")]
 fn unknown_version_is_refused() {
-    // version byte 0x02 followed by 36 zero bytes
-    Spi::run("SELECT ('shred1:' || encode('\\x02'::bytea || decode(repeat('00', 36), 'hex'), 'base64'))::shred.sealed")
+    // version byte 0x03 followed by 36 zero bytes
+    Spi::run("SELECT ('shred1:' || encode('\\x03'::bytea || decode(repeat('00', 36), 'hex'), 'base64'))::shred.sealed")
         .expect("raises");
 }
 

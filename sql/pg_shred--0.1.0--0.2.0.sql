@@ -381,11 +381,12 @@ ALTER TABLE shred.protected_table ENABLE ROW LEVEL SECURITY;
 ALTER TABLE shred.protected_column ENABLE ROW LEVEL SECURITY;
 CREATE POLICY readable ON shred.protected_table FOR SELECT USING (true);
 CREATE POLICY readable ON shred.protected_column FOR SELECT USING (true);
+-- Rows of a table that no longer exists (dropped) may be removed by anyone.
 CREATE POLICY table_owner ON shred.protected_table FOR ALL
-    USING (pg_catalog.pg_has_role((SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) relation), 'USAGE'))
+    USING (COALESCE(pg_catalog.pg_has_role((SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) relation), 'USAGE'), true))
     WITH CHECK (pg_catalog.pg_has_role((SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) relation), 'USAGE'));
 CREATE POLICY table_owner ON shred.protected_column FOR ALL
-    USING (pg_catalog.pg_has_role((SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) relation), 'USAGE'))
+    USING (COALESCE(pg_catalog.pg_has_role((SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) relation), 'USAGE'), true))
     WITH CHECK (pg_catalog.pg_has_role((SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) relation), 'USAGE'));
 GRANT SELECT, INSERT, UPDATE, DELETE ON shred.protected_table, shred.protected_column TO PUBLIC;
 
@@ -423,22 +424,60 @@ AS $$
     SELECT CASE kind WHEN 'text' THEN 'shred.open' ELSE 'shred.open_' || kind END
 $$;
 
--- The expression that opens a protected column in the view (and in unprotect): the plaintext
--- in the column's original type, or its tombstone once the data subject is erased.
-CREATE FUNCTION shred.open_expr(c shred.protected_column)
+-- The AAD context of a protected value: the column's context and the row's data subject,
+-- length-prefixed so that no two (context, subject) pairs give the same string. A value copied
+-- to another column, table or another subject's row does not open (G6).
+CREATE FUNCTION shred.row_context(context pg_catalog.text, subject pg_catalog.text)
+    RETURNS pg_catalog.text
+    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT pg_catalog.length(subject)::pg_catalog.text || ':' || subject || ':' || context
+$$;
+COMMENT ON FUNCTION shred.row_context(pg_catalog.text, pg_catalog.text) IS
+    'AAD context of a value in a protected column: length(subject) || '':'' || subject || '':'' || context.';
+
+CREATE FUNCTION shred.qualifier(rel pg_catalog.text)
+    RETURNS pg_catalog.text
+    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE WHEN rel = '' THEN '' ELSE rel || '.' END
+$$;
+COMMENT ON FUNCTION shred.qualifier(pg_catalog.text) IS 'Column qualifier for an alias (empty for none).';
+
+-- SQL expression for the subject of a row of a protected table (rel: the row's alias, or ''
+-- for unqualified column names).
+CREATE FUNCTION shred.subject_expr(t shred.protected_table, rel pg_catalog.text)
+    RETURNS pg_catalog.text
+    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT format('(%L || %s%I::pg_catalog.text)', t.subject_prefix, shred.qualifier(rel), t.subject_column)
+$$;
+COMMENT ON FUNCTION shred.subject_expr(shred.protected_table, pg_catalog.text) IS
+    'SQL expression for the data subject of a row of a protected table: subject_prefix || subject_column.';
+
+
+
+-- The expression that opens a protected column of row `rel` (in the view, unprotect and
+-- check): the plaintext in the column's original type, or its tombstone once the data subject
+-- is erased.
+CREATE FUNCTION shred.open_expr(c shred.protected_column, t shred.protected_table, rel pg_catalog.text)
     RETURNS pg_catalog.text
     LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
     SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT CASE WHEN c.tombstone IS NULL
-                THEN format('%s(%I, %L)::%s', shred.kind_opener(c.kind), c.column_name, c.context, c.plain_type)
-                ELSE format('COALESCE(%s(%I, %L), CASE WHEN %I IS NULL THEN NULL ELSE %L::%s END)::%s',
-                            shred.kind_opener(c.kind), c.column_name, c.context, c.column_name, c.tombstone,
-                            shred.kind_type(c.kind), c.plain_type)
+                THEN format('%s(%s%I, shred.row_context(%L, %s))::%s', shred.kind_opener(c.kind), shred.qualifier(rel),
+                            c.column_name, c.context, shred.subject_expr(t, rel), c.plain_type)
+                ELSE format('COALESCE(%s(%s%I, shred.row_context(%L, %s)), CASE WHEN %s%I IS NULL THEN NULL ELSE %L::%s END)::%s',
+                            shred.kind_opener(c.kind), shred.qualifier(rel), c.column_name, c.context, shred.subject_expr(t, rel),
+                            shred.qualifier(rel), c.column_name, c.tombstone, shred.kind_type(c.kind), c.plain_type)
            END
 $$;
-COMMENT ON FUNCTION shred.open_expr(shred.protected_column) IS
-    'SQL expression opening a protected column into its original type (or its tombstone once the subject is erased).';
+COMMENT ON FUNCTION shred.open_expr(shred.protected_column, shred.protected_table, pg_catalog.text) IS
+    'SQL expression opening a protected column of a row into its original type (or its tombstone once the subject is erased).';
 
 -- (Re)create the plaintext view of a protected table from the catalog: the table's columns in
 -- order (blind-index columns left out), protected ones opened and cast back to their type,
@@ -449,19 +488,19 @@ CREATE FUNCTION shred.refresh_view(tbl pg_catalog.regclass, target pg_catalog.te
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+    t shred.protected_table;
     a record;
     items text[] := '{}';
     expr text;
     v regclass;
 BEGIN
-    IF target IS NULL THEN
-        SELECT p.view::text INTO target FROM shred.protected_table p WHERE p.relation = tbl;
-        IF NOT FOUND THEN
-            RAISE EXCEPTION 'pg_shred: table % is not protected', tbl USING ERRCODE = 'undefined_object';
-        END IF;
+    SELECT * INTO t FROM shred.protected_table p WHERE p.relation = tbl;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'pg_shred: table % is not protected', tbl USING ERRCODE = 'undefined_object';
     END IF;
+    target := coalesce(target, t.view::text);
     FOR a IN
-        SELECT att.attname, pc.kind, shred.open_expr(pc) AS opener
+        SELECT att.attname, pc.kind, shred.open_expr(pc, t, 'b') AS opener
           FROM pg_attribute att
           LEFT JOIN shred.protected_column pc ON pc.relation = tbl AND pc.column_name = att.attname
          WHERE att.attrelid = tbl AND att.attnum > 0 AND NOT att.attisdropped
@@ -469,10 +508,10 @@ BEGIN
                                     WHERE c.relation = tbl AND c.blind_index_column IS NOT NULL)
          ORDER BY att.attnum
     LOOP
-        expr := CASE WHEN a.kind IS NULL THEN format('%I', a.attname) ELSE a.opener END;
+        expr := CASE WHEN a.kind IS NULL THEN format('b.%I', a.attname) ELSE a.opener END;
         items := items || format('%s AS %I', expr, a.attname);
     END LOOP;
-    EXECUTE format('CREATE OR REPLACE VIEW %s AS SELECT %s FROM %s', target, array_to_string(items, ', '), tbl);
+    EXECUTE format('CREATE OR REPLACE VIEW %s AS SELECT %s FROM %s b', target, array_to_string(items, ', '), tbl);
     v := target::regclass;
     FOR a IN
         SELECT att.attname, pg_get_expr(d.adbin, d.adrelid) AS def
@@ -599,17 +638,19 @@ BEGIN
             EXECUTE format('UPDATE %s SET %I = shred.blind_index(%I::pg_catalog.text, %L, %L)', tbl, bidx, col, ctx, normalization);
             EXECUTE format('CREATE INDEX ON %s (%I)', tbl, bidx);
         END IF;
-        alters := alters || format('ALTER COLUMN %I TYPE shred.sealed USING CASE WHEN %I IS NULL THEN NULL ELSE shred.seal(%s, %I::%s, %L) END',
-                                   col, col, subject_expr, col, shred.kind_type(kind), ctx);
+        alters := alters || format('ALTER COLUMN %I TYPE shred.sealed USING CASE WHEN %I IS NULL THEN NULL ELSE shred.seal(%s, %I::%s, shred.row_context(%L, %s)) END',
+                                   col, col, subject_expr, col, shred.kind_type(kind), ctx, subject_expr);
         INSERT INTO shred.protected_column (relation, column_name, kind, plain_type, context, blind_index_column, normalization)
         VALUES (tbl, col, kind, a.plain_type, ctx, bidx, CASE WHEN bidx IS NOT NULL THEN normalization END);
     END LOOP;
     -- One rewrite of the table for all columns: every existing value sealed, atomically.
     EXECUTE format('ALTER TABLE %s %s', tbl, array_to_string(alters, ', '));
 
-    v := shred.refresh_view(tbl, format('%I.%I', nsp, vname));
+    -- registered with the table as its own placeholder view until the view exists
     INSERT INTO shred.protected_table (relation, subject_column, subject_prefix, view)
-    VALUES (tbl, subject_column, subject_prefix, v);
+    VALUES (tbl, subject_column, subject_prefix, tbl);
+    v := shred.refresh_view(tbl, format('%I.%I', nsp, vname));
+    UPDATE shred.protected_table p SET view = v WHERE p.relation = tbl;
     EXECUTE format('CREATE TRIGGER shred_write INSTEAD OF INSERT OR UPDATE OR DELETE ON %s
                     FOR EACH ROW EXECUTE FUNCTION shred.protected_view_write()', v);
     RETURN v;
@@ -646,7 +687,7 @@ BEGIN
         RAISE EXCEPTION 'pg_shred: view % is not the view of a protected table', TG_RELID::regclass
             USING ERRCODE = 'object_not_in_prerequisite_state';
     END IF;
-    subject_expr := format('(%L || r.%I::pg_catalog.text)', t.subject_prefix, t.subject_column);
+    subject_expr := shred.subject_expr(t, 'r');
     FOR a IN
         SELECT att.attname, pc.kind, pc.context, pc.blind_index_column, pc.normalization,
                att.attgenerated <> '' AS is_generated, att.attidentity AS identity,
@@ -672,8 +713,8 @@ BEGIN
         IF a.kind IS NULL THEN
             vals := vals || format('r.%I', a.attname);
         ELSE
-            vals := vals || format('CASE WHEN r.%I IS NULL THEN NULL ELSE shred.seal(%s, r.%I::%s, %L) END',
-                                   a.attname, subject_expr, a.attname, shred.kind_type(a.kind), a.context);
+            vals := vals || format('CASE WHEN r.%I IS NULL THEN NULL ELSE shred.seal(%s, r.%I::%s, shred.row_context(%L, %s)) END',
+                                   a.attname, subject_expr, a.attname, shred.kind_type(a.kind), a.context, subject_expr);
             IF a.blind_index_column IS NOT NULL THEN
                 cols := cols || quote_ident(a.blind_index_column);
                 vals := vals || format('shred.blind_index(r.%I::pg_catalog.text, %L, %L)', a.attname, a.context, a.normalization);
@@ -717,16 +758,17 @@ BEGIN
     IF NOT FOUND THEN
         RAISE EXCEPTION 'pg_shred: table % is not protected', tbl USING ERRCODE = 'undefined_object';
     END IF;
-    EXECUTE format('DROP VIEW %s', t.view);
     FOR c IN SELECT * FROM shred.protected_column pc WHERE pc.relation = tbl LOOP
-        alters := alters || format('ALTER COLUMN %I TYPE %s USING %s', c.column_name, c.plain_type, shred.open_expr(c));
+        alters := alters || format('ALTER COLUMN %I TYPE %s USING %s', c.column_name, c.plain_type, shred.open_expr(c, t, ''));
         IF c.blind_index_column IS NOT NULL THEN
             alters := alters || format('DROP COLUMN %I', c.blind_index_column);
         END IF;
     END LOOP;
-    EXECUTE format('ALTER TABLE %s %s', tbl, array_to_string(alters, ', '));
+    -- forgotten first, so that dropping the view is not refused
     DELETE FROM shred.protected_column pc WHERE pc.relation = tbl;
     DELETE FROM shred.protected_table p WHERE p.relation = tbl;
+    EXECUTE format('DROP VIEW %s', t.view);
+    EXECUTE format('ALTER TABLE %s %s', tbl, array_to_string(alters, ', '));
 END
 $$;
 COMMENT ON FUNCTION shred.unprotect(pg_catalog.regclass) IS
@@ -814,20 +856,25 @@ CREATE FUNCTION shred.check()
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+    t shred.protected_table;
     c shred.protected_column;
     r record;
     erased_values int8;
     bad int8;
 BEGIN
     FOR c IN SELECT * FROM shred.protected_column pc ORDER BY pc.relation::text, pc.column_name LOOP
+        SELECT * INTO t FROM shred.protected_table p WHERE p.relation = c.relation;
+        CONTINUE WHEN NOT FOUND;
         erased_values := 0;
         bad := 0;
-        FOR r IN EXECUTE format('SELECT %I AS v FROM %s WHERE %I IS NOT NULL', c.column_name, c.relation, c.column_name) LOOP
+        FOR r IN EXECUTE format('SELECT b.%I AS v, %s AS s FROM %s b WHERE b.%I IS NOT NULL',
+                                c.column_name, shred.subject_expr(t, 'b'), c.relation, c.column_name) LOOP
             BEGIN
                 IF shred.is_erased(r.v) THEN
                     erased_values := erased_values + 1;
                 ELSE
-                    EXECUTE format('SELECT %s($1, $2) IS NULL', shred.kind_opener(c.kind)) USING r.v, c.context;
+                    EXECUTE format('SELECT %s($1, shred.row_context($2, $3)) IS NULL', shred.kind_opener(c.kind))
+                        USING r.v, c.context, r.s;
                 END IF;
             EXCEPTION WHEN OTHERS THEN
                 bad := bad + 1;
@@ -892,6 +939,35 @@ CREATE EVENT TRIGGER pg_shred_follow_renames ON ddl_command_end
     WHEN TAG IN ('ALTER TABLE')
     EXECUTE FUNCTION shred.follow_renames();
 
+-- DROP TABLE of a protected table forgets its protection; dropping only its plaintext view is
+-- refused (the view is how the data is read and written: shred.unprotect removes it).
+CREATE FUNCTION shred.follow_drops()
+    RETURNS event_trigger
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    t shred.protected_table;
+BEGIN
+    FOR t IN SELECT p.* FROM shred.protected_table p
+              WHERE p.view IN (SELECT d.objid FROM pg_event_trigger_dropped_objects() d WHERE d.classid = 'pg_class'::regclass)
+                 OR p.relation IN (SELECT d.objid FROM pg_event_trigger_dropped_objects() d WHERE d.classid = 'pg_class'::regclass) LOOP
+        IF t.relation NOT IN (SELECT d.objid FROM pg_event_trigger_dropped_objects() d
+                               WHERE d.classid = 'pg_class'::regclass AND d.objsubid = 0) THEN
+            RAISE EXCEPTION 'pg_shred: this would drop the plaintext view of protected table %', t.relation
+                USING ERRCODE = 'dependent_objects_still_exist',
+                      HINT = 'Call shred.unprotect() to turn the table back into plain columns, or drop the table.';
+        END IF;
+        DELETE FROM shred.protected_column pc WHERE pc.relation = t.relation;
+        DELETE FROM shred.protected_table p WHERE p.relation = t.relation;
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION shred.follow_drops() IS
+    'Event trigger: DROP TABLE of a protected table removes its catalog rows; dropping only its plaintext view is refused.';
+CREATE EVENT TRIGGER pg_shred_follow_drops ON sql_drop
+    EXECUTE FUNCTION shred.follow_drops();
+
 REVOKE ALL ON FUNCTION
     shred.protect(pg_catalog.regclass, pg_catalog.name, pg_catalog.name[], pg_catalog.name[], pg_catalog.text, pg_catalog.name, pg_catalog.text),
     shred.unprotect(pg_catalog.regclass),
@@ -903,22 +979,33 @@ REVOKE ALL ON FUNCTION
     shred.sealing_kind(pg_catalog.regtype),
     shred.kind_type(pg_catalog.text),
     shred.kind_opener(pg_catalog.text),
-    shred.open_expr(shred.protected_column),
-    shred.follow_renames()
+    shred.row_context(pg_catalog.text, pg_catalog.text),
+    shred.open_expr(shred.protected_column, shred.protected_table, pg_catalog.text),
+    shred.subject_expr(shred.protected_table, pg_catalog.text),
+    shred.qualifier(pg_catalog.text),
+    shred.protected_view_write(),
+    shred.follow_renames(),
+    shred.follow_drops()
 FROM PUBLIC;
-REVOKE ALL ON FUNCTION shred.protected_view_write() FROM PUBLIC;
--- Table owners who protect tables need shred_admin for the DDL functions and shred_writer to
--- seal existing values; readers of the views need shred_reader.
+-- Table owners who protect tables need shred_admin (and shred_writer to seal existing values,
+-- shred_reader to unprotect); readers of the views need shred_reader, writers shred_writer.
 GRANT EXECUTE ON FUNCTION
     shred.protect(pg_catalog.regclass, pg_catalog.name, pg_catalog.name[], pg_catalog.name[], pg_catalog.text, pg_catalog.name, pg_catalog.text),
     shred.unprotect(pg_catalog.regclass),
     shred.set_tombstone(pg_catalog.regclass, pg_catalog.name, pg_catalog.text),
     shred.refresh_view(pg_catalog.regclass, pg_catalog.text),
     shred.check(),
-    shred.sealing_kind(pg_catalog.regtype),
-    shred.kind_type(pg_catalog.text),
-    shred.kind_opener(pg_catalog.text),
-    shred.open_expr(shred.protected_column)
+    shred.protected_view_write()   -- CREATE TRIGGER in protect() needs it; triggers fire without it
 TO shred_admin;
 GRANT EXECUTE ON FUNCTION shred.subject_footprint(pg_catalog.text), shred.export_subject(pg_catalog.text)
 TO shred_reader, shred_eraser, shred_admin;
+-- String helpers the views and their trigger call with the caller's rights: no data, no keys.
+GRANT EXECUTE ON FUNCTION
+    shred.sealing_kind(pg_catalog.regtype),
+    shred.kind_type(pg_catalog.text),
+    shred.kind_opener(pg_catalog.text),
+    shred.row_context(pg_catalog.text, pg_catalog.text),
+    shred.open_expr(shred.protected_column, shred.protected_table, pg_catalog.text),
+    shred.subject_expr(shred.protected_table, pg_catalog.text),
+    shred.qualifier(pg_catalog.text)
+TO shred_reader, shred_writer, shred_eraser, shred_admin;

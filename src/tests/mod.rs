@@ -225,13 +225,30 @@ fn sql_labels_and_privileges() {
         ));
         assert_eq!(row, Some(format!("{vol}{strict}{par}falsefalse {roles}")), "{sig}");
     }
-    // Only SQL functions pin their search_path; functions in C set none (they qualify every
-    // name they use), and the procedure cannot (it commits).
+    // Functions in SQL and PL/pgSQL pin their search_path, except the one-line wrappers that
+    // must stay inlinable and the procedure, which cannot (it commits): every name in those is
+    // qualified. Functions in C set none (they qualify every name they use).
     assert_eq!(
-        text("SELECT string_agg(p.oid::regprocedure::text || '=' || array_to_string(p.proconfig, ';'), ' ')
-                FROM pg_proc p WHERE p.pronamespace = 'shred'::regnamespace AND p.proconfig IS NOT NULL"),
-        Some("shred.erasure_horizon()=search_path=pg_catalog, pg_temp".into())
+        text("SELECT string_agg(p.oid::regprocedure::text, ' ' ORDER BY p.oid::regprocedure::text)
+                FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang
+               WHERE p.pronamespace = 'shred'::regnamespace AND l.lanname IN ('sql', 'plpgsql')
+                 AND p.proconfig IS NULL"),
+        Some("shred.open_jsonb(shred.sealed,text) shred.open_numeric(shred.sealed,text) shred.rotate_root_key(integer) shred.seal(text,jsonb,text) shred.seal(text,numeric,text)".into())
     );
+    assert_eq!(
+        text("SELECT count(*)::text FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang
+               WHERE p.pronamespace = 'shred'::regnamespace AND l.lanname IN ('sql', 'plpgsql')
+                 AND p.proconfig <> ARRAY['search_path=pg_catalog, pg_temp']"),
+        Some("0".into())
+    );
+    assert_eq!(
+        text("SELECT count(*)::text FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang
+               WHERE p.pronamespace = 'shred'::regnamespace AND l.lanname = 'c' AND p.proconfig IS NOT NULL"),
+        Some("0".into())
+    );
+    // no function is SECURITY DEFINER: the C functions switch to the key store owner only
+    // around their key store statements
+    assert_eq!(text("SELECT count(*)::text FROM pg_proc WHERE pronamespace = 'shred'::regnamespace AND prosecdef"), Some("0".into()));
     // nothing in the schema is executable by PUBLIC but the type's own I/O functions
     assert_eq!(
         text("SELECT string_agg(proname, ',' ORDER BY proname) FROM pg_proc

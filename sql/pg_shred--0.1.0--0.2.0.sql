@@ -349,47 +349,6 @@ COMMENT ON TYPE shred.sealed IS
 -- survives dump/restore and renames) and columns by name (kept up to date on RENAME by an
 -- event trigger). Every role may read it; a role may change only rows of tables it owns.
 -----------------------------------------------------------------------------------------------
-CREATE TABLE shred.protected_table (
-    relation        pg_catalog.regclass CONSTRAINT protected_table_pkey PRIMARY KEY,
-    subject_column  pg_catalog.name NOT NULL,
-    subject_prefix  pg_catalog.text NOT NULL DEFAULT '',
-    view            pg_catalog.regclass NOT NULL CONSTRAINT protected_table_view_key UNIQUE,
-    protected_at    pg_catalog.timestamptz NOT NULL DEFAULT pg_catalog.now()
-);
-COMMENT ON TABLE shred.protected_table IS
-    'Tables protected by shred.protect(): the column holding the data subject (subject = subject_prefix || value) and the plaintext view.';
-
-CREATE TABLE shred.protected_column (
-    relation            pg_catalog.regclass NOT NULL,
-    column_name         pg_catalog.name NOT NULL,
-    kind                pg_catalog.text NOT NULL CHECK (kind OPERATOR(pg_catalog.=) ANY
-                            (ARRAY['text', 'bytea', 'integer', 'bigint', 'numeric', 'date', 'timestamptz', 'jsonb'])),
-    plain_type          pg_catalog.text NOT NULL,
-    context             pg_catalog.text NOT NULL,
-    blind_index_column  pg_catalog.name,
-    normalization       pg_catalog.text,
-    tombstone           pg_catalog.text,
-    CONSTRAINT protected_column_pkey PRIMARY KEY (relation, column_name)
-);
-COMMENT ON TABLE shred.protected_column IS
-    'Protected columns: how each was sealed (kind, the original type, the AAD context), its blind-index column and normalisation, and the value the view shows once its subject is erased (NULL by default).';
-
-SELECT pg_catalog.pg_extension_config_dump('shred.protected_table', '');
-SELECT pg_catalog.pg_extension_config_dump('shred.protected_column', '');
-
-ALTER TABLE shred.protected_table ENABLE ROW LEVEL SECURITY;
-ALTER TABLE shred.protected_column ENABLE ROW LEVEL SECURITY;
-CREATE POLICY readable ON shred.protected_table FOR SELECT USING (true);
-CREATE POLICY readable ON shred.protected_column FOR SELECT USING (true);
--- Rows of a table that no longer exists (dropped) may be removed by anyone.
-CREATE POLICY table_owner ON shred.protected_table FOR ALL
-    USING (COALESCE(pg_catalog.pg_has_role((SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) relation), 'USAGE'), true))
-    WITH CHECK (pg_catalog.pg_has_role((SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) relation), 'USAGE'));
-CREATE POLICY table_owner ON shred.protected_column FOR ALL
-    USING (COALESCE(pg_catalog.pg_has_role((SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) relation), 'USAGE'), true))
-    WITH CHECK (pg_catalog.pg_has_role((SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) relation), 'USAGE'));
-GRANT SELECT, INSERT, UPDATE, DELETE ON shred.protected_table, shred.protected_column TO PUBLIC;
-
 -- How a column type is sealed and opened; NULL when protect() does not support it.
 CREATE FUNCTION shred.sealing_kind(typ pg_catalog.regtype)
     RETURNS pg_catalog.text
@@ -410,6 +369,71 @@ AS $$
         WHEN 'jsonb'::regtype THEN 'jsonb'
     END
 $$;
+
+CREATE TABLE shred.protected_table (
+    relation        pg_catalog.regclass CONSTRAINT protected_table_pkey PRIMARY KEY,
+    subject_column  pg_catalog.name NOT NULL,
+    subject_prefix  pg_catalog.text NOT NULL DEFAULT '',
+    view            pg_catalog.regclass NOT NULL CONSTRAINT protected_table_view_key UNIQUE,
+    protected_at    pg_catalog.timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+COMMENT ON TABLE shred.protected_table IS
+    'Tables protected by shred.protect(): the column holding the data subject (subject = subject_prefix || value) and the plaintext view.';
+
+CREATE TABLE shred.protected_column (
+    relation            pg_catalog.regclass NOT NULL,
+    column_name         pg_catalog.name NOT NULL,
+    kind                pg_catalog.text NOT NULL CHECK (kind OPERATOR(pg_catalog.=) ANY
+                            (ARRAY['text', 'bytea', 'integer', 'bigint', 'numeric', 'date', 'timestamptz', 'jsonb'])),
+    plain_type          pg_catalog.regtype NOT NULL,
+    plain_typmod        pg_catalog.int4 NOT NULL DEFAULT -1,
+    context             pg_catalog.text NOT NULL,
+    blind_index_column  pg_catalog.name,
+    normalization       pg_catalog.text CHECK (normalization OPERATOR(pg_catalog.=) ANY (ARRAY['exact', 'email'])),
+    tombstone           pg_catalog.text,
+    CONSTRAINT protected_column_pkey PRIMARY KEY (relation, column_name),
+    CONSTRAINT protected_column_kind CHECK (kind OPERATOR(pg_catalog.=) shred.sealing_kind(plain_type))
+);
+COMMENT ON TABLE shred.protected_column IS
+    'Protected columns: how each was sealed (kind, the original type, the AAD context), its blind-index column and normalisation, and the value the view shows once its subject is erased (NULL by default).';
+
+SELECT pg_catalog.pg_extension_config_dump('shred.protected_table', '');
+SELECT pg_catalog.pg_extension_config_dump('shred.protected_column', '');
+
+-- What a role may record: a permanent table it owns (not a temporary one, a view or a foreign
+-- table), whose named columns exist, and (for a table's row) a view it owns.
+CREATE FUNCTION shred.catalog_row_ok(relation pg_catalog.regclass, view pg_catalog.regclass, columns pg_catalog.name[])
+    RETURNS pg_catalog.bool
+    LANGUAGE sql STABLE PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT EXISTS (SELECT FROM pg_class c
+                    WHERE c.oid = relation AND c.relkind IN ('r', 'p') AND c.relpersistence = 'p'
+                      AND pg_has_role(c.relowner, 'USAGE'))
+       AND (view IS NULL OR view = relation
+            OR EXISTS (SELECT FROM pg_class v
+                        WHERE v.oid = view AND v.relkind = 'v'
+                          AND v.relowner = (SELECT c.relowner FROM pg_class c WHERE c.oid = relation)))
+       AND NOT EXISTS (SELECT FROM unnest(columns) n
+                        WHERE n IS NOT NULL
+                          AND NOT EXISTS (SELECT FROM pg_attribute a
+                                           WHERE a.attrelid = relation AND a.attname = n AND a.attnum > 0 AND NOT a.attisdropped))
+$$;
+COMMENT ON FUNCTION shred.catalog_row_ok(pg_catalog.regclass, pg_catalog.regclass, pg_catalog.name[]) IS
+    'Row-level security check of the protected-table catalog: a permanent table the role owns, existing columns, a view of the same owner.';
+
+ALTER TABLE shred.protected_table ENABLE ROW LEVEL SECURITY;
+ALTER TABLE shred.protected_column ENABLE ROW LEVEL SECURITY;
+CREATE POLICY readable ON shred.protected_table FOR SELECT USING (true);
+CREATE POLICY readable ON shred.protected_column FOR SELECT USING (true);
+-- Rows of a table that no longer exists (dropped) may be removed by anyone.
+CREATE POLICY table_owner ON shred.protected_table FOR ALL
+    USING (COALESCE(pg_catalog.pg_has_role((SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) relation), 'USAGE'), true))
+    WITH CHECK (shred.catalog_row_ok(relation, view, ARRAY[subject_column]));
+CREATE POLICY table_owner ON shred.protected_column FOR ALL
+    USING (COALESCE(pg_catalog.pg_has_role((SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) relation), 'USAGE'), true))
+    WITH CHECK (shred.catalog_row_ok(relation, NULL, ARRAY[column_name, blind_index_column]));
+GRANT SELECT, INSERT, UPDATE, DELETE ON shred.protected_table, shred.protected_column TO PUBLIC;
 
 -- The SQL type a kind is sealed as, and the function that opens it.
 CREATE FUNCTION shred.kind_type(kind pg_catalog.text) RETURNS pg_catalog.text
@@ -470,35 +494,34 @@ CREATE FUNCTION shred.open_expr(c shred.protected_column, t shred.protected_tabl
 AS $$
     SELECT CASE WHEN c.tombstone IS NULL
                 THEN format('%s(%s%I, shred.row_context(%L, %s))::%s', shred.kind_opener(c.kind), shred.qualifier(rel),
-                            c.column_name, c.context, shred.subject_expr(t, rel), c.plain_type)
+                            c.column_name, c.context, shred.subject_expr(t, rel), format_type(c.plain_type, c.plain_typmod))
                 ELSE format('COALESCE(%s(%s%I, shred.row_context(%L, %s)), CASE WHEN %s%I IS NULL THEN NULL ELSE %L::%s END)::%s',
                             shred.kind_opener(c.kind), shred.qualifier(rel), c.column_name, c.context, shred.subject_expr(t, rel),
-                            shred.qualifier(rel), c.column_name, c.tombstone, shred.kind_type(c.kind), c.plain_type)
+                            shred.qualifier(rel), c.column_name, c.tombstone, shred.kind_type(c.kind),
+                            format_type(c.plain_type, c.plain_typmod))
            END
 $$;
 COMMENT ON FUNCTION shred.open_expr(shred.protected_column, shred.protected_table, pg_catalog.text) IS
     'SQL expression opening a protected column of a row into its original type (or its tombstone once the subject is erased).';
 
--- (Re)create the plaintext view of a protected table from the catalog: the table's columns in
--- order (blind-index columns left out), protected ones opened and cast back to their type,
--- the tombstone where a subject is erased; the base table's column defaults are copied.
-CREATE FUNCTION shred.refresh_view(tbl pg_catalog.regclass, target pg_catalog.text DEFAULT NULL)
-    RETURNS pg_catalog.regclass
-    LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+-- The SELECT behind the plaintext view of a protected table (alias b): the table's columns in
+-- order (blind-index columns left out), protected ones opened and cast back to their type, the
+-- tombstone where a subject is erased. Also what shred.export_subject reads, so an export never
+-- runs the view's (owner-editable) definition.
+CREATE FUNCTION shred.select_plain(tbl pg_catalog.regclass)
+    RETURNS pg_catalog.text
+    LANGUAGE plpgsql STABLE PARALLEL SAFE
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     t shred.protected_table;
     a record;
     items text[] := '{}';
-    expr text;
-    v regclass;
 BEGIN
     SELECT * INTO t FROM shred.protected_table p WHERE p.relation = tbl;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'pg_shred: table % is not protected', tbl USING ERRCODE = 'undefined_object';
     END IF;
-    target := coalesce(target, t.view::text);
     FOR a IN
         SELECT att.attname, pc.kind, shred.open_expr(pc, t, 'b') AS opener
           FROM pg_attribute att
@@ -508,10 +531,28 @@ BEGIN
                                     WHERE c.relation = tbl AND c.blind_index_column IS NOT NULL)
          ORDER BY att.attnum
     LOOP
-        expr := CASE WHEN a.kind IS NULL THEN format('b.%I', a.attname) ELSE a.opener END;
-        items := items || format('%s AS %I', expr, a.attname);
+        items := items || format('%s AS %I', CASE WHEN a.kind IS NULL THEN format('b.%I', a.attname) ELSE a.opener END, a.attname);
     END LOOP;
-    EXECUTE format('CREATE OR REPLACE VIEW %s AS SELECT %s FROM %s b', target, array_to_string(items, ', '), tbl);
+    RETURN format('SELECT %s FROM %s b', array_to_string(items, ', '), tbl);
+END
+$$;
+COMMENT ON FUNCTION shred.select_plain(pg_catalog.regclass) IS
+    'The SELECT (alias b) that shows a protected table in plaintext: the body of its view.';
+
+-- (Re)create the plaintext view of a protected table from the catalog; the base table's column
+-- defaults are copied to it.
+CREATE FUNCTION shred.refresh_view(tbl pg_catalog.regclass, target pg_catalog.text DEFAULT NULL)
+    RETURNS pg_catalog.regclass
+    LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    a record;
+    v regclass;
+BEGIN
+    target := coalesce(target, (SELECT p.view::text FROM shred.protected_table p WHERE p.relation = tbl));
+    -- security_invoker: readers need their own privileges (and row security) on the table
+    EXECUTE format('CREATE OR REPLACE VIEW %s WITH (security_invoker = true) AS %s', target, shred.select_plain(tbl));
     v := target::regclass;
     FOR a IN
         SELECT att.attname, pg_get_expr(d.adbin, d.adrelid) AS def
@@ -588,6 +629,12 @@ BEGIN
         RAISE EXCEPTION 'pg_shred: column % of table % does not exist', quote_ident(subject_column), tbl
             USING ERRCODE = 'undefined_column';
     END IF;
+    IF subject_type NOT IN ('text'::regtype, 'character varying'::regtype, 'smallint'::regtype, 'integer'::regtype,
+                            'bigint'::regtype, 'numeric'::regtype, 'uuid'::regtype) THEN
+        RAISE EXCEPTION 'pg_shred: the subject column % has type %, whose text form is not stable', quote_ident(subject_column), subject_type
+            USING ERRCODE = 'feature_not_supported',
+                  HINT = 'Use a text, varchar, integer, bigint, numeric or uuid column as the subject.';
+    END IF;
     IF subject_column = ANY (columns) THEN
         RAISE EXCEPTION 'pg_shred: the subject column cannot be protected itself' USING ERRCODE = 'invalid_parameter_value';
     END IF;
@@ -605,8 +652,8 @@ BEGIN
     subject_expr := format('(%L || %I::pg_catalog.text)', subject_prefix, subject_column);
 
     FOREACH col IN ARRAY columns LOOP
-        SELECT att.attnum, att.atttypid::regtype AS typ, format_type(att.atttypid, att.atttypmod) AS plain_type,
-               att.atthasdef
+        SELECT att.attnum, att.atttypid::regtype AS typ, att.atttypmod AS typmod,
+               format_type(att.atttypid, att.atttypmod) AS plain_type, att.atthasdef
           INTO a FROM pg_attribute att
          WHERE att.attrelid = tbl AND att.attname = col AND att.attnum > 0 AND NOT att.attisdropped;
         IF NOT FOUND THEN
@@ -640,8 +687,8 @@ BEGIN
         END IF;
         alters := alters || format('ALTER COLUMN %I TYPE shred.sealed USING CASE WHEN %I IS NULL THEN NULL ELSE shred.seal(%s, %I::%s, shred.row_context(%L, %s)) END',
                                    col, col, subject_expr, col, shred.kind_type(kind), ctx, subject_expr);
-        INSERT INTO shred.protected_column (relation, column_name, kind, plain_type, context, blind_index_column, normalization)
-        VALUES (tbl, col, kind, a.plain_type, ctx, bidx, CASE WHEN bidx IS NOT NULL THEN normalization END);
+        INSERT INTO shred.protected_column (relation, column_name, kind, plain_type, plain_typmod, context, blind_index_column, normalization)
+        VALUES (tbl, col, kind, a.typ, a.typmod, ctx, bidx, CASE WHEN bidx IS NOT NULL THEN normalization END);
     END LOOP;
     -- One rewrite of the table for all columns: every existing value sealed, atomically.
     EXECUTE format('ALTER TABLE %s %s', tbl, array_to_string(alters, ', '));
@@ -680,6 +727,9 @@ DECLARE
     vals text[] := '{}';
     keys text[] := '{}';
     subject_expr text;
+    unchanged text;
+    sealed text;
+    indexed text;
     overriding text := '';
 BEGIN
     SELECT * INTO t FROM shred.protected_table p WHERE p.view = TG_RELID;
@@ -696,8 +746,9 @@ BEGIN
           FROM pg_attribute att
           LEFT JOIN shred.protected_column pc ON pc.relation = t.relation AND pc.column_name = att.attname
          WHERE att.attrelid = t.relation AND att.attnum > 0 AND NOT att.attisdropped
-           AND att.attname NOT IN (SELECT c.blind_index_column FROM shred.protected_column c
-                                    WHERE c.relation = t.relation AND c.blind_index_column IS NOT NULL)
+           -- columns added to the table after protect() are not in the view: left to their defaults
+           AND EXISTS (SELECT FROM pg_attribute va WHERE va.attrelid = t.view AND va.attname = att.attname
+                          AND va.attnum > 0 AND NOT va.attisdropped)
          ORDER BY att.attnum
     LOOP
         IF a.is_key THEN
@@ -713,11 +764,23 @@ BEGIN
         IF a.kind IS NULL THEN
             vals := vals || format('r.%I', a.attname);
         ELSE
-            vals := vals || format('CASE WHEN r.%I IS NULL THEN NULL ELSE shred.seal(%s, r.%I::%s, shred.row_context(%L, %s)) END',
-                                   a.attname, subject_expr, a.attname, shred.kind_type(a.kind), a.context, subject_expr);
+            sealed := format('CASE WHEN r.%I IS NULL THEN NULL ELSE shred.seal(%s, r.%I::%s, shred.row_context(%L, %s)) END',
+                             a.attname, subject_expr, a.attname, shred.kind_type(a.kind), a.context, subject_expr);
+            indexed := format('shred.blind_index(r.%I::pg_catalog.text, %L, %L)', a.attname, a.context, a.normalization);
+            IF TG_OP = 'UPDATE' THEN
+                -- An UPDATE keeps the stored envelope (and index) of a value it does not change,
+                -- so an erased value or its tombstone is never sealed again under a new DEK.
+                unchanged := format('r.%I IS NOT DISTINCT FROM o.%I AND %s IS NOT DISTINCT FROM %s',
+                                    a.attname, a.attname, subject_expr, shred.subject_expr(t, 'o'));
+                sealed := format('CASE WHEN %s THEN b.%I ELSE %s END', unchanged, a.attname, sealed);
+                IF a.blind_index_column IS NOT NULL THEN
+                    indexed := format('CASE WHEN %s THEN b.%I ELSE %s END', unchanged, a.blind_index_column, indexed);
+                END IF;
+            END IF;
+            vals := vals || sealed;
             IF a.blind_index_column IS NOT NULL THEN
                 cols := cols || quote_ident(a.blind_index_column);
-                vals := vals || format('shred.blind_index(r.%I::pg_catalog.text, %L, %L)', a.attname, a.context, a.normalization);
+                vals := vals || indexed;
             END IF;
         END IF;
     END LOOP;
@@ -759,7 +822,8 @@ BEGIN
         RAISE EXCEPTION 'pg_shred: table % is not protected', tbl USING ERRCODE = 'undefined_object';
     END IF;
     FOR c IN SELECT * FROM shred.protected_column pc WHERE pc.relation = tbl LOOP
-        alters := alters || format('ALTER COLUMN %I TYPE %s USING %s', c.column_name, c.plain_type, shred.open_expr(c, t, ''));
+        alters := alters || format('ALTER COLUMN %I TYPE %s USING %s', c.column_name,
+                                   format_type(c.plain_type, c.plain_typmod), shred.open_expr(c, t, ''));
         IF c.blind_index_column IS NOT NULL THEN
             alters := alters || format('DROP COLUMN %I', c.blind_index_column);
         END IF;
@@ -833,8 +897,7 @@ DECLARE
     tables jsonb := '{}';
 BEGIN
     FOR t IN SELECT * FROM shred.protected_table p ORDER BY p.relation::text LOOP
-        EXECUTE format('SELECT jsonb_agg(to_jsonb(v)) FROM %s v WHERE (%L || v.%I::pg_catalog.text) = $1',
-                       t.view, t.subject_prefix, t.subject_column)
+        EXECUTE format('SELECT jsonb_agg(to_jsonb(x)) FROM (%s WHERE %s = $1) x', shred.select_plain(t.relation), shred.subject_expr(t, 'b'))
             INTO rows USING subject;
         IF rows IS NOT NULL THEN
             tables := tables || jsonb_build_object(t.relation::text, rows);
@@ -847,7 +910,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION shred.export_subject(pg_catalog.text) IS
-    'All rows of a data subject in every protected table, read through the plaintext views (decrypted; erased values as their tombstone), as jsonb {"subject", "exported_at", "tables": {"<table>": [rows]}}; NULL when there is none. Needs shred_reader and SELECT on the views.';
+    'All rows of a data subject in every protected table, decrypted as the plaintext views show them (erased values as their tombstone), as jsonb {"subject", "exported_at", "tables": {"<table>": [rows]}}; NULL when there is none. Reads the tables themselves (never the views'' definitions) with the caller''s rights: needs shred_reader and SELECT on the tables.';
 
 -- Protected values that do not open: malformed envelopes and values that fail authentication.
 CREATE FUNCTION shred.check()
@@ -948,23 +1011,34 @@ CREATE FUNCTION shred.follow_drops()
 AS $$
 DECLARE
     t shred.protected_table;
+    dropped oid[];
 BEGIN
+    SELECT array_agg(d.objid) INTO dropped FROM pg_event_trigger_dropped_objects() d
+     WHERE d.classid = 'pg_class'::regclass AND d.objsubid = 0;
     FOR t IN SELECT p.* FROM shred.protected_table p
-              WHERE p.view IN (SELECT d.objid FROM pg_event_trigger_dropped_objects() d WHERE d.classid = 'pg_class'::regclass)
-                 OR p.relation IN (SELECT d.objid FROM pg_event_trigger_dropped_objects() d WHERE d.classid = 'pg_class'::regclass) LOOP
-        IF t.relation NOT IN (SELECT d.objid FROM pg_event_trigger_dropped_objects() d
-                               WHERE d.classid = 'pg_class'::regclass AND d.objsubid = 0) THEN
+              WHERE p.relation IN (SELECT d.objid FROM pg_event_trigger_dropped_objects() d WHERE d.classid = 'pg_class'::regclass)
+                 OR p.view = ANY (dropped) LOOP
+        IF t.relation = ANY (dropped) THEN
+            DELETE FROM shred.protected_column pc WHERE pc.relation = t.relation;
+            DELETE FROM shred.protected_table p WHERE p.relation = t.relation;
+        ELSIF t.view = ANY (dropped) THEN
             RAISE EXCEPTION 'pg_shred: this would drop the plaintext view of protected table %', t.relation
                 USING ERRCODE = 'dependent_objects_still_exist',
                       HINT = 'Call shred.unprotect() to turn the table back into plain columns, or drop the table.';
+        ELSIF EXISTS (SELECT FROM (SELECT t.subject_column AS n
+                                   UNION ALL SELECT pc.column_name FROM shred.protected_column pc WHERE pc.relation = t.relation
+                                   UNION ALL SELECT pc.blind_index_column FROM shred.protected_column pc WHERE pc.relation = t.relation) c
+                       WHERE c.n IS NOT NULL
+                         AND NOT EXISTS (SELECT FROM pg_attribute att WHERE att.attrelid = t.relation AND att.attname = c.n AND NOT att.attisdropped)) THEN
+            RAISE EXCEPTION 'pg_shred: this would drop a protected, subject or blind-index column of table %', t.relation
+                USING ERRCODE = 'dependent_objects_still_exist',
+                      HINT = 'Call shred.unprotect() first.';
         END IF;
-        DELETE FROM shred.protected_column pc WHERE pc.relation = t.relation;
-        DELETE FROM shred.protected_table p WHERE p.relation = t.relation;
     END LOOP;
 END
 $$;
 COMMENT ON FUNCTION shred.follow_drops() IS
-    'Event trigger: DROP TABLE of a protected table removes its catalog rows; dropping only its plaintext view is refused.';
+    'Event trigger: DROP TABLE of a protected table removes its catalog rows; dropping only its plaintext view, or a protected, subject or blind-index column, is refused.';
 CREATE EVENT TRIGGER pg_shred_follow_drops ON sql_drop
     EXECUTE FUNCTION shred.follow_drops();
 
@@ -983,6 +1057,8 @@ REVOKE ALL ON FUNCTION
     shred.open_expr(shred.protected_column, shred.protected_table, pg_catalog.text),
     shred.subject_expr(shred.protected_table, pg_catalog.text),
     shred.qualifier(pg_catalog.text),
+    shred.select_plain(pg_catalog.regclass),
+    shred.catalog_row_ok(pg_catalog.regclass, pg_catalog.regclass, pg_catalog.name[]),
     shred.protected_view_write(),
     shred.follow_renames(),
     shred.follow_drops()
@@ -995,7 +1071,8 @@ GRANT EXECUTE ON FUNCTION
     shred.set_tombstone(pg_catalog.regclass, pg_catalog.name, pg_catalog.text),
     shred.refresh_view(pg_catalog.regclass, pg_catalog.text),
     shred.check(),
-    shred.protected_view_write()   -- CREATE TRIGGER in protect() needs it; triggers fire without it
+    shred.protected_view_write(),  -- CREATE TRIGGER in protect() needs it; triggers fire without it
+    shred.catalog_row_ok(pg_catalog.regclass, pg_catalog.regclass, pg_catalog.name[])  -- the catalog's row security
 TO shred_admin;
 GRANT EXECUTE ON FUNCTION shred.subject_footprint(pg_catalog.text), shred.export_subject(pg_catalog.text)
 TO shred_reader, shred_eraser, shred_admin;
@@ -1007,5 +1084,6 @@ GRANT EXECUTE ON FUNCTION
     shred.row_context(pg_catalog.text, pg_catalog.text),
     shred.open_expr(shred.protected_column, shred.protected_table, pg_catalog.text),
     shred.subject_expr(shred.protected_table, pg_catalog.text),
-    shred.qualifier(pg_catalog.text)
+    shred.qualifier(pg_catalog.text),
+    shred.select_plain(pg_catalog.regclass)
 TO shred_reader, shred_writer, shred_eraser, shred_admin;

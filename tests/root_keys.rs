@@ -388,6 +388,27 @@ fn root_key_command() {
     assert_eq!(sqlstate(open(&mut s, &env)), "57014");
     s.batch_execute("RESET statement_timeout").unwrap();
     wait_for("the key command to be killed", || !process_running(&["sleep", "988"]));
+    // Terminating the backend (FATAL: no Rust destructor runs) kills the command too.
+    let pid: i32 = s.query_one("SELECT pg_backend_pid()", &[]).unwrap().get(0);
+    s.batch_execute("SET shred.root_key_command = 'sleep 989'").unwrap();
+    let env2 = env.clone();
+    let hung = thread::spawn(move || s.query_one("SELECT shred.open($1::text::shred.sealed)", &[&env2]).is_err());
+    wait_for("the key command to start", || process_running(&["sleep", "989"]));
+    c.query_one("SELECT pg_terminate_backend($1)", &[&pid]).unwrap();
+    assert!(hung.join().unwrap());
+    wait_for("the key command of a terminated backend to be killed", || !process_running(&["sleep", "989"]));
+
+    // The command inherits no descriptor of the backend (client socket, data files).
+    let fds = dir().join("rk_command_fds.txt");
+    let mut f = connect("rk_command");
+    f.batch_execute(&format!(
+        "SET shred.root_key_file = ''; SET shred.root_key_command = 'ls -l /proc/$$/fd > {}; cat {ring}'",
+        fds.display()
+    ))
+    .unwrap();
+    assert_eq!(open(&mut f, &env).unwrap().as_deref(), Some("through a command"));
+    let listing = std::fs::read_to_string(&fds).unwrap();
+    assert!(!listing.contains("socket:") && !listing.contains("/base/"), "descriptors leaked to the command:\n{listing}");
 }
 
 /// Resets the key sources changed with ALTER SYSTEM by a test, and reloads, even on failure.

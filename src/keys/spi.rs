@@ -218,6 +218,14 @@ pub fn run<R>(
 /// owner, so that its triggers and policies never run with more rights than the owner has.
 /// Returns the number of rows processed.
 pub fn run_as(role: pg_sys::Oid, sql: &CStr, texts: pg_sys::Datum) -> Result<u64, ShredError> {
+    let _settings = LocalSettings::enter(&[
+        // names the statement does not qualify cannot be captured by the caller's or the
+        // owner's schemas
+        (c"search_path", c"pg_catalog, pg_temp"),
+        // the table's ordinary triggers do not fire: neither the owner's code nor a trigger
+        // that fails can run inside, or block, an erasure
+        (c"session_replication_role", c"replica"),
+    ]);
     let _role = AsOwner::switch_to(role);
     Spi::connect(|_client| {
         let mut argtypes = [pg_sys::TEXTARRAYOID];
@@ -241,4 +249,45 @@ pub fn run_as(role: pg_sys::Oid, sql: &CStr, texts: pg_sys::Datum) -> Result<u64
         // SAFETY: set by the statement just run on this connection.
         Ok(unsafe { pg_sys::SPI_processed })
     })
+}
+
+/// Settings changed for the duration of one statement in a new GUC nest level, as PostgreSQL
+/// does around maintenance it runs for a table's owner: dropped, it restores every setting
+/// changed at that level, including any a trigger or policy changed (after an ERROR, the
+/// transaction's abort does).
+struct LocalSettings {
+    level: i32,
+}
+
+impl LocalSettings {
+    fn enter(settings: &[(&CStr, &CStr)]) -> Self {
+        // SAFETY: a new nest level, closed in drop; set_config_option with PGC_SUSET applies
+        // these settings whatever the current role may set (as PostgreSQL's own code does).
+        unsafe {
+            let level = pg_sys::NewGUCNestLevel();
+            for (name, value) in settings {
+                pg_sys::set_config_option(
+                    name.as_ptr(),
+                    value.as_ptr(),
+                    pg_sys::GucContext::PGC_SUSET,
+                    pg_sys::GucSource::PGC_S_SESSION,
+                    pg_sys::GucAction::GUC_ACTION_SAVE,
+                    true,
+                    0,
+                    false,
+                );
+            }
+            LocalSettings { level }
+        }
+    }
+}
+
+impl Drop for LocalSettings {
+    fn drop(&mut self) {
+        // While an ERROR unwinds, the transaction's abort closes the level instead.
+        if !std::thread::panicking() {
+            // SAFETY: closes the level opened in enter(), restoring the previous values.
+            unsafe { pg_sys::AtEOXact_GUC(false, self.level) };
+        }
+    }
 }

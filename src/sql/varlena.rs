@@ -46,5 +46,5 @@ unsafe impl BoxRet for Varlena {
     }
 }
 
-// The SQL type is declared by hand in sql/bootstrap.sql (text, bytea or shred.sealed).
+// The SQL type is declared by hand in sql/pg_shred--*.sql (text, bytea or shred.sealed).
 pgrx::impl_sql_translatable!(Varlena, "bytea");

@@ -1074,8 +1074,8 @@ GRANT EXECUTE ON FUNCTION
     shred.protected_view_write(),  -- CREATE TRIGGER in protect() needs it; triggers fire without it
     shred.catalog_row_ok(pg_catalog.regclass, pg_catalog.regclass, pg_catalog.name[])  -- the catalog's row security
 TO shred_admin;
-GRANT EXECUTE ON FUNCTION shred.subject_footprint(pg_catalog.text), shred.export_subject(pg_catalog.text)
-TO shred_reader, shred_eraser, shred_admin;
+GRANT EXECUTE ON FUNCTION shred.subject_footprint(pg_catalog.text) TO shred_reader, shred_eraser, shred_admin;
+GRANT EXECUTE ON FUNCTION shred.export_subject(pg_catalog.text) TO shred_reader;  -- it opens values
 -- String helpers the views and their trigger call with the caller's rights: no data, no keys.
 GRANT EXECUTE ON FUNCTION
     shred.sealing_kind(pg_catalog.regtype),

@@ -276,9 +276,22 @@ fn erasure_reaches_views_indexes_and_exports() {
          CREATE TRIGGER boom BEFORE UPDATE ON customer FOR EACH STATEMENT EXECUTE FUNCTION boom();",
     )
     .unwrap();
+    // A protected table that cannot hold the subject (or holds no row of it) is never written,
+    // so even its ENABLE ALWAYS trigger neither fires nor blocks the erasure.
+    c.batch_execute(
+        "CREATE TABLE decoy (id text PRIMARY KEY, secret text);
+         SELECT shred.protect('decoy', 'id', ARRAY['secret'], searchable => ARRAY['secret']);
+         CREATE TRIGGER boom BEFORE UPDATE ON decoy FOR EACH STATEMENT EXECUTE FUNCTION boom();
+         ALTER TABLE decoy ENABLE ALWAYS TRIGGER boom;
+         INSERT INTO decoy_plain VALUES ('someone', 'x');",
+    )
+    .unwrap();
     c.batch_execute("SELECT shred.erase('customer:3')").unwrap();
     assert_eq!(rows(&mut c, "SELECT count(*) FROM customer WHERE id = 3 AND email_bidx IS NULL"), vec!["1"]);
     c.batch_execute("DROP TRIGGER boom ON customer").unwrap();
+    // ... but a table holding the subject's rows is, and its ALWAYS trigger can refuse.
+    assert_eq!(message(c.batch_execute("SELECT shred.erase('someone')")), "boom");
+    c.batch_execute("DROP TABLE decoy CASCADE").unwrap();
     // G6: Bob's e-mail envelope copied into Ada's row does not open there.
     c.batch_execute("UPDATE customer SET email = (SELECT email FROM customer WHERE id = 2) WHERE id = 1").unwrap();
     assert_eq!(sqlstate(c.batch_execute("SELECT * FROM customer_plain WHERE id = 1")), "22000");

@@ -65,9 +65,11 @@ impl fmt::Display for CryptoError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             CryptoError::MalformedEnvelope(why) => write!(f, "malformed envelope: {why}"),
-            CryptoError::UnsupportedVersion(v) => {
+            // Only small numbers are shown: a larger first byte is input, not a version.
+            CryptoError::UnsupportedVersion(v) if *v < 16 => {
                 write!(f, "unsupported envelope format version {v}")
             }
+            CryptoError::UnsupportedVersion(_) => write!(f, "unsupported envelope format"),
             CryptoError::AuthenticationFailed => write!(f, "envelope authentication failed"),
             CryptoError::UnwrapFailed => write!(f, "wrapped DEK authentication failed"),
             CryptoError::MalformedWrappedKey => write!(f, "malformed wrapped DEK"),

@@ -108,6 +108,12 @@ pub fn run(command: &str, timeout: Duration) -> Result<Zeroizing<Vec<u8>>, Shred
         let ready = unsafe { libc::poll(&mut pfd, 1, wait.as_millis() as libc::c_int) };
         pgrx::check_for_interrupts!();
         if ready <= 0 {
+            // The shell has exited and its output is drained: a background child it left
+            // holding the pipe open is not waited for.
+            let exited = running.0.as_mut().map(|c| matches!(c.try_wait(), Ok(Some(_)))).unwrap_or(false);
+            if exited {
+                break;
+            }
             continue;
         }
         let n = match stdout.read(chunk.as_mut_slice()) {

@@ -96,8 +96,14 @@ static RETIRE_VERSION: Plan = Plan::new(
     &[pg_sys::INT4OID],
 );
 
+/// For each protected table with blind indexes whose subject prefix fits one of the subjects
+/// in $1: its owner, a query that tells whether it holds rows of those subjects, and the
+/// UPDATE that clears their blind indexes. Tables that cannot hold the subjects are never
+/// touched.
 static BLIND_INDEX_SCRUBS: Plan = Plan::new(
     c"SELECT c.relowner::pg_catalog.int8,
+             pg_catalog.format('SELECT 1 FROM %I.%I WHERE (%L OPERATOR(pg_catalog.||) %I::pg_catalog.text) OPERATOR(pg_catalog.=) ANY ($1) LIMIT 1',
+                               n.nspname, c.relname, t.subject_prefix, t.subject_column),
              pg_catalog.format('UPDATE %I.%I SET %s WHERE (%L OPERATOR(pg_catalog.||) %I::pg_catalog.text) OPERATOR(pg_catalog.=) ANY ($1)',
                                n.nspname, c.relname,
                                pg_catalog.string_agg(pg_catalog.format('%I = NULL', pc.blind_index_column), ', '),
@@ -107,8 +113,10 @@ static BLIND_INDEX_SCRUBS: Plan = Plan::new(
         JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.relation
         JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
        WHERE pc.blind_index_column IS NOT NULL
+         AND EXISTS (SELECT FROM pg_catalog.unnest($1::pg_catalog.text[]) s
+                      WHERE pg_catalog.starts_with(s, t.subject_prefix))
        GROUP BY c.relowner, n.nspname, c.relname, t.subject_prefix, t.subject_column",
-    &[],
+    &[pg_sys::TEXTARRAYOID],
 );
 
 static INSERT_VERSION: Plan = Plan::new(
@@ -412,25 +420,32 @@ pub fn erase_many(subjects: pg_sys::Datum, count: i64) -> Result<i64, ShredError
 }
 
 /// Clear the blind indexes of the data subjects in `subjects` (a `text[]` datum) in every
-/// protected table, in the caller's transaction: an erased subject's rows can no longer be
-/// found by value. Each UPDATE runs as the table's owner (security-restricted), never with the
-/// key store owner's rights. Nothing to do before the catalog exists (0.1.0 schema).
+/// protected table that holds rows of them, in the caller's transaction: an erased subject's
+/// rows can no longer be found by value. Each statement runs as the table's owner
+/// (security-restricted, ordinary triggers off, see `spi::run_as`), never with the key store
+/// owner's rights; a table is updated only when a plain query found rows of the subjects in
+/// it, so no trigger of a table that cannot hold them ever fires. Nothing to do before the
+/// catalog exists (0.1.0 schema).
 pub fn scrub_blind_indexes(subjects: pg_sys::Datum) -> Result<(), ShredError> {
     if scan::relation(c"protected_table").is_err() {
         return Ok(());
     }
-    let scrubs = run(&BLIND_INDEX_SCRUBS, &[], Mode::Write, 0, |rows| {
+    let scrubs = run(&BLIND_INDEX_SCRUBS, &[Arg::Datum(subjects)], Mode::Write, 0, |rows| {
         rows.iter()
             .map(|r| {
                 let owner = r.int8(1).ok_or_else(|| missing("table owner"))? as u32;
-                let sql = r.bytes(2).ok_or_else(|| missing("statement"))?;
-                let sql = std::ffi::CString::new(sql).map_err(|_| missing("statement"))?;
-                Ok((pg_sys::Oid::from(owner), sql))
+                let statement = |col| {
+                    let sql = r.bytes(col).ok_or_else(|| missing("statement"))?;
+                    std::ffi::CString::new(sql).map_err(|_| missing("statement"))
+                };
+                Ok((pg_sys::Oid::from(owner), statement(2)?, statement(3)?))
             })
             .collect::<Result<Vec<_>, ShredError>>()
     })?;
-    for (owner, sql) in scrubs {
-        super::spi::run_as(owner, &sql, subjects)?;
+    for (owner, holds_rows, clear) in scrubs {
+        if super::spi::run_as(owner, &holds_rows, subjects)? > 0 {
+            super::spi::run_as(owner, &clear, subjects)?;
+        }
     }
     Ok(())
 }

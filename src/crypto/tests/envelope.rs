@@ -550,3 +550,11 @@ fn mutated_v2_envelopes_never_open_to_something_else() {
         }
     }
 }
+
+#[test]
+fn unsupported_version_message_never_echoes_input() {
+    // A small first byte may be a future format version and is named; a larger one is input
+    // (e.g. plaintext given where an envelope belongs) and is not echoed.
+    assert_eq!(CryptoError::UnsupportedVersion(3).to_string(), "unsupported envelope format version 3");
+    assert_eq!(CryptoError::UnsupportedVersion(b'p').to_string(), "unsupported envelope format");
+}

@@ -186,6 +186,30 @@ GRANT EXECUTE ON PROCEDURE shred.rotate_root_key(pg_catalog.int4) TO shred_admin
 GRANT SELECT ON shred.root_key_status TO shred_admin;
 
 -----------------------------------------------------------------------------------------------
+-- Erasure records: each erased DEK's key id, when, and a keyed digest of the data subject
+-- (HMAC-SHA256 under a key kept in the key store), never the subject itself.
+-----------------------------------------------------------------------------------------------
+CREATE TABLE shred.erasure_log (
+    key_id          pg_catalog.int8 CONSTRAINT erasure_log_pkey PRIMARY KEY,
+    subject_digest  pg_catalog.bytea NOT NULL CHECK (pg_catalog.length(subject_digest) OPERATOR(pg_catalog.=) 32),
+    erased_at       pg_catalog.timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+CREATE INDEX erasure_log_subject_digest ON shred.erasure_log (subject_digest);
+COMMENT ON TABLE shred.erasure_log IS
+    'One row per erased DEK: key id, keyed digest of the data subject (HMAC-SHA256, see shred.erased_at), time of the erasure. Written by shred.erase in the erasing transaction; kept by pg_dump.';
+SELECT pg_catalog.pg_extension_config_dump('shred.erasure_log', '');
+REVOKE ALL ON shred.erasure_log FROM PUBLIC;
+
+CREATE FUNCTION shred.erased_at(subject pg_catalog.text)
+    RETURNS pg_catalog.timestamptz
+    LANGUAGE c VOLATILE STRICT PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'erased_at_wrapper';
+COMMENT ON FUNCTION shred.erased_at(pg_catalog.text) IS
+    'When a data subject was last erased, from shred.erasure_log (matched by the keyed digest of the subject); NULL when there is no record.';
+REVOKE ALL ON FUNCTION shred.erased_at(pg_catalog.text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION shred.erased_at(pg_catalog.text) TO shred_eraser, shred_admin;
+GRANT SELECT ON shred.erasure_log TO shred_eraser, shred_admin;
+
+-----------------------------------------------------------------------------------------------
 -- Typed plaintexts (envelope format v2 records the type; each opens only as its own type).
 -- numeric and jsonb are sealed as their canonical text by SQL wrappers; every name in them is
 -- qualified, so the caller's search_path cannot change what they call.
@@ -923,18 +947,24 @@ DECLARE
     c shred.protected_column;
     r record;
     erased_values int8;
+    missing int8;
     bad int8;
 BEGIN
     FOR c IN SELECT * FROM shred.protected_column pc ORDER BY pc.relation::text, pc.column_name LOOP
         SELECT * INTO t FROM shred.protected_table p WHERE p.relation = c.relation;
         CONTINUE WHEN NOT FOUND;
         erased_values := 0;
+        missing := 0;
         bad := 0;
         FOR r IN EXECUTE format('SELECT b.%I AS v, %s AS s FROM %s b WHERE b.%I IS NOT NULL',
                                 c.column_name, shred.subject_expr(t, 'b'), c.relation, c.column_name) LOOP
             BEGIN
                 IF shred.is_erased(r.v) THEN
-                    erased_values := erased_values + 1;
+                    IF EXISTS (SELECT FROM shred.erasure_log l WHERE l.key_id = shred.key_id(r.v)) THEN
+                        erased_values := erased_values + 1;
+                    ELSE
+                        missing := missing + 1;
+                    END IF;
                 ELSE
                     EXECUTE format('SELECT %s($1, shred.row_context($2, $3)) IS NULL', shred.kind_opener(c.kind))
                         USING r.v, c.context, r.s;
@@ -947,6 +977,10 @@ BEGIN
             relation := c.relation; column_name := c.column_name; problem := 'does not open'; value_count := bad;
             RETURN NEXT;
         END IF;
+        IF missing > 0 THEN
+            relation := c.relation; column_name := c.column_name; problem := 'DEK missing (not erased)'; value_count := missing;
+            RETURN NEXT;
+        END IF;
         IF erased_values > 0 THEN
             relation := c.relation; column_name := c.column_name; problem := 'erased'; value_count := erased_values;
             RETURN NEXT;
@@ -955,7 +989,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION shred.check() IS
-    'Scan every protected column: values that do not open (altered or misplaced envelope, wrong root key) and values whose data subject is erased, with counts. Needs shred_reader.';
+    'Scan every protected column: values that do not open (altered or misplaced envelope, wrong root key), values whose DEK is missing without an erasure record, and values whose data subject was erased, with counts. Needs shred_reader and SELECT on shred.erasure_log (shred_admin has it).';
 
 -- Column renames: keep the catalog's column names, and the view's, in step (table and view
 -- renames need nothing: the catalog holds regclass values).

@@ -23,8 +23,11 @@ fn open(c: &mut postgres::Client, env: &str, context: &str) -> Option<String> {
     c.query_one(OPEN, &[&env, &context]).expect("open").get(0)
 }
 
+/// DEKs of data subjects (pg_shred's own keys, under reserved `pg_shred:` subjects, left out).
 fn key_count(c: &mut postgres::Client) -> i64 {
-    c.query_one("SELECT count(*) FROM shred.subject_key", &[]).expect("count").get(0)
+    c.query_one("SELECT count(*) FROM shred.subject_key WHERE NOT starts_with(subject, 'pg_shred:')", &[])
+        .expect("count")
+        .get(0)
 }
 
 /// C1, H4: session A opens (DEK in use), session B erases and commits: A's next open is NULL.

@@ -231,6 +231,7 @@ fn erasure_reaches_views_indexes_and_exports() {
 
     c.batch_execute("BEGIN; SELECT shred.erase('customer:1'); ROLLBACK").unwrap();
     let mut other = connect("pt_erase");
+    assert_eq!(rows(&mut other, "SELECT shred.erased_at('customer:1')"), vec!["∅"]);
     assert_eq!(rows(&mut other, lookup), vec!["1"]);
     assert_eq!(rows(&mut other, pseudonym), p1);
     assert_eq!(rows(&mut other, "SELECT name FROM customer_plain WHERE id = 1"), vec!["Ada"]);
@@ -238,6 +239,9 @@ fn erasure_reaches_views_indexes_and_exports() {
     c.batch_execute("SELECT shred.set_tombstone('customer', 'name', '[erased]')").unwrap();
     c.batch_execute("SELECT shred.erase('customer:1')").unwrap();
     assert_eq!(rows(&mut other, lookup), Vec::<String>::new());
+    // the erasure is recorded by keyed digest, never by subject
+    assert_eq!(rows(&mut other, "SELECT shred.erased_at('customer:1') > now() - interval '1 minute', shred.erased_at('customer:2')"), vec!["t | ∅"]);
+    assert_eq!(rows(&mut other, "SELECT count(*) FROM shred.erasure_log WHERE subject_digest::text LIKE '%customer%'"), vec!["0"]);
     assert_eq!(rows(&mut other, pseudonym), vec!["∅"]);
     assert_eq!(rows(&mut other, "SELECT count(*) FROM customer WHERE id = 1 AND email_bidx IS NULL"), vec!["1"]);
     assert_eq!(
@@ -298,6 +302,12 @@ fn erasure_reaches_views_indexes_and_exports() {
     assert_eq!(
         rows(&mut c, "SELECT * FROM shred.check() WHERE problem = 'does not open'"),
         vec!["customer | email | does not open | 1"]
+    );
+    // A DEK deleted behind pg_shred's back is not an erasure: check() tells them apart.
+    c.batch_execute("DELETE FROM shred.subject_key WHERE subject = 'customer:2'").unwrap();
+    assert_eq!(
+        rows(&mut c, "SELECT * FROM shred.check() WHERE relation = 'invoice'::regclass"),
+        vec!["invoice | billing_address | DEK missing (not erased) | 1", "invoice | billing_address | erased | 2"]
     );
 }
 

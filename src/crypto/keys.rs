@@ -154,9 +154,22 @@ impl Keyring {
     /// does not parse, [`CryptoError::InvalidKeyring`] with the 1-based line number and the
     /// reason for a line that does not (never the line's content).
     pub fn parse(material: &[u8]) -> Result<Self, CryptoError> {
-        // Base64 never contains ':', so a colon marks the versioned form; 32 raw bytes are
-        // always a single key.
-        if material.len() == KEY_LEN || !material.contains(&b':') {
+        // The versioned form is text with at least one `digits:` line (base64 never contains
+        // ':'); anything else, 32 raw bytes in particular, is a single key.
+        let versioned = material.len() != KEY_LEN
+            && std::str::from_utf8(material)
+                .map(|text| {
+                    text.lines().any(|line| {
+                        let line = line.trim();
+                        !line.starts_with('#')
+                            && line.split_once(':').is_some_and(|(v, _)| {
+                                let v = v.trim();
+                                !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit())
+                            })
+                    })
+                })
+                .unwrap_or(false);
+        if !versioned {
             return Ok(Keyring { versions: vec![(1, RootKey::parse(material)?)] });
         }
         let mut versions: Vec<(i32, RootKey)> = Vec::new();

@@ -8,10 +8,12 @@
 //!   RustCrypto `aes-gcm` crate; 96-bit nonces from the OS CSPRNG, fresh per call.
 //! - HKDF-SHA256 (RFC 5869) for every key derived from the root key, each with its own
 //!   versioned `info` label (see [`keys`]).
-//! - HMAC-SHA256 (RFC 2104) for blind indexes ([`blind`]) and pseudonyms ([`pseudonym`]).
+//! - HMAC-SHA256 (RFC 2104) for blind indexes ([`blind`]), pseudonyms ([`pseudonym`]) and the
+//!   subject digests of erasure records ([`audit`]).
 //! - The envelope formats v1 (untyped) and v2 (typed plaintext, see [`typed`]); see
 //!   [`envelope`].
 
+pub mod audit;
 pub mod blind;
 pub mod envelope;
 pub mod keys;

@@ -44,8 +44,18 @@ static DELETE_KEY: Plan = Plan::new(
 );
 
 static DELETE_KEYS: Plan = Plan::new(
-    c"DELETE FROM shred.subject_key WHERE subject OPERATOR(pg_catalog.=) ANY ($1)",
+    c"DELETE FROM shred.subject_key WHERE subject OPERATOR(pg_catalog.=) ANY ($1) RETURNING key_id, subject",
     &[pg_sys::TEXTARRAYOID],
+);
+
+static LOG_ERASURE: Plan = Plan::new(
+    c"INSERT INTO shred.erasure_log (key_id, subject_digest) VALUES ($1, $2) ON CONFLICT (key_id) DO NOTHING",
+    &[pg_sys::INT8OID, pg_sys::BYTEAOID],
+);
+
+static LAST_ERASURE: Plan = Plan::new(
+    c"SELECT pg_catalog.max(erased_at) FROM shred.erasure_log WHERE subject_digest OPERATOR(pg_catalog.=) $1",
+    &[pg_sys::BYTEAOID],
 );
 
 static ANY_KEY_LEFT: Plan = Plan::new(
@@ -53,7 +63,11 @@ static ANY_KEY_LEFT: Plan = Plan::new(
     &[pg_sys::TEXTARRAYOID],
 );
 
-static KEY_COUNT: Plan = Plan::new(c"SELECT pg_catalog.count(*) FROM shred.subject_key", &[]);
+/// DEKs of data subjects (not pg_shred's own keys under reserved `pg_shred:` subjects).
+static KEY_COUNT: Plan = Plan::new(
+    c"SELECT pg_catalog.count(*) FROM shred.subject_key WHERE NOT pg_catalog.starts_with(subject, 'pg_shred:')",
+    &[],
+);
 
 static VERSION_USAGE: Plan = Plan::new(
     c"SELECT v.version, v.salt, v.key_check,
@@ -376,18 +390,55 @@ fn delete_until_gone(
     Err(ShredError::Serialization("a data subject's DEK was created by a transaction this one cannot see"))
 }
 
-/// Delete the DEK of `subject` (database encoding), and clear its blind indexes. True when a
-/// DEK was deleted.
+/// Delete the DEK of `subject` (database encoding), record the erasure and clear the subject's
+/// blind indexes. True when a DEK was deleted.
 pub fn erase(subject: &[u8]) -> Result<bool, ShredError> {
+    let mut erased = Vec::new();
     let deleted = delete_until_gone(
         1,
-        || run(&DELETE_KEY, &[Arg::Bytes(subject)], Mode::Write, 0, |rows| Ok(rows.len() as i64)),
+        || {
+            run(&DELETE_KEY, &[Arg::Bytes(subject)], Mode::Write, 0, |rows| {
+                erased.extend(rows.iter().filter_map(|r| r.int8(1)).map(|id| (id, subject.to_vec())));
+                Ok(rows.len() as i64)
+            })
+        },
         || Ok(lookup(By::Subject(subject))?.is_some()),
     )?;
     if deleted > 0 {
+        log_erasures(&erased)?;
         scrub_blind_indexes(text_array(subject))?;
     }
     Ok(deleted > 0)
+}
+
+/// Reserved subject of the key behind the subject digests of erasure records.
+const AUDIT_SUBJECT: &[u8] = b"pg_shred:audit";
+
+/// Record each erased (key id, subject) in `shred.erasure_log` with the subject's keyed digest
+/// (never the subject): the proof of when a subject was erased, and what tells an erased DEK
+/// from a lost one. Nothing to do before the log exists (0.1.0 schema).
+fn log_erasures(erased: &[(i64, Vec<u8>)]) -> Result<(), ShredError> {
+    if erased.is_empty() || scan::relation(c"erasure_log").is_err() {
+        return Ok(());
+    }
+    let (_, audit_key) = get_or_create(AUDIT_SUBJECT)?;
+    for (key_id, subject) in erased {
+        let digest = crate::crypto::audit::subject_digest(&audit_key, &server_to_utf8(subject, "subject")?);
+        run(&LOG_ERASURE, &[Arg::Int8(*key_id), Arg::Bytes(&digest)], Mode::Write, 0, |_| Ok(()))?;
+    }
+    Ok(())
+}
+
+/// When `subject` (database encoding) was last erased, as a `timestamptz` datum, if the
+/// erasure log records it.
+pub fn last_erasure(subject: &[u8]) -> Result<Option<pg_sys::Datum>, ShredError> {
+    if scan::relation(c"erasure_log").is_err() {
+        return Ok(None);
+    }
+    let Some(audit_key) = existing_dek(AUDIT_SUBJECT)? else { return Ok(None) };
+    let digest = crate::crypto::audit::subject_digest(&audit_key, &server_to_utf8(subject, "subject")?);
+    run(&LAST_ERASURE, &[Arg::Bytes(&digest)], Mode::ReadLatest, 1, |rows| Ok(rows.first().and_then(|r| r.int8(1))))
+        .map(|us| us.map(pg_sys::Datum::from))
 }
 
 /// A one-element `text[]` datum (palloc'd) holding `text` (database encoding).
@@ -403,17 +454,21 @@ fn text_array(text: &[u8]) -> pg_sys::Datum {
 /// Delete the DEKs of every subject in `subjects` (a `text[]` datum of `count` elements, none
 /// NULL) in one statement, and clear their blind indexes. Returns how many were deleted.
 pub fn erase_many(subjects: pg_sys::Datum, count: i64) -> Result<i64, ShredError> {
+    let mut erased = Vec::new();
     let deleted = delete_until_gone(
         count,
         || {
-            run(&DELETE_KEYS, &[Arg::Datum(subjects)], Mode::Write, 0, |_| {
-                // SAFETY: set by the DELETE just run on this connection.
-                Ok(unsafe { pg_sys::SPI_processed } as i64)
+            run(&DELETE_KEYS, &[Arg::Datum(subjects)], Mode::Write, 0, |rows| {
+                for r in rows {
+                    erased.push((r.int8(1).ok_or_else(|| missing("key id"))?, r.bytes(2).ok_or_else(|| missing("subject"))?));
+                }
+                Ok(rows.len() as i64)
             })
         },
         || run(&ANY_KEY_LEFT, &[Arg::Datum(subjects)], Mode::ReadLatest, 1, |rows| Ok(!rows.is_empty())),
     )?;
     if deleted > 0 {
+        log_erasures(&erased)?;
         scrub_blind_indexes(subjects)?;
     }
     Ok(deleted)
@@ -450,7 +505,7 @@ pub fn scrub_blind_indexes(subjects: pg_sys::Datum) -> Result<(), ShredError> {
     Ok(())
 }
 
-/// How many DEKs the key store holds (latest snapshot).
+/// How many data subjects' DEKs the key store holds (latest snapshot).
 pub fn key_count() -> Result<i64, ShredError> {
     run(&KEY_COUNT, &[], Mode::ReadLatest, 1, |rows| Ok(rows.first().and_then(|r| r.int8(1)).unwrap_or(0)))
 }

@@ -161,6 +161,17 @@ fn erase(subject: Option<&[u8]>) -> bool {
     store::erase(subject).or_report()
 }
 
+/// `shred.erased_at(subject text) -> timestamptz`: when the subject was last erased, from the
+/// erasure log (matched by keyed digest); NULL when it has no record.
+#[pg_extern(volatile, strict, parallel_unsafe, sql = false)]
+fn erased_at(subject: &[u8]) -> Option<pgrx::datum::TimestampWithTimeZone> {
+    let subject = subject_arg(Some(subject));
+    root::require_root_key().or_report();
+    let datum = store::last_erasure(subject).or_report()?;
+    // SAFETY: a timestamptz datum read from the erasure log.
+    unsafe { pgrx::datum::TimestampWithTimeZone::from_datum(datum, false) }
+}
+
 /// `shred.erase(subjects text[])`: erase many data subjects with one DELETE. Every element is
 /// checked like the subject of `shred.erase(text)` first.
 #[pg_extern(volatile, parallel_unsafe, sql = false)]

@@ -125,10 +125,10 @@ fn keyring_rejects_bad_lines_without_echoing_them() {
     let cases: Vec<(String, usize)> = vec![
         (format!("1:{k}\n1:{k}\n"), 2),                 // duplicate version
         (format!("0:{k}\n"), 1),                        // version 0
-        (format!("-1:{k}\n"), 1),                       // negative
+        (format!("1:{k}\n-1:{k}\n"), 2),                // negative
         (format!("1000001:{k}\n"), 1),                  // too large
-        (format!("x:{k}\n"), 1),                        // not a number
-        (format!(":{k}\n"), 1),                         // no version
+        (format!("1:{k}\nx:{k}\n"), 2),                 // not a number
+        (format!("1:{k}\n:{k}\n"), 2),                  // no version
         (format!("1:{k}\n2:\n"), 2),                    // no key
         (format!("1:{k}\n2:c2hvcnQ=\n"), 2),            // 5 bytes
         (format!("1:{k}\n2:{}\n", b64(&[0; 32])), 2),   // all zero
@@ -146,7 +146,10 @@ fn keyring_rejects_bad_lines_without_echoing_them() {
             other => panic!("{text:?} gave {other:?}"),
         }
     }
-    assert!(matches!(Keyring::parse(b"# only a comment: nothing else\n"), Err(CryptoError::InvalidKeyring { .. }) | Err(CryptoError::InvalidRootKey(_))));
+    assert!(matches!(Keyring::parse(b"# only a comment: nothing else\n"), Err(CryptoError::InvalidRootKey(_))));
+    // Raw bytes that happen to hold a ':' are a single (here: too short) key, not a keyring.
+    assert!(matches!(Keyring::parse(b"\x01\x02:\xff not a keyring line"), Err(CryptoError::InvalidRootKey(_))));
+    assert!(matches!(Keyring::parse(format!("x:{k}\n").as_bytes()), Err(CryptoError::InvalidRootKey(_))));
     assert!(matches!(Keyring::parse(b"\n\n"), Err(CryptoError::InvalidRootKey(_))));
     assert!(matches!(Keyring::parse(b"1:"), Err(CryptoError::InvalidKeyring { line: 1, .. })));
 }

@@ -1,5 +1,6 @@
 //! Tests of the pure core: unit tests per module and known-answer vectors.
 
+mod audit;
 mod blind;
 mod envelope;
 mod kat;

@@ -205,6 +205,13 @@ CREATE FUNCTION shred.erased_at(subject pg_catalog.text)
     LANGUAGE c VOLATILE STRICT PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'erased_at_wrapper';
 COMMENT ON FUNCTION shred.erased_at(pg_catalog.text) IS
     'When a data subject was last erased, from shred.erasure_log (matched by the keyed digest of the subject); NULL when there is no record.';
+CREATE FUNCTION shred.replay_erasures(key_ids pg_catalog.int8[])
+    RETURNS pg_catalog.int8
+    LANGUAGE c VOLATILE STRICT PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'replay_erasures_wrapper';
+COMMENT ON FUNCTION shred.replay_erasures(pg_catalog.int8[]) IS
+    'After restoring an older backup: erase again the DEKs with these key ids (from a newer shred.erasure_log, e.g. SELECT array_agg(key_id) FROM shred.erasure_log WHERE erased_at >= <backup time>). Key ids are never reused, so exactly the subjects erased since the backup are erased again, recorded and their blind indexes cleared. Returns how many DEKs were deleted.';
+REVOKE ALL ON FUNCTION shred.replay_erasures(pg_catalog.int8[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION shred.replay_erasures(pg_catalog.int8[]) TO shred_eraser;
 REVOKE ALL ON FUNCTION shred.erased_at(pg_catalog.text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION shred.erased_at(pg_catalog.text) TO shred_eraser, shred_admin;
 GRANT SELECT ON shred.erasure_log TO shred_eraser, shred_admin;

@@ -443,12 +443,50 @@ pub fn last_erasure(subject: &[u8]) -> Result<Option<pg_sys::Datum>, ShredError>
 
 /// A one-element `text[]` datum (palloc'd) holding `text` (database encoding).
 fn text_array(text: &[u8]) -> pg_sys::Datum {
-    // SAFETY: builds a text datum and a one-element array of it in the current memory context.
+    texts_array(&[text])
+}
+
+/// A `text[]` datum (palloc'd) of `texts` (database encoding).
+fn texts_array(texts: &[&[u8]]) -> pg_sys::Datum {
+    // SAFETY: builds text datums and an array of them in the current memory context.
     unsafe {
-        let mut elem = pg_sys::Datum::from(pg_sys::cstring_to_text_with_len(text.as_ptr().cast(), text.len() as i32));
-        let array = pg_sys::construct_array(&mut elem, 1, pg_sys::TEXTOID, -1, false, pg_sys::TYPALIGN_INT as std::ffi::c_char);
+        let mut elems: Vec<pg_sys::Datum> = texts
+            .iter()
+            .map(|t| pg_sys::Datum::from(pg_sys::cstring_to_text_with_len(t.as_ptr().cast(), t.len() as i32)))
+            .collect();
+        let array = pg_sys::construct_array(
+            elems.as_mut_ptr(),
+            elems.len() as i32,
+            pg_sys::TEXTOID,
+            -1,
+            false,
+            pg_sys::TYPALIGN_INT as std::ffi::c_char,
+        );
         pg_sys::Datum::from(array)
     }
+}
+
+static DELETE_KEY_IDS: Plan = Plan::new(
+    c"DELETE FROM shred.subject_key WHERE key_id OPERATOR(pg_catalog.=) ANY ($1) RETURNING key_id, subject",
+    &[pg_sys::INT8ARRAYOID],
+);
+
+/// Erase again, after a restore of an older backup, the DEKs with the key ids in `key_ids` (a
+/// `bigint[]` datum, e.g. the key ids of a newer `shred.erasure_log`): key ids are never reused,
+/// so this erases exactly the subjects erased since the backup. Records the erasures and clears
+/// blind indexes as `shred.erase` does. Returns how many DEKs were deleted.
+pub fn replay_erasures(key_ids: pg_sys::Datum) -> Result<i64, ShredError> {
+    let erased = run(&DELETE_KEY_IDS, &[Arg::Datum(key_ids)], Mode::Write, 0, |rows| {
+        rows.iter()
+            .map(|r| Ok((r.int8(1).ok_or_else(|| missing("key id"))?, r.bytes(2).ok_or_else(|| missing("subject"))?)))
+            .collect::<Result<Vec<_>, ShredError>>()
+    })?;
+    if !erased.is_empty() {
+        log_erasures(&erased)?;
+        let subjects: Vec<&[u8]> = erased.iter().map(|(_, s)| s.as_slice()).collect();
+        scrub_blind_indexes(texts_array(&subjects))?;
+    }
+    Ok(erased.len() as i64)
 }
 
 /// Delete the DEKs of every subject in `subjects` (a `text[]` datum of `count` elements, none

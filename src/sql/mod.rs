@@ -161,6 +161,16 @@ fn erase(subject: Option<&[u8]>) -> bool {
     store::erase(subject).or_report()
 }
 
+/// `shred.replay_erasures(key_ids bigint[]) -> bigint`: erase again, in a restored older
+/// backup, the DEKs erased since it was taken (their key ids, from a newer erasure log).
+#[pg_extern(volatile, strict, parallel_unsafe, sql = false)]
+fn replay_erasures(fcinfo: pg_sys::FunctionCallInfo) -> i64 {
+    // SAFETY: argument 0 of a STRICT function declared (bigint[]): not NULL.
+    let key_ids = unsafe { pgrx::fcinfo::pg_getarg_datum_raw(fcinfo, 0) };
+    store::verify_root_key().or_report();
+    store::replay_erasures(key_ids).or_report()
+}
+
 /// `shred.erased_at(subject text) -> timestamptz`: when the subject was last erased, from the
 /// erasure log (matched by keyed digest); NULL when it has no record.
 #[pg_extern(volatile, strict, parallel_unsafe, sql = false)]

@@ -463,24 +463,15 @@ fn dump_and_restore_keep_every_envelope() {
     let base = dir().join("dumps");
     let _ = std::fs::remove_dir_all(&base);
     std::fs::create_dir_all(&base).unwrap();
-    let conn = |c: &mut Command| {
-        c.args(["-h", &host(), "-p", &port(), "-U", "postgres"]);
-    };
     for (format, flag) in [("plain", "-Fp"), ("custom", "-Fc"), ("directory", "-Fd")] {
         let path = base.join(format);
-        let mut dump = Command::new(pg_bin("pg_dump"));
-        conn(&mut dump);
-        run(dump.args([flag, "-f", path.to_str().unwrap(), "it_dump_src"]));
+        run(pg_tool("pg_dump").args([flag, "-f", path.to_str().unwrap(), "it_dump_src"]));
         let target = format!("it_dump_{format}");
         drop(empty_db(&target));
         if format == "plain" {
-            let mut psql = Command::new(pg_bin("psql"));
-            conn(&mut psql);
-            run(psql.args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", &target, "-f", path.to_str().unwrap()]));
+            run(pg_tool("psql").args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", &target, "-f", path.to_str().unwrap()]));
         } else {
-            let mut restore = Command::new(pg_bin("pg_restore"));
-            conn(&mut restore);
-            run(restore.args(["--exit-on-error", "-d", &target, path.to_str().unwrap()]));
+            run(pg_tool("pg_restore").args(["--exit-on-error", "-d", &target, path.to_str().unwrap()]));
         }
         let mut dst = connect(&target);
         assert_eq!(snapshot(&mut dst), original, "{format}");
@@ -520,17 +511,13 @@ fn non_utf8_database() {
     assert_eq!(sqlstate(r), "22021");
     // UTF-8 → LATIN1 through pg_dump
     let path = dir().join("enc.sql");
-    let mut dump = Command::new(pg_bin("pg_dump"));
-    dump.args(["-h", &host(), "-p", &port(), "-U", "postgres", "-f", path.to_str().unwrap(), "it_enc_utf8"]);
-    run(&mut dump);
+    run(pg_tool("pg_dump").args(["-f", path.to_str().unwrap(), "it_enc_utf8"]));
     let mut admin = connect("postgres");
     admin.batch_execute("DROP DATABASE IF EXISTS it_enc_restored WITH (FORCE)").unwrap();
     admin
         .batch_execute("CREATE DATABASE it_enc_restored ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0")
         .unwrap();
-    let mut psql = Command::new(pg_bin("psql"));
-    psql.args(["-h", &host(), "-p", &port(), "-U", "postgres", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", "it_enc_restored", "-f", path.to_str().unwrap()]);
-    run(&mut psql);
+    run(pg_tool("psql").args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", "it_enc_restored", "-f", path.to_str().unwrap()]));
     let mut r = connect("it_enc_restored");
     let got: Option<String> = r.query_one("SELECT shred.open(v, 'ctx') FROM t", &[]).unwrap().get(0);
     assert_eq!(got.as_deref(), Some("São José Köhler"));
@@ -1302,12 +1289,7 @@ fn older_backup_replays_erasures() {
     let mut src = fresh_db("it_replay_src");
     make_sample(&mut src, 6);
     let path = dir().join("it_replay.dump");
-    let conn = |c: &mut Command| {
-        c.args(["-h", &host(), "-p", &port(), "-U", "postgres"]);
-    };
-    let mut dump = Command::new(pg_bin("pg_dump"));
-    conn(&mut dump);
-    run(dump.args(["-Fc", "-f", path.to_str().unwrap(), "it_replay_src"]));
+    run(pg_tool("pg_dump").args(["-Fc", "-f", path.to_str().unwrap(), "it_replay_src"]));
     let erased: bool = src.query_one("SELECT shred.erase('person:2')", &[]).unwrap().get(0);
     assert!(erased);
     let n: i64 = src.query_one("SELECT shred.erase(ARRAY['person:4', 'person:5'])", &[]).unwrap().get(0);
@@ -1321,9 +1303,7 @@ fn older_backup_replays_erasures() {
     assert_eq!(key_ids.len(), 3);
 
     drop(empty_db("it_replay_old"));
-    let mut restore = Command::new(pg_bin("pg_restore"));
-    conn(&mut restore);
-    run(restore.args(["--exit-on-error", "-d", "it_replay_old", path.to_str().unwrap()]));
+    run(pg_tool("pg_restore").args(["--exit-on-error", "-d", "it_replay_old", path.to_str().unwrap()]));
     let mut old = connect("it_replay_old");
     let names = |c: &mut postgres::Client| -> Vec<Option<String>> {
         c.query("SELECT shred.open(name, 'person.name') FROM person ORDER BY id", &[])

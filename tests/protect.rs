@@ -6,7 +6,6 @@
 mod common;
 
 use std::io::Write;
-use std::process::Command;
 
 use common::*;
 
@@ -312,11 +311,7 @@ fn erasure_reaches_views_indexes_and_exports() {
 }
 
 fn pg(program: &str, args: &[&str]) -> Vec<u8> {
-    let out = Command::new(pg_bin(program))
-        .args(["-h", &host(), "-p", &port(), "-U", "postgres"])
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("{program}: {e}"));
+    let out = pg_tool(program).args(args).output().unwrap_or_else(|e| panic!("{program}: {e}"));
     assert!(out.status.success(), "{program} failed: {}", String::from_utf8_lossy(&out.stderr));
     out.stdout
 }

@@ -127,3 +127,11 @@ pub fn pg_bin(name: &str) -> String {
     let out = std::process::Command::new("/usr/bin/pg_config").arg("--bindir").output().expect("pg_config");
     format!("{}/{name}", String::from_utf8_lossy(&out.stdout).trim())
 }
+
+/// A PostgreSQL client program (pg_dump, pg_restore, psql) set to reach the test server as
+/// `postgres`.
+pub fn pg_tool(name: &str) -> std::process::Command {
+    let mut c = std::process::Command::new(pg_bin(name));
+    c.args(["-h", &host(), "-p", &port(), "-U", "postgres"]);
+    c
+}

@@ -108,21 +108,20 @@ def csv_field(v):
     return '"' + str(v).replace('"', '""') + '"'
 
 
+def write_csv(path, columns, records, fields):
+    """One header line, then one line per record in key order: the key, then `fields`."""
+    with open(path, "w", encoding="utf-8", newline="") as f:
+        f.write(",".join(columns) + "\n")
+        for pk in sorted(records):
+            row = [pk] + [records[pk][field] for field in fields]
+            f.write(",".join(csv_field(v) for v in row) + "\n")
+
+
 def cmd_csv(fixture, out_dir):
-    customers = load_customers(fixture)
-    with open(f"{out_dir}/customer.csv", "w", encoding="utf-8", newline="") as f:
-        f.write(",".join(CSV_COLUMNS) + "\n")
-        for pk in sorted(customers):
-            c = customers[pk]
-            row = [pk] + [c[field] for _, field in PERSONAL] + [c[field] for _, field in PLAIN]
-            f.write(",".join(csv_field(v) for v in row) + "\n")
-    invoices = load_invoices(fixture)
-    with open(f"{out_dir}/invoice.csv", "w", encoding="utf-8", newline="") as f:
-        f.write(",".join(INVOICE_COLUMNS) + "\n")
-        for pk in sorted(invoices):
-            i = invoices[pk]
-            row = [pk] + [i[field] for _, field in INVOICE_PERSONAL] + [i[field] for _, field in INVOICE_PLAIN]
-            f.write(",".join(csv_field(v) for v in row) + "\n")
+    write_csv(f"{out_dir}/customer.csv", CSV_COLUMNS, load_customers(fixture),
+              [field for _, field in PERSONAL + PLAIN])
+    write_csv(f"{out_dir}/invoice.csv", INVOICE_COLUMNS, load_invoices(fixture),
+              [field for _, field in INVOICE_PERSONAL + INVOICE_PLAIN])
 
 
 # A value is searched for in the dump when finding it there could only mean a leak: it holds a

@@ -414,8 +414,6 @@ COMMENT ON TABLE shred.protected_table IS
 CREATE TABLE shred.protected_column (
     relation            pg_catalog.regclass NOT NULL,
     column_name         pg_catalog.name NOT NULL,
-    kind                pg_catalog.text NOT NULL CHECK (kind OPERATOR(pg_catalog.=) ANY
-                            (ARRAY['text', 'bytea', 'integer', 'bigint', 'numeric', 'date', 'timestamptz', 'jsonb'])),
     plain_type          pg_catalog.regtype NOT NULL,
     plain_typmod        pg_catalog.int4 NOT NULL DEFAULT -1,
     context             pg_catalog.text NOT NULL,
@@ -423,10 +421,11 @@ CREATE TABLE shred.protected_column (
     normalization       pg_catalog.text CHECK (normalization OPERATOR(pg_catalog.=) ANY (ARRAY['exact', 'email'])),
     tombstone           pg_catalog.text,
     CONSTRAINT protected_column_pkey PRIMARY KEY (relation, column_name),
-    CONSTRAINT protected_column_kind CHECK (kind OPERATOR(pg_catalog.=) shred.sealing_kind(plain_type))
+    -- how the column is sealed and opened follows from its type (shred.sealing_kind)
+    CONSTRAINT protected_column_type CHECK (shred.sealing_kind(plain_type) IS NOT NULL)
 );
 COMMENT ON TABLE shred.protected_column IS
-    'Protected columns: how each was sealed (kind, the original type, the AAD context), its blind-index column and normalisation, and the value the view shows once its subject is erased (NULL by default).';
+    'Protected columns: the original type (which says how it is sealed: shred.sealing_kind), the AAD context, its blind-index column and normalisation, and the value the view shows once its subject is erased (NULL by default).';
 
 SELECT pg_catalog.pg_extension_config_dump('shred.protected_table', '');
 SELECT pg_catalog.pg_extension_config_dump('shred.protected_column', '');
@@ -524,11 +523,11 @@ CREATE FUNCTION shred.open_expr(c shred.protected_column, t shred.protected_tabl
     SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT CASE WHEN c.tombstone IS NULL
-                THEN format('%s(%s%I, shred.row_context(%L, %s))::%s', shred.kind_opener(c.kind), shred.qualifier(rel),
+                THEN format('%s(%s%I, shred.row_context(%L, %s))::%s', shred.kind_opener(shred.sealing_kind(c.plain_type)), shred.qualifier(rel),
                             c.column_name, c.context, shred.subject_expr(t, rel), format_type(c.plain_type, c.plain_typmod))
                 ELSE format('COALESCE(%s(%s%I, shred.row_context(%L, %s)), CASE WHEN %s%I IS NULL THEN NULL ELSE %L::%s END)::%s',
-                            shred.kind_opener(c.kind), shred.qualifier(rel), c.column_name, c.context, shred.subject_expr(t, rel),
-                            shred.qualifier(rel), c.column_name, c.tombstone, shred.kind_type(c.kind),
+                            shred.kind_opener(shred.sealing_kind(c.plain_type)), shred.qualifier(rel), c.column_name, c.context, shred.subject_expr(t, rel),
+                            shred.qualifier(rel), c.column_name, c.tombstone, shred.kind_type(shred.sealing_kind(c.plain_type)),
                             format_type(c.plain_type, c.plain_typmod))
            END
 $$;
@@ -554,7 +553,7 @@ BEGIN
         RAISE EXCEPTION 'pg_shred: table % is not protected', tbl USING ERRCODE = 'undefined_object';
     END IF;
     FOR a IN
-        SELECT att.attname, pc.kind, shred.open_expr(pc, t, 'b') AS opener
+        SELECT att.attname, shred.sealing_kind(pc.plain_type) AS kind, shred.open_expr(pc, t, 'b') AS opener
           FROM pg_attribute att
           LEFT JOIN shred.protected_column pc ON pc.relation = tbl AND pc.column_name = att.attname
          WHERE att.attrelid = tbl AND att.attnum > 0 AND NOT att.attisdropped
@@ -718,8 +717,8 @@ BEGIN
         END IF;
         alters := alters || format('ALTER COLUMN %I TYPE shred.sealed USING CASE WHEN %I IS NULL THEN NULL ELSE shred.seal(%s, %I::%s, shred.row_context(%L, %s)) END',
                                    col, col, subject_expr, col, shred.kind_type(kind), ctx, subject_expr);
-        INSERT INTO shred.protected_column (relation, column_name, kind, plain_type, plain_typmod, context, blind_index_column, normalization)
-        VALUES (tbl, col, kind, a.typ, a.typmod, ctx, bidx, CASE WHEN bidx IS NOT NULL THEN normalization END);
+        INSERT INTO shred.protected_column (relation, column_name, plain_type, plain_typmod, context, blind_index_column, normalization)
+        VALUES (tbl, col, a.typ, a.typmod, ctx, bidx, CASE WHEN bidx IS NOT NULL THEN normalization END);
     END LOOP;
     -- One rewrite of the table for all columns: every existing value sealed, atomically.
     EXECUTE format('ALTER TABLE %s %s', tbl, array_to_string(alters, ', '));
@@ -770,7 +769,7 @@ BEGIN
     END IF;
     subject_expr := shred.subject_expr(t, 'r');
     FOR a IN
-        SELECT att.attname, pc.kind, pc.context, pc.blind_index_column, pc.normalization,
+        SELECT att.attname, shred.sealing_kind(pc.plain_type) AS kind, pc.context, pc.blind_index_column, pc.normalization,
                att.attgenerated <> '' AS is_generated, att.attidentity AS identity,
                EXISTS (SELECT FROM pg_index i WHERE i.indrelid = t.relation AND i.indisprimary
                           AND att.attnum = ANY (i.indkey::int2[])) AS is_key
@@ -973,7 +972,7 @@ BEGIN
                         missing := missing + 1;
                     END IF;
                 ELSE
-                    EXECUTE format('SELECT %s($1, shred.row_context($2, $3)) IS NULL', shred.kind_opener(c.kind))
+                    EXECUTE format('SELECT %s($1, shred.row_context($2, $3)) IS NULL', shred.kind_opener(shred.sealing_kind(c.plain_type)))
                         USING r.v, c.context, r.s;
                 END IF;
             EXCEPTION WHEN OTHERS THEN

@@ -441,12 +441,6 @@ fn binary_protocol_client() {
     assert_eq!(snapshot(&mut a), original);
 }
 
-fn run(cmd: &mut Command) -> Vec<u8> {
-    let out = cmd.output().expect("spawn");
-    assert!(out.status.success(), "{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-    out.stdout
-}
-
 /// A1, A4, A5, A9: pg_dump (plain, custom, directory) and restore into an empty database with
 /// the same root key: every envelope byte-identical and openable, same key count, no
 /// duplicate configuration rows, key ids keep increasing. The plain dump sets an empty

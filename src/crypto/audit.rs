@@ -11,12 +11,7 @@
 //! comparable across root-key rotations. Like a blind index, a digest lets whoever can have the
 //! server compute digests confirm a guessed subject; it reveals nothing else.
 
-use hkdf::Hkdf;
-use sha2::Sha256;
-use zeroize::Zeroizing;
-
-use super::blind::hmac_sha256;
-use super::keys::{DataKey, KEY_LEN};
+use super::keys::{hmac_sha256, DataKey};
 
 /// HKDF `info` label of the digest key.
 pub const LABEL_AUDIT: &[u8] = b"pg_shred v1 audit";
@@ -25,8 +20,5 @@ pub const DIGEST_LEN: usize = 32;
 
 /// The keyed digest of `subject` (its UTF-8 bytes) under `audit_key`. Cannot fail.
 pub fn subject_digest(audit_key: &DataKey, subject: &[u8]) -> [u8; DIGEST_LEN] {
-    let mut key = Zeroizing::new([0u8; KEY_LEN]);
-    // 32 bytes is far below HKDF-SHA256's limit of 255 * 32 bytes: this cannot fail.
-    let _ = Hkdf::<Sha256>::new(None, audit_key.as_bytes()).expand(LABEL_AUDIT, key.as_mut_slice());
-    hmac_sha256(key.as_slice(), subject)
+    hmac_sha256(&audit_key.derive(LABEL_AUDIT), subject)
 }

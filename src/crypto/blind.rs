@@ -20,11 +20,9 @@
 //! get the server to compute the index of a guess can confirm it), so an erasure must also
 //! clear the subject's indexes.
 
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
 use zeroize::Zeroizing;
 
-use super::keys::{DataKey, KEY_LEN};
+use super::keys::{hmac_sha256, DataKey, KEY_LEN};
 
 /// Prefix of the HKDF `info` label of a blind-index key; the context's bytes follow it.
 pub const LABEL_BLIND_INDEX_PREFIX: &[u8] = b"pg_shred v1 blind-index ";
@@ -50,11 +48,7 @@ impl BlindIndexKey {
         let mut info = Vec::with_capacity(LABEL_BLIND_INDEX_PREFIX.len() + context.len());
         info.extend_from_slice(LABEL_BLIND_INDEX_PREFIX);
         info.extend_from_slice(context);
-        let hk = hkdf::Hkdf::<Sha256>::new(None, context_key.as_bytes());
-        let mut key = Zeroizing::new([0u8; KEY_LEN]);
-        // 32 bytes is far below HKDF-SHA256's limit of 255 * 32 bytes: this cannot fail.
-        let _ = hk.expand(&info, key.as_mut_slice());
-        BlindIndexKey(key)
+        BlindIndexKey(context_key.derive(&info))
     }
 
     /// The blind index of an already normalised value (see [`normalize`]): HMAC-SHA256
@@ -62,18 +56,8 @@ impl BlindIndexKey {
     /// inputs give equal indexes, which is the point (and the leak: equal values are visible
     /// as equal). Cannot fail.
     pub fn compute(&self, normalized_value: &[u8]) -> [u8; BLIND_INDEX_LEN] {
-        hmac_sha256(self.0.as_slice(), normalized_value)
+        hmac_sha256(&self.0, normalized_value)
     }
-}
-
-/// HMAC-SHA256 (RFC 2104) of `message` under `key`: 32 bytes. (The `hmac` crate does not
-/// zeroize its internal state, the SHA-256 states after the padded key; the key itself stays
-/// in the caller's zeroizing buffer.)
-pub(super) fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
-    // HMAC accepts keys of any length: new_from_slice cannot fail.
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC-SHA256 takes a key of any length");
-    mac.update(message);
-    mac.finalize().into_bytes().into()
 }
 
 /// How a value is normalised before its blind index is computed. Values that should match

@@ -209,10 +209,9 @@ impl Keyring {
     }
 
     /// The newest version and its key (the one new DEKs are wrapped under).
-    pub fn newest(&self) -> (i32, &RootKey) {
-        // parse() never builds an empty keyring
-        let (v, k) = &self.versions[self.versions.len() - 1];
-        (*v, k)
+    /// `None` never happens for a keyring from [`Keyring::parse`], which refuses empty ones.
+    pub fn newest(&self) -> Option<(i32, &RootKey)> {
+        self.versions.last().map(|(v, k)| (*v, k))
     }
 
     /// The key of `version`, if the keyring holds it.
@@ -224,6 +223,18 @@ impl Keyring {
     pub fn versions(&self) -> impl Iterator<Item = i32> + '_ {
         self.versions.iter().map(|(v, _)| *v)
     }
+}
+
+/// HMAC-SHA256 (RFC 2104) of `message` under a 32-byte `key`: 32 bytes. Cannot fail: the key
+/// is zero-padded to SHA-256's 64-byte block, exactly as RFC 2104 pads a short key. (The `hmac`
+/// crate does not zeroize its internal state; the padded key is zeroized here.)
+pub fn hmac_sha256(key: &[u8; KEY_LEN], message: &[u8]) -> [u8; 32] {
+    use hmac::{Mac, SimpleHmac};
+    let mut block = Zeroizing::new([0u8; 64]);
+    block[..KEY_LEN].copy_from_slice(key);
+    let mut mac = <SimpleHmac<Sha256> as KeyInit>::new(&(*block).into());
+    mac.update(message);
+    mac.finalize().into_bytes().into()
 }
 
 /// Compare two byte strings in time that depends only on their lengths.
@@ -332,6 +343,17 @@ impl DataKey {
     /// The raw key bytes (for re-wrapping; never to be logged or returned to SQL).
     pub fn as_bytes(&self) -> &[u8; KEY_LEN] {
         &self.0.bytes
+    }
+
+    /// HKDF-SHA256 (RFC 5869) of this DEK without salt, expanded to 32 bytes with `info`: the
+    /// keys that must die with the DEK (pseudonyms) or that are stored as DEKs of reserved
+    /// subjects (blind-index and audit keys) derive their working key this way.
+    pub fn derive(&self, info: &[u8]) -> Zeroizing<[u8; KEY_LEN]> {
+        let hk = Hkdf::<Sha256>::new(None, self.as_bytes());
+        let mut out = Zeroizing::new([0u8; KEY_LEN]);
+        // 32 bytes is far below HKDF-SHA256's limit of 255 * 32 bytes: this cannot fail.
+        let _ = hk.expand(info, out.as_mut_slice());
+        out
     }
 
     pub(crate) fn cipher(&self) -> &Aes256Gcm {

@@ -25,12 +25,8 @@
 //! pseudonyms.
 
 use base64::Engine;
-use hkdf::Hkdf;
-use sha2::Sha256;
-use zeroize::Zeroizing;
 
-use super::blind::hmac_sha256;
-use super::keys::{DataKey, KEY_LEN};
+use super::keys::{hmac_sha256, DataKey};
 
 /// HKDF `info` label of the pseudonym key.
 pub const LABEL_PSEUDONYM: &[u8] = b"pg_shred v1 pseudonym";
@@ -46,9 +42,6 @@ pub const PSEUDONYM_LEN: usize = 22;
 /// `(dek, domain)` give equal pseudonyms; another domain or another DEK gives an unrelated
 /// one. Cannot fail.
 pub fn pseudonym(dek: &DataKey, domain: &[u8]) -> String {
-    let mut key = Zeroizing::new([0u8; KEY_LEN]);
-    // 32 bytes is far below HKDF-SHA256's limit of 255 * 32 bytes: this cannot fail.
-    let _ = Hkdf::<Sha256>::new(None, dek.as_bytes()).expand(LABEL_PSEUDONYM, key.as_mut_slice());
-    let tag = hmac_sha256(key.as_slice(), domain);
+    let tag = hmac_sha256(&dek.derive(LABEL_PSEUDONYM), domain);
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&tag[..PSEUDONYM_BYTES])
 }

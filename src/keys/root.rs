@@ -194,7 +194,7 @@ pub fn require_root_key() -> Result<(), ShredError> {
 
 /// The newest root-key version of the keyring: new DEKs are wrapped under it.
 pub fn newest_version() -> Result<i32, ShredError> {
-    with_loaded(None, |l| Ok(l.keyring.newest().0))
+    with_loaded(None, |l| l.keyring.newest().map(|(v, _)| v).ok_or(ShredError::NoRootKey))
 }
 
 /// The version numbers in the keyring, ascending.

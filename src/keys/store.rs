@@ -405,8 +405,7 @@ pub fn erase(subject: &[u8]) -> Result<bool, ShredError> {
         || Ok(lookup(By::Subject(subject))?.is_some()),
     )?;
     if deleted > 0 {
-        log_erasures(&erased)?;
-        scrub_blind_indexes(text_array(subject))?;
+        after_erasure(&erased)?;
     }
     Ok(deleted > 0)
 }
@@ -441,9 +440,12 @@ pub fn last_erasure(subject: &[u8]) -> Result<Option<pg_sys::Datum>, ShredError>
         .map(|us| us.map(pg_sys::Datum::from))
 }
 
-/// A one-element `text[]` datum (palloc'd) holding `text` (database encoding).
-fn text_array(text: &[u8]) -> pg_sys::Datum {
-    texts_array(&[text])
+/// What follows every deletion of DEKs, in the same transaction: record each erased
+/// (key id, subject) and clear the subjects' blind indexes.
+fn after_erasure(erased: &[(i64, Vec<u8>)]) -> Result<(), ShredError> {
+    log_erasures(erased)?;
+    let subjects: Vec<&[u8]> = erased.iter().map(|(_, s)| s.as_slice()).collect();
+    scrub_blind_indexes(texts_array(&subjects))
 }
 
 /// A `text[]` datum (palloc'd) of `texts` (database encoding).
@@ -482,9 +484,7 @@ pub fn replay_erasures(key_ids: pg_sys::Datum) -> Result<i64, ShredError> {
             .collect::<Result<Vec<_>, ShredError>>()
     })?;
     if !erased.is_empty() {
-        log_erasures(&erased)?;
-        let subjects: Vec<&[u8]> = erased.iter().map(|(_, s)| s.as_slice()).collect();
-        scrub_blind_indexes(texts_array(&subjects))?;
+        after_erasure(&erased)?;
     }
     Ok(erased.len() as i64)
 }
@@ -506,8 +506,7 @@ pub fn erase_many(subjects: pg_sys::Datum, count: i64) -> Result<i64, ShredError
         || run(&ANY_KEY_LEFT, &[Arg::Datum(subjects)], Mode::ReadLatest, 1, |rows| Ok(!rows.is_empty())),
     )?;
     if deleted > 0 {
-        log_erasures(&erased)?;
-        scrub_blind_indexes(subjects)?;
+        after_erasure(&erased)?;
     }
     Ok(deleted)
 }
@@ -519,7 +518,7 @@ pub fn erase_many(subjects: pg_sys::Datum, count: i64) -> Result<i64, ShredError
 /// owner's rights; a table is updated only when a plain query found rows of the subjects in
 /// it, so no trigger of a table that cannot hold them ever fires. Nothing to do before the
 /// catalog exists (0.1.0 schema).
-pub fn scrub_blind_indexes(subjects: pg_sys::Datum) -> Result<(), ShredError> {
+fn scrub_blind_indexes(subjects: pg_sys::Datum) -> Result<(), ShredError> {
     if scan::relation(c"protected_table").is_err() {
         return Ok(());
     }

@@ -135,3 +135,10 @@ pub fn pg_tool(name: &str) -> std::process::Command {
     c.args(["-h", &host(), "-p", &port(), "-U", "postgres"]);
     c
 }
+
+/// Run `cmd`, which must succeed; its standard output.
+pub fn run(cmd: &mut std::process::Command) -> Vec<u8> {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(out.status.success(), "{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    out.stdout
+}

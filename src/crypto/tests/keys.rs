@@ -104,14 +104,14 @@ fn keyring_forms() {
     for single in [vec![0x11u8; 32], format!("{}\n", b64(&[0x11; 32])).into_bytes()] {
         let ring = Keyring::parse(&single).expect("single key");
         assert_eq!(ring.versions().collect::<Vec<_>>(), vec![1]);
-        assert_eq!(ring.newest().0, 1);
+        assert_eq!(ring.newest().expect("a version").0, 1);
         assert_eq!(ring.get(1).expect("v1").key_check_value(b"s"), RootKey::parse(&[0x11; 32]).unwrap().key_check_value(b"s"));
     }
     // Versioned lines, any order, comments and blanks, spaces around fields.
     let text = format!("# keyring\n\n 3 : {}\n1:{}\r\n  # old\n2:{}\n", b64(&[3; 32]), b64(&[1; 32]), b64(&[2; 32]));
     let ring = Keyring::parse(text.as_bytes()).expect("keyring");
     assert_eq!(ring.versions().collect::<Vec<_>>(), vec![1, 2, 3]);
-    let (v, newest) = ring.newest();
+    let (v, newest) = ring.newest().expect("a version");
     assert_eq!(v, 3);
     assert_eq!(newest.key_check_value(b"s"), RootKey::parse(&[3; 32]).unwrap().key_check_value(b"s"));
     assert_eq!(ring.get(2).unwrap().key_check_value(b"s"), RootKey::parse(&[2; 32]).unwrap().key_check_value(b"s"));

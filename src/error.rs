@@ -59,6 +59,10 @@ pub enum ShredError {
     Internal(&'static str),
     /// DROP EXTENSION / DROP SCHEMA would destroy this many DEKs.
     DropWithKeys(i64),
+    /// A blind-index lookup names a context that has no key (nothing was ever indexed in it).
+    NoBlindIndexKey,
+    /// The current role may not do this to a protected table; the string says what.
+    NotOwner(String),
 }
 
 impl From<CryptoError> for ShredError {
@@ -224,6 +228,18 @@ impl ShredError {
             )
             .set_detail("Every value sealed for them would become unreadable: it erases them all.")
             .set_hint("To do this on purpose, take a pg_dump first, then SET shred.allow_drop_with_keys = on in this session."),
+            ShredError::NoBlindIndexKey => ErrorReport::new(
+                ERRCODE_UNDEFINED_OBJECT,
+                "pg_shred: no blind-index key exists for this context",
+                fname,
+            )
+            .set_detail("Nothing was ever indexed under this context, so no value can match it.")
+            .set_hint("Contexts are '<table>.<column>' of a searchable column of a protected table (shred.protect(..., searchable => ...)); shred.blind_token() creates the key of a new context."),
+            ShredError::NotOwner(what) => ErrorReport::new(
+                ERRCODE_INSUFFICIENT_PRIVILEGE,
+                format!("pg_shred: {what}"),
+                fname,
+            ),
             ShredError::Internal(why) => {
                 ErrorReport::new(ERRCODE_INTERNAL_ERROR, format!("pg_shred: internal error: {why}"), fname)
             }

@@ -13,6 +13,7 @@ pub mod crypto;
 mod error;
 mod gucs;
 mod keys;
+mod protect;
 mod sql;
 
 ::pgrx::pg_module_magic!(name, version);
@@ -20,7 +21,10 @@ mod sql;
 // A fresh install runs the 0.1.0 script, then every upgrade script in order: a fresh install
 // and an upgraded one end with the same objects. Released scripts are never edited.
 pgrx::extension_sql_file!("../sql/pg_shred--0.1.0.sql", name = "v0_1_0", bootstrap);
-pgrx::extension_sql_file!("../sql/pg_shred--0.1.0--0.2.0.sql", name = "v0_2_0", finalize);
+pgrx::extension_sql_file!("../sql/pg_shred--0.1.0--0.2.0.sql", name = "v0_2_0", requires = ["v0_1_0"]);
+// 0.3.0: the protected-table layer rebuilt (see sql/README.md for how the upgrade script is made).
+pgrx::extension_sql_file!("../sql/upgrade/0.2.0--0.3.0.sql", name = "v0_3_0_migrate", requires = ["v0_2_0"]);
+pgrx::extension_sql_file!("../sql/protect.sql", name = "protect", requires = ["v0_3_0_migrate"], finalize);
 
 #[allow(non_snake_case)]
 #[pg_guard]
@@ -29,6 +33,8 @@ pub extern "C-unwind" fn _PG_init() {
     gucs::set_preloaded(unsafe { pg_sys::process_shared_preload_libraries_in_progress });
     gucs::init();
     keys::cache::register_callbacks();
+    protect::write::register_callbacks();
+    protect::replica::install();
 }
 
 #[cfg(any(test, feature = "pg_test"))]

@@ -17,8 +17,19 @@
 //! key: stored indexes must stay valid across root-key rotation, and a key derived from a root
 //! key version would die with that version. It does **not** die with any data subject: an
 //! index left behind after an erasure stays a keyed token of the erased value (anyone who can
-//! get the server to compute the index of a guess can confirm it), so an erasure must also
-//! clear the subject's indexes.
+//! get the server to compute the index of a guess can confirm it).
+//!
+//! So protected tables never store the blind index itself. A row stores its **row token**,
+//! keyed by the row's data subject's DEK, which dies with the subject:
+//!
+//! ```text
+//! row-token key = HKDF-SHA256(no salt, DEK, info = "pg_shred v1 row-token")
+//! row token     = HMAC-SHA256(row-token key, blind index)                     (32 bytes)
+//! ```
+//!
+//! and the key store keeps (blind index, key id) pairs, deleted with the DEK, to find the
+//! tokens of a value: blind index → key ids → DEKs → row tokens. Once the DEK is destroyed, no
+//! one (not even the holder of the root key) can recompute the tokens left in the table.
 
 use zeroize::Zeroizing;
 
@@ -28,6 +39,16 @@ use super::keys::{hmac_sha256, DataKey, KEY_LEN};
 pub const LABEL_BLIND_INDEX_PREFIX: &[u8] = b"pg_shred v1 blind-index ";
 /// Length of a blind index (a full HMAC-SHA256 output), in bytes.
 pub const BLIND_INDEX_LEN: usize = 32;
+/// HKDF `info` label of the row-token key derived from a data subject's DEK.
+pub const LABEL_ROW_TOKEN: &[u8] = b"pg_shred v1 row-token";
+
+/// The row token of a blind index for the data subject whose DEK is `dek`: HMAC-SHA256
+/// (RFC 2104) of the blind index under HKDF-SHA256 (RFC 5869, no salt) of the DEK with
+/// `info =` [`LABEL_ROW_TOKEN`]. [`BLIND_INDEX_LEN`] bytes; deterministic per (subject, value),
+/// unrelated across subjects, and unrecomputable once the DEK is destroyed. Cannot fail.
+pub fn row_token(dek: &DataKey, blind_index: &[u8; BLIND_INDEX_LEN]) -> [u8; BLIND_INDEX_LEN] {
+    hmac_sha256(&dek.derive(LABEL_ROW_TOKEN), blind_index)
+}
 
 /// The blind-index key of one context. Zeroized on drop; its `Debug` output never shows the
 /// bytes.
@@ -69,6 +90,17 @@ pub enum Normalization {
     Exact,
     /// An e-mail address, as typed by people: see [`normalize`].
     Email,
+}
+
+impl Normalization {
+    /// The rule named `exact` or `email` (as in SQL); `None` for any other name.
+    pub fn from_name(name: &[u8]) -> Option<Normalization> {
+        match name {
+            b"exact" => Some(Normalization::Exact),
+            b"email" => Some(Normalization::Email),
+            _ => None,
+        }
+    }
 }
 
 /// Normalise `value` by `rule`, returning the string whose UTF-8 bytes are given to

@@ -97,6 +97,14 @@ pub fn get_by_id(key_id: i64) -> Option<Rc<DataKey>> {
     CACHE.with(|c| c.borrow().by_id.get(&key_id).map(|e| e.dek.clone()))
 }
 
+/// The cached DEK with `key_id`, and whether it is the DEK of `subject` (database encoding).
+pub fn get_by_id_for(key_id: i64, subject: &[u8]) -> Option<(Rc<DataKey>, bool)> {
+    if !enabled() {
+        return None;
+    }
+    CACHE.with(|c| c.borrow().by_id.get(&key_id).map(|e| (e.dek.clone(), e.subject == subject)))
+}
+
 pub fn get_by_subject(subject: &[u8]) -> Option<(i64, Rc<DataKey>)> {
     if !enabled() {
         return None;

@@ -8,3 +8,4 @@ pub mod root;
 pub mod scan;
 pub mod spi;
 pub mod store;
+pub mod terms;

@@ -67,6 +67,7 @@ pub enum Arg<'a> {
     Int8(i64),
     Int4(i32),
     Int4Array(&'a [i32]),
+    Int8Array(&'a [i64]),
     Bytes(&'a [u8]),
     /// A datum passed through unchanged (e.g. a function's own `text[]` argument).
     Datum(pg_sys::Datum),
@@ -94,6 +95,11 @@ impl Row {
     pub fn int4(&self, col: i32) -> Option<i32> {
         let (d, isnull) = self.datum(col);
         unsafe { i32::from_datum(d, isnull) }
+    }
+
+    pub fn bool(&self, col: i32) -> Option<bool> {
+        let (d, isnull) = self.datum(col);
+        unsafe { bool::from_datum(d, isnull) }
     }
 
     /// A text or bytea column's bytes, copied into Rust memory.
@@ -173,6 +179,7 @@ pub fn run<R>(
                 Arg::Int8(v) => v.into_datum(),
                 Arg::Int4(v) => v.into_datum(),
                 Arg::Int4Array(v) => v.to_vec().into_datum(),
+                Arg::Int8Array(v) => v.to_vec().into_datum(),
                 Arg::Bytes(b) => b.into_datum(),
                 Arg::Datum(d) => Some(*d),
             };
@@ -213,44 +220,77 @@ pub fn run<R>(
     })
 }
 
-/// Run a one-off statement `sql` (built by the caller with quoted identifiers and literals)
-/// with one `text[]` parameter `$1`, as `role` in a security-restricted operation: a table's
-/// owner, so that its triggers and policies never run with more rights than the owner has.
-/// Returns the number of rows processed.
-pub fn run_as(role: pg_sys::Oid, sql: &CStr, texts: pg_sys::Datum) -> Result<u64, ShredError> {
-    let _settings = LocalSettings::enter(&[
-        // names the statement does not qualify cannot be captured by the caller's or the
-        // owner's schemas
-        (c"search_path", c"pg_catalog, pg_temp"),
-        // the table's ordinary triggers do not fire: neither the owner's code nor a trigger
-        // that fails can run inside, or block, an erasure (ENABLE ALWAYS triggers still do)
-        (c"session_replication_role", c"replica"),
-        // a lock held on the table makes the erasure fail after a while instead of waiting
-        (c"lock_timeout", c"10s"),
-    ]);
+/// Run a one-off statement `sql` (built by the caller from catalog names, every identifier
+/// quoted, no parameter) as `role` in a security-restricted operation with `search_path`
+/// pinned to `pg_catalog, pg_temp`: what PostgreSQL does for VACUUM, ANALYZE, CREATE INDEX and
+/// REFRESH MATERIALIZED VIEW. Used for DDL on a protected table, as its owner, so that the
+/// owner's code it may run (index expressions, constraints) never runs with more rights than
+/// the owner has. Returns the number of rows processed.
+pub fn run_as(role: pg_sys::Oid, sql: &CStr) -> Result<u64, ShredError> {
+    let _settings = LocalSettings::enter(&[(c"search_path", c"pg_catalog, pg_temp")]);
     let _role = AsOwner::switch_to(role);
     Spi::connect(|_client| {
-        let mut argtypes = [pg_sys::TEXTARRAYOID];
-        let mut values = [texts];
-        let nulls = [b' ' as std::ffi::c_char];
-        // SAFETY: connected to SPI; one text[] datum for one declared parameter.
-        let status = unsafe {
-            pg_sys::SPI_execute_with_args(
-                sql.as_ptr(),
-                1,
-                argtypes.as_mut_ptr(),
-                values.as_mut_ptr(),
-                nulls.as_ptr(),
-                false,
-                0,
-            )
-        };
+        // SAFETY: connected to SPI; a statement without parameters.
+        let status = unsafe { pg_sys::SPI_execute(sql.as_ptr(), false, 0) };
         if status < 0 {
             return Err(ShredError::KeyStore(format!("statement failed with SPI status {status}")));
         }
         // SAFETY: set by the statement just run on this connection.
         Ok(unsafe { pg_sys::SPI_processed })
     })
+}
+
+/// Run `f` as `role` in a security-restricted operation with `search_path` pinned to
+/// `pg_catalog, pg_temp` (as [`run_as`]), e.g. several statements over a table as its owner.
+pub fn with_role<R>(role: pg_sys::Oid, f: impl FnOnce() -> R) -> R {
+    let _settings = LocalSettings::enter(&[(c"search_path", c"pg_catalog, pg_temp")]);
+    let _role = AsOwner::switch_to(role);
+    f()
+}
+
+/// A statement of one protected table, prepared once per backend under a pinned
+/// `search_path` and run with the **caller's** rights (the view's trigger writes the table as
+/// the role that wrote the view, as PostgreSQL's own view updates do). Freed on drop.
+pub struct TablePlan(pg_sys::SPIPlanPtr);
+
+impl TablePlan {
+    /// Prepare `sql` with parameters of `argtypes`; names are resolved under
+    /// `search_path = <search_path>` now and whenever PostgreSQL replans it.
+    pub fn prepare(sql: &CStr, argtypes: &[pg_sys::Oid], search_path: &CStr) -> Result<Self, ShredError> {
+        let _settings = LocalSettings::enter(&[(c"search_path", search_path)]);
+        Spi::connect(|_client| {
+            let mut types = argtypes.to_vec();
+            // SAFETY: connected to SPI; text and types outlive the call.
+            let plan = unsafe { pg_sys::SPI_prepare(sql.as_ptr(), types.len() as i32, types.as_mut_ptr()) };
+            // SAFETY: a plan just returned by SPI_prepare (or NULL, checked first).
+            if plan.is_null() || unsafe { pg_sys::SPI_keepplan(plan) } != 0 {
+                return Err(ShredError::KeyStore("could not prepare a protected table's statement".into()));
+            }
+            Ok(TablePlan(plan))
+        })
+    }
+
+    /// Run the plan with `values` (`nulls[i]` true for NULL) and return how many rows it
+    /// processed.
+    pub fn execute(&self, values: &mut [pg_sys::Datum], nulls: &[bool]) -> Result<u64, ShredError> {
+        let flags: Vec<std::ffi::c_char> = nulls.iter().map(|n| if *n { b'n' } else { b' ' } as std::ffi::c_char).collect();
+        Spi::connect(|_client| {
+            // SAFETY: connected to SPI; values match the plan's parameter types.
+            let status = unsafe { pg_sys::SPI_execute_plan(self.0, values.as_mut_ptr(), flags.as_ptr(), false, 0) };
+            if status < 0 {
+                return Err(ShredError::KeyStore(format!("a protected table's statement failed with SPI status {status}")));
+            }
+            // SAFETY: set by the statement just run on this connection.
+            Ok(unsafe { pg_sys::SPI_processed })
+        })
+    }
+}
+
+impl Drop for TablePlan {
+    fn drop(&mut self) {
+        // SAFETY: a kept plan owned by this value alone.
+        unsafe { pg_sys::SPI_freeplan(self.0) };
+    }
 }
 
 /// Settings changed for the duration of one statement in a new GUC nest level, as PostgreSQL

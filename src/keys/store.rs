@@ -17,7 +17,8 @@ use super::scan::{self, col};
 use super::root;
 use super::spi::{run, Arg, Mode, Plan};
 use crate::crypto::keys::DataKey;
-use crate::error::ShredError;
+use crate::crypto::CryptoError;
+use crate::error::{ShredError, MAX_SUBJECT_LEN};
 use crate::sql::encoding::server_to_utf8;
 
 /// Key ids are taken from the sequence this many at a time (unused ones are gaps, as with any
@@ -110,29 +111,6 @@ static RETIRE_VERSION: Plan = Plan::new(
     &[pg_sys::INT4OID],
 );
 
-/// For each protected table with blind indexes whose subject prefix fits one of the subjects
-/// in $1: its owner, a query that tells whether it holds rows of those subjects, and the
-/// UPDATE that clears their blind indexes. Tables that cannot hold the subjects are never
-/// touched.
-static BLIND_INDEX_SCRUBS: Plan = Plan::new(
-    c"SELECT c.relowner::pg_catalog.int8,
-             pg_catalog.format('SELECT 1 FROM %I.%I WHERE (%L OPERATOR(pg_catalog.||) %I::pg_catalog.text) OPERATOR(pg_catalog.=) ANY ($1) LIMIT 1',
-                               n.nspname, c.relname, t.subject_prefix, t.subject_column),
-             pg_catalog.format('UPDATE %I.%I SET %s WHERE (%L OPERATOR(pg_catalog.||) %I::pg_catalog.text) OPERATOR(pg_catalog.=) ANY ($1)',
-                               n.nspname, c.relname,
-                               pg_catalog.string_agg(pg_catalog.format('%I = NULL', pc.blind_index_column), ', '),
-                               t.subject_prefix, t.subject_column)
-        FROM shred.protected_table t
-        JOIN shred.protected_column pc ON pc.relation OPERATOR(pg_catalog.=) t.relation
-        JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.relation
-        JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
-       WHERE pc.blind_index_column IS NOT NULL
-         AND EXISTS (SELECT FROM pg_catalog.unnest($1::pg_catalog.text[]) s
-                      WHERE pg_catalog.starts_with(s, t.subject_prefix))
-       GROUP BY c.relowner, n.nspname, c.relname, t.subject_prefix, t.subject_column",
-    &[pg_sys::TEXTARRAYOID],
-);
-
 static INSERT_VERSION: Plan = Plan::new(
     c"INSERT INTO shred.root_key_version (version, salt, key_check) VALUES ($1, $2, $3)
       ON CONFLICT (version) DO NOTHING",
@@ -203,6 +181,23 @@ pub fn dek_by_id(key_id: i64) -> Result<Option<Rc<DataKey>>, ShredError> {
     }
     let seen = cache::generation();
     match lookup(By::Id(key_id))? {
+        Some(row) => Ok(Some(unwrap_and_cache(&row, seen)?)),
+        None => Ok(None),
+    }
+}
+
+/// The DEK with `key_id` for a value stored in a row of `subject` (database encoding), or
+/// `None` when it no longer exists. A DEK of another subject is refused exactly like a
+/// tampered value ([`CryptoError::AuthenticationFailed`]): a value sealed for one subject never
+/// opens in another subject's row, whatever AAD it was sealed with.
+pub fn dek_for_row(key_id: i64, subject: &[u8]) -> Result<Option<Rc<DataKey>>, ShredError> {
+    cache::accept_invalidations();
+    if let Some((dek, same)) = cache::get_by_id_for(key_id, subject) {
+        return if same { Ok(Some(dek)) } else { Err(CryptoError::AuthenticationFailed.into()) };
+    }
+    let seen = cache::generation();
+    match lookup(By::Id(key_id))? {
+        Some(row) if row.subject != subject => Err(CryptoError::AuthenticationFailed.into()),
         Some(row) => Ok(Some(unwrap_and_cache(&row, seen)?)),
         None => Ok(None),
     }
@@ -308,6 +303,23 @@ fn register_version(version: i32) -> Result<(), ShredError> {
     Ok(())
 }
 
+/// Check a data subject (database encoding) before it reaches the key store: at most
+/// [`MAX_SUBJECT_LEN`] bytes, valid text (UTF-8 in a SQL_ASCII database), and not one of the
+/// reserved `pg_shred:` subjects of pg_shred's own keys.
+pub fn check_subject(subject: &[u8]) -> Result<(), ShredError> {
+    if subject.len() > MAX_SUBJECT_LEN {
+        return Err(ShredError::SubjectTooLong(subject.len()));
+    }
+    server_to_utf8(subject, "subject")?;
+    if subject.starts_with(RESERVED_SUBJECT_PREFIX) {
+        return Err(ShredError::InvalidParameter("subjects starting with 'pg_shred:' are reserved for pg_shred's own keys"));
+    }
+    Ok(())
+}
+
+/// Prefix of the subjects the key store reserves for pg_shred's own keys.
+pub const RESERVED_SUBJECT_PREFIX: &[u8] = b"pg_shred:";
+
 /// The key id and DEK of `subject` (database encoding), creating and storing a new random DEK
 /// on first use. Race-safe: concurrent first seals of one subject end with one DEK.
 pub fn get_or_create(subject: &[u8]) -> Result<(i64, Rc<DataKey>), ShredError> {
@@ -390,8 +402,8 @@ fn delete_until_gone(
     Err(ShredError::Serialization("a data subject's DEK was created by a transaction this one cannot see"))
 }
 
-/// Delete the DEK of `subject` (database encoding), record the erasure and clear the subject's
-/// blind indexes. True when a DEK was deleted.
+/// Delete the DEK of `subject` (database encoding), record the erasure and forget the
+/// subject's blind-index terms. True when a DEK was deleted.
 pub fn erase(subject: &[u8]) -> Result<bool, ShredError> {
     let mut erased = Vec::new();
     let deleted = delete_until_gone(
@@ -441,31 +453,13 @@ pub fn last_erasure(subject: &[u8]) -> Result<Option<pg_sys::Datum>, ShredError>
 }
 
 /// What follows every deletion of DEKs, in the same transaction: record each erased
-/// (key id, subject) and clear the subjects' blind indexes.
+/// (key id, subject) and delete the blind-index terms stored with the erased key ids. Nothing
+/// outside pg_shred's own tables is read, written or locked: row tokens left in protected
+/// tables were keyed by the erased DEKs and cannot be recomputed (see `terms`).
 fn after_erasure(erased: &[(i64, Vec<u8>)]) -> Result<(), ShredError> {
     log_erasures(erased)?;
-    let subjects: Vec<&[u8]> = erased.iter().map(|(_, s)| s.as_slice()).collect();
-    scrub_blind_indexes(texts_array(&subjects))
-}
-
-/// A `text[]` datum (palloc'd) of `texts` (database encoding).
-fn texts_array(texts: &[&[u8]]) -> pg_sys::Datum {
-    // SAFETY: builds text datums and an array of them in the current memory context.
-    unsafe {
-        let mut elems: Vec<pg_sys::Datum> = texts
-            .iter()
-            .map(|t| pg_sys::Datum::from(pg_sys::cstring_to_text_with_len(t.as_ptr().cast(), t.len() as i32)))
-            .collect();
-        let array = pg_sys::construct_array(
-            elems.as_mut_ptr(),
-            elems.len() as i32,
-            pg_sys::TEXTOID,
-            -1,
-            false,
-            pg_sys::TYPALIGN_INT as std::ffi::c_char,
-        );
-        pg_sys::Datum::from(array)
-    }
+    let key_ids: Vec<i64> = erased.iter().map(|(id, _)| *id).collect();
+    super::terms::forget(&key_ids)
 }
 
 static DELETE_KEY_IDS: Plan = Plan::new(
@@ -476,7 +470,7 @@ static DELETE_KEY_IDS: Plan = Plan::new(
 /// Erase again, after a restore of an older backup, the DEKs with the key ids in `key_ids` (a
 /// `bigint[]` datum, e.g. the key ids of a newer `shred.erasure_log`): key ids are never reused,
 /// so this erases exactly the subjects erased since the backup. Records the erasures and clears
-/// blind indexes as `shred.erase` does. Returns how many DEKs were deleted.
+/// blind-index terms as `shred.erase` does. Returns how many DEKs were deleted.
 pub fn replay_erasures(key_ids: pg_sys::Datum) -> Result<i64, ShredError> {
     let erased = run(&DELETE_KEY_IDS, &[Arg::Datum(key_ids)], Mode::Write, 0, |rows| {
         rows.iter()
@@ -490,7 +484,7 @@ pub fn replay_erasures(key_ids: pg_sys::Datum) -> Result<i64, ShredError> {
 }
 
 /// Delete the DEKs of every subject in `subjects` (a `text[]` datum of `count` elements, none
-/// NULL) in one statement, and clear their blind indexes. Returns how many were deleted.
+/// NULL) in one statement, and forget their blind-index terms. Returns how many were deleted.
 pub fn erase_many(subjects: pg_sys::Datum, count: i64) -> Result<i64, ShredError> {
     let mut erased = Vec::new();
     let deleted = delete_until_gone(
@@ -509,37 +503,6 @@ pub fn erase_many(subjects: pg_sys::Datum, count: i64) -> Result<i64, ShredError
         after_erasure(&erased)?;
     }
     Ok(deleted)
-}
-
-/// Clear the blind indexes of the data subjects in `subjects` (a `text[]` datum) in every
-/// protected table that holds rows of them, in the caller's transaction: an erased subject's
-/// rows can no longer be found by value. Each statement runs as the table's owner
-/// (security-restricted, ordinary triggers off, see `spi::run_as`), never with the key store
-/// owner's rights; a table is updated only when a plain query found rows of the subjects in
-/// it, so no trigger of a table that cannot hold them ever fires. Nothing to do before the
-/// catalog exists (0.1.0 schema).
-fn scrub_blind_indexes(subjects: pg_sys::Datum) -> Result<(), ShredError> {
-    if scan::relation(c"protected_table").is_err() {
-        return Ok(());
-    }
-    let scrubs = run(&BLIND_INDEX_SCRUBS, &[Arg::Datum(subjects)], Mode::Write, 0, |rows| {
-        rows.iter()
-            .map(|r| {
-                let owner = r.int8(1).ok_or_else(|| missing("table owner"))? as u32;
-                let statement = |col| {
-                    let sql = r.bytes(col).ok_or_else(|| missing("statement"))?;
-                    std::ffi::CString::new(sql).map_err(|_| missing("statement"))
-                };
-                Ok((pg_sys::Oid::from(owner), statement(2)?, statement(3)?))
-            })
-            .collect::<Result<Vec<_>, ShredError>>()
-    })?;
-    for (owner, holds_rows, clear) in scrubs {
-        if super::spi::run_as(owner, &holds_rows, subjects)? > 0 {
-            super::spi::run_as(owner, &clear, subjects)?;
-        }
-    }
-    Ok(())
 }
 
 /// How many data subjects' DEKs the key store holds (latest snapshot).

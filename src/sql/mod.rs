@@ -5,6 +5,7 @@
 //! file. Arguments of type `text` and `shred.sealed` arrive as raw varlena bytes.
 
 pub mod encoding;
+mod protect;
 mod tokens;
 mod typed;
 mod varlena;
@@ -16,7 +17,7 @@ use std::ffi::{CStr, CString};
 
 use crate::crypto::envelope;
 use crate::crypto::typed::PlainType;
-use crate::error::{Input, OrReport, ShredError, MAX_SUBJECT_LEN};
+use crate::error::{Input, OrReport, ShredError};
 use crate::keys::{root, store};
 use encoding::{server_to_utf8, utf8_to_server};
 use varlena::Varlena;
@@ -76,13 +77,7 @@ fn required<'a>(value: Option<&'a [u8]>, what: &'static str) -> &'a [u8] {
 /// database.
 fn subject_arg(value: Option<&[u8]>) -> &[u8] {
     let subject = required(value, "subject");
-    if subject.len() > MAX_SUBJECT_LEN {
-        ShredError::SubjectTooLong(subject.len()).report();
-    }
-    server_to_utf8(subject, "subject").or_report();
-    if subject.starts_with(tokens::RESERVED_SUBJECT_PREFIX) {
-        ShredError::InvalidParameter("subjects starting with 'pg_shred:' are reserved for pg_shred's own keys").report();
-    }
+    store::check_subject(subject).or_report();
     subject
 }
 

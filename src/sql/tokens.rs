@@ -17,44 +17,39 @@ use pgrx::prelude::*;
 
 use super::encoding::server_to_utf8;
 use super::{required, subject_arg};
-use crate::crypto::blind::{normalize, BlindIndexKey, Normalization};
+use crate::crypto::blind::Normalization;
 use crate::crypto::pseudonym;
 use crate::error::{OrReport, ShredError};
-use crate::keys::{root, store};
+use crate::keys::{root, store, terms};
 
-/// Prefix of the subjects the key store reserves for pg_shred's own keys.
-pub const RESERVED_SUBJECT_PREFIX: &[u8] = b"pg_shred:";
-/// Reserved subject of a blind-index context key; the context follows.
-const BLIND_INDEX_SUBJECT: &[u8] = b"pg_shred:blind-index:";
 /// Longest blind-index context, in bytes.
 const MAX_CONTEXT_LEN: usize = 256;
 
-fn normalization(name: &[u8]) -> Normalization {
-    match name {
-        b"exact" => Normalization::Exact,
-        b"email" => Normalization::Email,
-        _ => ShredError::InvalidParameter("normalization must be 'exact' or 'email'").report(),
-    }
+pub(crate) fn normalization(name: &[u8]) -> Normalization {
+    Normalization::from_name(name)
+        .unwrap_or_else(|| ShredError::InvalidParameter("normalization must be 'exact' or 'email'").report())
 }
 
-/// `shred.blind_index(value text, context text, normalization text DEFAULT 'exact') -> bytea`.
-#[pg_extern(volatile, parallel_unsafe, sql = false)]
-fn blind_index(value: Option<&[u8]>, context: Option<&[u8]>, rule: Option<&[u8]>) -> Option<Vec<u8>> {
+/// A blind-index context argument: not NULL, 1 to 256 bytes.
+pub(crate) fn context_arg(context: Option<&[u8]>) -> &[u8] {
     let context = required(context, "context");
-    let rule = normalization(required(rule, "normalization"));
     if context.is_empty() || context.len() > MAX_CONTEXT_LEN {
         ShredError::InvalidParameter("context must be 1 to 256 bytes long").report();
     }
-    let context_utf8 = server_to_utf8(context, "context").or_report();
+    context
+}
+
+/// `shred.blind_index(value text, context text, normalization text DEFAULT 'exact') -> bytea`:
+/// never creates the context's key (so it is STABLE and any reader may call it); a context
+/// without a key is an error, not an index that matches nothing.
+#[pg_extern(stable, parallel_unsafe, sql = false)]
+fn blind_index(value: Option<&[u8]>, context: Option<&[u8]>, rule: Option<&[u8]>) -> Option<Vec<u8>> {
+    let context = context_arg(context);
+    let rule = normalization(required(rule, "normalization"));
     let value = value?;
-    let value = server_to_utf8(value, "value").or_report();
-    let value = std::str::from_utf8(&value).unwrap_or_else(|_| ShredError::NotUtf8("value").report());
     root::require_root_key().or_report();
-    let mut subject = BLIND_INDEX_SUBJECT.to_vec();
-    subject.extend_from_slice(context);
-    let (_, key) = store::get_or_create(&subject).or_report();
-    let index = BlindIndexKey::derive(&key, &context_utf8).compute(normalize(value, rule).as_bytes());
-    Some(index.to_vec())
+    let key = terms::context_key(context, false).or_report().unwrap_or_else(|| ShredError::NoBlindIndexKey.report());
+    Some(key.compute_value(value, rule).or_report().to_vec())
 }
 
 /// `shred.pseudonym(subject text, domain text) -> text`: NULL when the subject has no DEK

@@ -48,3 +48,17 @@ unsafe impl BoxRet for Varlena {
 
 // The SQL type is declared by hand in sql/pg_shred--*.sql (text, bytea or shred.sealed).
 pgrx::impl_sql_translatable!(Varlena, "bytea");
+
+/// A datum built by the callee (of the type its SQL declaration returns: a polymorphic result,
+/// or a trigger's row), returned to PostgreSQL as is.
+pub struct RawDatum(pub pg_sys::Datum);
+
+// SAFETY: returns a datum valid in the function's memory context.
+unsafe impl BoxRet for RawDatum {
+    unsafe fn box_into<'fcx>(self, fcinfo: &mut FcInfo<'fcx>) -> pgrx::datum::Datum<'fcx> {
+        unsafe { fcinfo.return_raw_datum(self.0) }
+    }
+}
+
+// The SQL declarations are written by hand in sql/protect.sql.
+pgrx::impl_sql_translatable!(RawDatum, "anyelement");

@@ -1,0 +1,83 @@
+//! Blind-index terms: the key store's `shred.blind_term` holds one (blind index, key id) pair
+//! per value of a data subject written into a searchable protected column.
+//!
+//! Invariant: a term exists only while its DEK does. Every deletion of DEKs through pg_shred
+//! (`erase`, `erase(text[])`, `replay_erasures`) deletes the terms of the deleted key ids in
+//! the same statement sequence of the same transaction, in pg_shred's own table only. Rows of
+//! protected tables keep row tokens keyed by the DEK ([`crate::crypto::blind::row_token`]):
+//! with the DEK and its terms gone, nothing links a value to them any more, and no user
+//! table is read, written or locked by an erasure.
+//!
+//! Reads and writes run with the key store owner's rights ([`super::spi`]); no role has
+//! privileges on the table itself.
+
+use pgrx::pg_sys;
+
+use super::scan;
+use super::spi::{run, Arg, Mode, Plan};
+use super::store;
+use crate::crypto::blind::{normalize, BlindIndexKey, Normalization, BLIND_INDEX_LEN};
+use crate::error::ShredError;
+use crate::sql::encoding::server_to_utf8;
+
+static RECORD: Plan = Plan::new(
+    c"INSERT INTO shred.blind_term (blind_index, key_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+    &[pg_sys::BYTEAOID, pg_sys::INT8OID],
+);
+
+static KEY_IDS: Plan = Plan::new(
+    c"SELECT key_id FROM shred.blind_term WHERE blind_index OPERATOR(pg_catalog.=) $1",
+    &[pg_sys::BYTEAOID],
+);
+
+static FORGET: Plan = Plan::new(
+    c"DELETE FROM shred.blind_term WHERE key_id OPERATOR(pg_catalog.=) ANY ($1)",
+    &[pg_sys::INT8ARRAYOID],
+);
+
+/// Record that the data subject of `key_id` holds a value whose blind index is `blind_index`.
+pub fn record(blind_index: &[u8], key_id: i64) -> Result<(), ShredError> {
+    run(&RECORD, &[Arg::Bytes(blind_index), Arg::Int8(key_id)], Mode::Write, 0, |_| Ok(()))
+}
+
+/// Key ids of the data subjects holding a value with this blind index (latest snapshot, like
+/// every key lookup: a committed erasure is seen at once).
+pub fn key_ids(blind_index: &[u8]) -> Result<Vec<i64>, ShredError> {
+    run(&KEY_IDS, &[Arg::Bytes(blind_index)], Mode::ReadLatest, 0, |rows| {
+        Ok(rows.iter().filter_map(|r| r.int8(1)).collect())
+    })
+}
+
+/// Delete the terms of erased `key_ids`. Nothing to do before the table exists (older schema).
+pub fn forget(key_ids: &[i64]) -> Result<(), ShredError> {
+    if key_ids.is_empty() || scan::relation(c"blind_term").is_err() {
+        return Ok(());
+    }
+    run(&FORGET, &[Arg::Int8Array(key_ids)], Mode::Write, 0, |_| Ok(()))
+}
+
+/// Reserved subject of a blind-index context key; the context (database encoding) follows.
+const BLIND_INDEX_SUBJECT: &[u8] = b"pg_shred:blind-index:";
+
+/// The blind-index key of one context.
+pub struct ContextKey(BlindIndexKey);
+
+impl ContextKey {
+    /// The blind index of `value` (database encoding) after normalising it by `rule`.
+    pub fn compute_value(&self, value: &[u8], rule: Normalization) -> Result<[u8; BLIND_INDEX_LEN], ShredError> {
+        let utf8 = server_to_utf8(value, "value")?;
+        let text = std::str::from_utf8(&utf8).map_err(|_| ShredError::NotUtf8("value"))?;
+        Ok(self.0.compute(normalize(text, rule).as_bytes()))
+    }
+}
+
+/// The key of blind-index `context` (database encoding), kept in the key store under a reserved
+/// subject (random, wrapped like a DEK, rewrapped by rotation). Created on first use only when
+/// `create` is set (writers); readers never add key rows.
+pub fn context_key(context: &[u8], create: bool) -> Result<Option<ContextKey>, ShredError> {
+    let mut subject = BLIND_INDEX_SUBJECT.to_vec();
+    subject.extend_from_slice(context);
+    let dek = if create { Some(store::get_or_create(&subject)?.1) } else { store::existing_dek(&subject)? };
+    let context_utf8 = server_to_utf8(context, "context")?;
+    Ok(dek.map(|k| ContextKey(BlindIndexKey::derive(&k, &context_utf8))))
+}

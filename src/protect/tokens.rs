@@ -1,0 +1,123 @@
+//! Rebuilding the row tokens of a protected table's searchable columns from its sealed values:
+//! for tables protected before row tokens existed (0.2.0 stored the blind index itself), run
+//! once by the upgrade. Reads and writes the table as its owner (security-restricted, pinned
+//! `search_path`); the statements call no function, so no EXECUTE right of the owner is needed
+//! and no owner's code runs with another role's rights.
+
+use pgrx::prelude::*;
+use pgrx::spi::Spi;
+
+use super::{owner, row};
+use crate::crypto::blind::Normalization;
+use crate::error::ShredError;
+use crate::keys::spi::{run, with_role, Arg, Mode, Plan};
+use crate::keys::store;
+
+static SEARCHABLE: Plan = Plan::new(
+    c"SELECT pg_catalog.quote_ident(pc.column_name), pg_catalog.quote_ident(pc.blind_index_column), pc.context,
+             pc.normalization, shred._kind_oid(pc.plain_type)::pg_catalog.int8, t.subject_prefix,
+             pg_catalog.quote_ident(t.subject_column),
+             pg_catalog.quote_ident(n.nspname) OPERATOR(pg_catalog.||) '.' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(c.relname)
+        FROM shred.protected_column pc
+        JOIN shred.protected_table t ON t.relation OPERATOR(pg_catalog.=) pc.relation
+        JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) pc.relation
+        JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+       WHERE pc.relation OPERATOR(pg_catalog.=) $1::pg_catalog.oid AND pc.blind_index_column IS NOT NULL
+       ORDER BY pc.column_name",
+    &[pg_sys::INT8OID],
+);
+
+struct Searchable {
+    column: String,
+    bidx: String,
+    context: Vec<u8>,
+    rule: Normalization,
+    typ: pg_sys::Oid,
+}
+
+fn string(b: Option<Vec<u8>>) -> Result<String, ShredError> {
+    String::from_utf8(b.ok_or(ShredError::Internal("an incomplete catalog row"))?).map_err(|_| ShredError::Internal("a catalog name is not UTF-8"))
+}
+
+/// Recompute every row token of `tbl`; returns the number of rows updated.
+pub fn rebuild(tbl: pg_sys::Oid) -> Result<i64, ShredError> {
+    let (mut prefix, mut subject_column, mut qualified) = (Vec::new(), String::new(), String::new());
+    let columns = run(&SEARCHABLE, &[Arg::Int8(u32::from(tbl) as i64)], Mode::Write, 0, |rows| {
+        rows.iter()
+            .map(|r| {
+                prefix = r.bytes(6).unwrap_or_default();
+                subject_column = string(r.bytes(7))?;
+                qualified = string(r.bytes(8))?;
+                Ok(Searchable {
+                    column: string(r.bytes(1))?,
+                    bidx: string(r.bytes(2))?,
+                    context: r.bytes(3).unwrap_or_default(),
+                    rule: Normalization::from_name(&r.bytes(4).unwrap_or_default())
+                        .ok_or(ShredError::Internal("a blind index without normalisation"))?,
+                    typ: pg_sys::Oid::from(r.int8(5).unwrap_or(0) as u32),
+                })
+            })
+            .collect::<Result<Vec<_>, ShredError>>()
+    })?;
+    if columns.is_empty() {
+        return Ok(0);
+    }
+    let select = format!(
+        "SELECT ctid::pg_catalog.text, {subject_column}::pg_catalog.text, {} FROM ONLY {qualified}",
+        columns.iter().map(|c| c.column.as_str()).collect::<Vec<_>>().join(", ")
+    );
+    let update = format!(
+        "UPDATE ONLY {qualified} SET {} WHERE ctid OPERATOR(pg_catalog.=) $1::pg_catalog.tid",
+        columns.iter().enumerate().map(|(i, c)| format!("{} = ${}", c.bidx, i + 2)).collect::<Vec<_>>().join(", ")
+    );
+    let owner = owner::owner_of(tbl)?;
+    with_role(owner, || {
+        Spi::connect_mut(|client| {
+            let table = client.select(&select, None, &[]).map_err(|e| ShredError::KeyStore(e.to_string()))?;
+            let mut rows = Vec::new();
+            for r in table {
+                let ctid: Option<String> = r.get(1).map_err(|e| ShredError::KeyStore(e.to_string()))?;
+                let subj: Option<Vec<u8>> = r.get::<&[u8]>(2).map_err(|e| ShredError::KeyStore(e.to_string()))?.map(|b| b.to_vec());
+                let mut values = Vec::new();
+                for i in 0..columns.len() {
+                    let v: Option<&[u8]> = r.get(i + 3).map_err(|e| ShredError::KeyStore(e.to_string()))?;
+                    values.push(v.map(|b| b.to_vec()));
+                }
+                rows.push((ctid, subj, values));
+            }
+            let mut updated = 0i64;
+            for (ctid, subj, values) in rows {
+                let (Some(ctid), Some(subj)) = (ctid, subj) else { continue };
+                let mut subject = prefix.clone();
+                subject.extend_from_slice(&subj);
+                let mut args: Vec<Option<pg_sys::Datum>> = vec![Some(row::varlena_datum(ctid.as_bytes()))];
+                let mut types = vec![pg_sys::TEXTOID];
+                for (c, v) in columns.iter().zip(&values) {
+                    types.push(pg_sys::BYTEAOID);
+                    let token = match v {
+                        None => None,
+                        Some(sealed) => match row::open(sealed, &subject, &c.context, c.typ)? {
+                            None => None,
+                            Some(datum) => {
+                                // SAFETY: a value of c.typ just opened.
+                                let text = unsafe { row::output(c.typ, datum) };
+                                let (key_id, dek) = store::get_or_create(&subject)?;
+                                Some(row::varlena_datum(&row::index_value(&dek, key_id, &c.context, &text, c.rule)?))
+                            }
+                        },
+                    };
+                    args.push(token);
+                }
+                let datums: Vec<pgrx::datum::DatumWithOid> = args
+                    .iter()
+                    .zip(&types)
+                    // SAFETY: each datum is of the type paired with it.
+                    .map(|(d, t)| unsafe { pgrx::datum::DatumWithOid::new(*d, *t) })
+                    .collect();
+                client.update(&update, None, &datums).map_err(|e| ShredError::KeyStore(e.to_string()))?;
+                updated += 1;
+            }
+            Ok(updated)
+        })
+    })
+}

@@ -1,0 +1,99 @@
+//! SQL functions of protected tables (declared in `sql/protect.sql`): thin wrappers over
+//! [`crate::protect`].
+
+use pgrx::prelude::*;
+
+use super::tokens::{context_arg, normalization};
+use super::{required, subject_arg};
+use crate::error::{OrReport, ShredError};
+use crate::keys::{root, store, terms};
+use crate::protect::row;
+use super::varlena::RawDatum;
+
+/// Arguments 0..3 of `_open_row` / `_check_row`: (value shred.sealed, subject text, context
+/// text, the type to open as: anyelement). `None` for a NULL value.
+///
+/// # Safety
+/// `fcinfo` of a function declared (shred.sealed, text, text, anyelement).
+unsafe fn row_args<'a>(fcinfo: pg_sys::FunctionCallInfo) -> Option<(&'a [u8], Option<&'a [u8]>, &'a [u8], pg_sys::Oid)> {
+    unsafe {
+        let arg = |i: usize| {
+            if pgrx::fcinfo::pg_arg_is_null(fcinfo, i) {
+                None
+            } else {
+                Some(row::varlena_bytes(pgrx::fcinfo::pg_getarg_datum_raw(fcinfo, i)))
+            }
+        };
+        let typ = pg_sys::get_fn_expr_argtype((*fcinfo).flinfo, 3);
+        let context = required(arg(2), "context");
+        Some((arg(0)?, arg(1), context, typ))
+    }
+}
+
+/// `shred._open_row(value shred.sealed, subject text, context text, as anyelement) ->
+/// anyelement`: the plaintext of a protected column's value in a row of `subject`, as the type
+/// of `as`; NULL when its data subject was erased.
+#[pg_extern(volatile, parallel_unsafe, sql = false)]
+fn _open_row(fcinfo: pg_sys::FunctionCallInfo) -> Option<RawDatum> {
+    // SAFETY: called through the SQL declaration of this signature.
+    let (value, subject, context, typ) = unsafe { row_args(fcinfo) }?;
+    let subject = subject.unwrap_or_else(|| ShredError::NullArgument("subject").report());
+    row::open(value, subject, context, typ).or_report().map(RawDatum)
+}
+
+/// `shred.protected_view_write()`: the INSTEAD OF INSERT OR UPDATE trigger of plaintext views.
+#[pg_extern(sql = false)]
+fn protected_view_write(fcinfo: pg_sys::FunctionCallInfo) -> Option<RawDatum> {
+    // SAFETY: the trigger manager's call; write_row checks the context.
+    unsafe { crate::protect::write::write_row(fcinfo) }.map(RawDatum)
+}
+
+/// `shred._check_row(value, subject, context, as anyelement) -> text`: what `shred.check()`
+/// finds in one value: 'opens', 'key missing' or 'does not open'; NULL for NULL.
+#[pg_extern(volatile, parallel_unsafe, sql = false)]
+fn _check_row(fcinfo: pg_sys::FunctionCallInfo) -> Option<&'static str> {
+    // SAFETY: called through the SQL declaration of this signature.
+    let (value, subject, context, typ) = unsafe { row_args(fcinfo) }?;
+    Some(match row::check(value, subject, context, typ).or_report() {
+        row::Status::Opens => "opens",
+        row::Status::KeyMissing => "key missing",
+        row::Status::DoesNotOpen => "does not open",
+    })
+}
+
+/// `shred.blind_match(value text, context text, normalization text DEFAULT 'exact') -> bytea[]`.
+#[pg_extern(stable, strict, parallel_unsafe, sql = false)]
+fn blind_match(value: &[u8], context: &[u8], rule: &[u8]) -> Vec<Vec<u8>> {
+    let context = context_arg(Some(context));
+    row::match_value(context, value, normalization(rule)).or_report()
+}
+
+/// `shred.blind_token(subject text, value text, context text, normalization text DEFAULT
+/// 'exact') -> bytea`: the row token to store with `value` in a row of `subject` written past
+/// the view; records the blind-index term (creating the context's key on first use).
+#[pg_extern(volatile, parallel_unsafe, sql = false)]
+fn blind_token(subject: Option<&[u8]>, value: Option<&[u8]>, context: Option<&[u8]>, rule: Option<&[u8]>) -> Option<Vec<u8>> {
+    let subject = subject_arg(subject);
+    let context = context_arg(context);
+    let rule = normalization(required(rule, "normalization"));
+    let value = value?;
+    root::require_root_key().or_report();
+    let (key_id, dek) = store::get_or_create(subject).or_report();
+    Some(row::index_value(&dek, key_id, context, value, rule).or_report().to_vec())
+}
+
+/// `shred._ensure_blind_index_key(context text)`: create the key of a blind-index context
+/// (protect() does it, so that lookups never create keys).
+#[pg_extern(volatile, strict, parallel_unsafe, sql = false)]
+fn _ensure_blind_index_key(context: &[u8]) {
+    root::require_root_key().or_report();
+    terms::context_key(context_arg(Some(context)), true).or_report();
+}
+
+/// `shred._rebuild_row_tokens(tbl regclass) -> bigint`: recompute the row tokens of a protected
+/// table's searchable columns (run by the upgrade from 0.2.0; never granted).
+#[pg_extern(volatile, strict, parallel_unsafe, sql = false)]
+fn _rebuild_row_tokens(tbl: pg_sys::Oid) -> i64 {
+    root::require_root_key().or_report();
+    crate::protect::tokens::rebuild(tbl).or_report()
+}

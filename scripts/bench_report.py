@@ -2,14 +2,16 @@
 
     python3 bench_report.py META RESULTS PGBENCH_OUT REPORT_MD
 
-META         key=value lines written by scripts/bench (machine, sizes, memory, correctness)
+META         key=value lines written by scripts/bench (machine, sizes, memory, correctness; the
+             files of the checks and of the lookup's plan)
 RESULTS      tab-separated rows of bench.result: name, run, rows, ms, result of the statement
-PGBENCH_OUT  pgbench's standard output
+PGBENCH_OUT  pgbench's standard output (absent when only the protected-table section ran)
 REPORT_MD    where the report is written (it is also printed)
 
 Every measurement's statement returns a count that must equal its row count (all values sealed,
-opened, keys created, erased, rows deleted); any difference is a wrong result. Exits 1 when there
-is a wrong result or a failure, 0 otherwise: the targets are information only.
+opened, keys created, erased, rows deleted, lookups and exports that found the right row); any
+difference is a wrong result, and so is a failed check (bench.checks: name, ok, detail). Exits 1
+when there is a wrong result or a failure, 0 otherwise: the targets are information only.
 Standard library only.
 """
 
@@ -48,6 +50,42 @@ ROWS = [
 ]
 
 
+# Protected-table section: operation -> (label, unit, what each variant runs, targets). Results
+# are named p_<operation>_<variant>, variant plain / hand (pgcrypto by hand) / shred (pg_shred).
+# A target (variant, x): pg_shred takes at most x times the time of that variant.
+PROTECT_OPS = [
+    ("insert", "INSERT … SELECT of new customers (new subjects)", "row",
+     "`INSERT INTO t SELECT … FROM generate_series` of fresh ids · with `encrypt()` ×4 + `hmac()` · "
+     "into the view (a new DEK per subject)",
+     [("hand", 1.5), ("plain", 6)]),
+    ("update", "UPDATE one column (city) by id range", "row",
+     "`UPDATE t SET city = …` · `SET city = encrypt(…)` · through the view", [("hand", 1)]),
+    ("delete", "DELETE by id range", "row", "`DELETE FROM t WHERE id BETWEEN …` · the same · through the view",
+     [("plain", 3)]),
+    ("select", "SELECT all columns, aggregated in SQL", "row",
+     "`count(*), sum(length(…))` of the four columns · of `convert_from(decrypt(…))` · of the view",
+     [("hand", 1)]),
+    ("lookup", "lookup by e-mail, one row, PL/pgSQL loop", "call",
+     "`WHERE email = $1` (btree) · `WHERE email_hmac = hmac(lower(trim($1)), …)` (btree), decrypted · "
+     "the view `WHERE id IN (SELECT id … WHERE email_bidx = …)`",
+     [("plain", 2)]),
+    ("export", "export of one subject", "call",
+     "`to_jsonb(row)` by primary key · the same of the decrypted row · `shred.export_subject('customer:' || id)`",
+     [("plain", 10)]),
+    ("erase", "erasure of a one-row subject, all in one transaction", "call",
+     "`DELETE … WHERE id = $1` · `UPDATE … SET` the five columns `= NULL` · `shred.erase('customer:' || id)`",
+     [("plain", 5)]),
+    ("protect", "protect the table (fresh copy, new subjects)", "row",
+     "`ALTER TABLE` the four columns `TYPE bytea USING convert_to(…)`, `ADD COLUMN email_bidx bytea` + "
+     "`CREATE INDEX` · `ADD COLUMN email_hmac` + `UPDATE … hmac()` + `CREATE INDEX` + `ALTER … TYPE bytea "
+     "USING encrypt(…)` · `shred.protect(…)`",
+     [("plain", 3)]),
+]
+VARIANTS = (("plain", "plain"), ("hand", "pgcrypto by hand"), ("shred", "pg_shred"))
+# A plan that scans the blind index: an index scan (or bitmap index scan) on an index of email_bidx.
+BIDX_SCAN = re.compile(r"(Index Scan|Index Only Scan) using \S*bidx\S*|Bitmap Index Scan on \S*bidx\S*")
+
+
 def read_meta(path):
     meta = {}
     with open(path, encoding="utf-8") as f:
@@ -56,6 +94,29 @@ def read_meta(path):
             if sep:
                 meta[key] = value
     return meta
+
+
+def read_checks(path):
+    """(name, ok, detail) rows of bench.checks; [] when there is no file."""
+    checks = []
+    if not path:
+        return checks
+    try:
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                name, ok, detail = (line.rstrip("\n").split("\t") + ["", ""])[:3]
+                checks.append((name, ok == "t", "" if detail == r"\N" else detail))
+    except OSError:
+        checks.append(("checks", False, f"the file of the checks ({path}) is missing"))
+    return checks
+
+
+def read_text(path):
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except (OSError, TypeError):
+        return ""
 
 
 def read_results(path):
@@ -106,13 +167,8 @@ def fmt_ratio(x):
     return fmt_us(x) + "×"
 
 
-def main():
-    meta_path, results_path, pgbench_path, out_path = sys.argv[1:5]
-    meta = read_meta(meta_path)
-    runs = read_results(results_path)
-    pgb = parse_pgbench(pgbench_path)
-    problems = []
-
+def summarize(runs, problems):
+    """Median and spread of each measurement; a statement whose count differs from its rows is a problem."""
     stats = {}
     for name, rs in runs.items():
         ms = [r["ms"] for r in rs]
@@ -126,28 +182,23 @@ def main():
         for r in rs:
             if r["got"] != r["rows"]:
                 problems.append(f"`{name}` run {r['rep']}: the statement counted {r['got']} of {r['rows']} rows")
+    return stats
 
+
+def target_line(out, desc, ok, detail):
+    mark = "met" if ok else "**NOT met**"
+    out(f"- {desc}: {detail} — {mark}")
+
+
+def core_report(meta, stats, pgb, out, problems):
+    """The seal / open / keys / erasure table, memory, pgbench and their targets."""
     def speed(name, base):
         """Throughput of `name` relative to `base` (> 1: faster than the baseline)."""
         return stats[base]["us"] / stats[name]["us"]
 
-    lines = []
-    out = lines.append
-    out("# pg_shred benchmark")
-    out("")
-    out(f"- machine: {meta.get('cpu', '?')}, {meta.get('cpus', '?')} CPUs ({meta.get('cores', '?')} cores), "
-        f"{meta.get('ram', '?')} RAM")
-    out(f"- PostgreSQL: {meta.get('pg_version', '?')}")
-    out(f"- pg_shred {meta.get('pg_shred_version', '?')}, git commit {meta.get('commit', '?')}; build: {meta.get('build', '?')}")
-    out(f"- date: {meta.get('date', '?')}; settings: {meta.get('settings', '?')}")
-    out(f"- data: {int(meta['rows']):,} rows of ~30-byte e-mail addresses, {int(meta['subjects']):,} subjects "
-        f"(`'customer:' || (id % {meta['subjects']})`); pgp_sym_* on {int(meta['pgp_rows']):,} rows; "
-        f"first seal of {int(meta['new_subjects']):,} new subjects; erasure of {int(meta['erase_subjects']):,} subjects")
-    out(f"- method: server-side time of each statement (clock_timestamp() around EXECUTE in PL/pgSQL, "
-        f"aggregated in SQL, no rows sent to the client), run serially, median of {meta.get('reps', '?')} runs; "
-        f"warm = same connection after a warm-up pass; cold = new connection, first statement "
-        f"(backend caches cold, shared buffers warm)")
-    out("")
+    def target(desc, ok, detail):
+        target_line(out, desc, ok, detail)
+
     out("| operation | rows | median ms | spread | rows/s | µs/row | throughput vs baseline (> 1× = faster) |")
     out("|---|--:|--:|--:|--:|--:|---|")
     for name, label, bases in ROWS:
@@ -198,11 +249,6 @@ def main():
         f"{final_wrong} in a final check of every row.")
     out("")
 
-    # Targets (information).
-    def target(desc, ok, detail):
-        mark = "met" if ok else "**NOT met**"
-        out(f"- {desc}: {detail} — {mark}")
-
     out("Targets (information):")
     if all(n in stats for n in ("seal", "encrypt", "open", "decrypt", "md5", "pgp_encrypt", "pgp_decrypt")):
         for op, base, pgp in (("seal", "encrypt", "pgp_encrypt"), ("open", "decrypt", "pgp_decrypt")):
@@ -225,7 +271,133 @@ def main():
                 target(f"{label} of {int(meta['erase_subjects']):,} subjects ≤ 2× the time of {desc}",
                        t <= 2, f"{t:.2f}× the time")
     target("flat memory during the full open (peak RSS − start RSS ≤ 16 MiB)", growth <= 16, f"+{growth:.1f} MiB")
-    target("0 wrong results", not problems, f"{len(problems)} problem(s)")
+    out("")
+
+
+def protect_report(meta, stats, out):
+    """The protected-table section: plain / pgcrypto by hand / pg_shred side by side, as time ratios."""
+    n, batch, calls = int(meta["protect_rows"]), int(meta["protect_batch"]), int(meta["protect_calls"])
+    out(f"## Protected table: {n:,} customers, one data subject each")
+    out("")
+    out(f"`customer (id int primary key, name text, email text, phone text, city text)`, subject "
+        f"`'customer:' || id`, in a database of its own, three ways: **plain** (btree on email); **pgcrypto by "
+        f"hand** (the four columns `encrypt(convert_to(v, 'UTF8'), key32, 'aes')`, `email_hmac = "
+        f"hmac(lower(trim(email)), key2, 'sha256')` with a btree, read with `convert_from(decrypt(…))`); "
+        f"**pg_shred** (`shred.protect('bench_customer', 'id', ARRAY['name','email','phone','city'], "
+        f"searchable => ARRAY['email'], subject_prefix => 'customer:', normalization => 'email')`, used through "
+        f"its view `bench_customer_plain`). INSERT / UPDATE / DELETE {batch:,} rows a run; lookups, exports and "
+        f"erasures {calls:,} calls a run; SELECT and protect {n:,} rows. Sizes after loading: "
+        f"{meta.get('protect_sizes', '?')}; `shred.key_cache_size` = {meta.get('key_cache_size', '?')}. "
+        f"Median of {meta.get('reps', '?')} runs; time ratios (pg_shred's time ÷ the other's, < 1× = faster).")
+    out("")
+    out("| operation | per run | plain µs | by hand µs | pg_shred µs | ÷ plain | ÷ by hand | target (information) |")
+    out("|---|--:|--:|--:|--:|--:|--:|---|")
+    missing = []
+    for op, label, unit, _, targets in PROTECT_OPS:
+        names = {v: f"p_{op}_{v}" for v, _ in VARIANTS}
+        if not any(x in stats for x in names.values()):
+            missing.append(op)
+            continue
+
+        def cell(v):
+            st = stats.get(names[v])
+            return f"{fmt_us(st['us'])} ({st['spread']:.0f}%)" if st else "–"
+
+        def ratio(v):
+            a, b = stats.get(names["shred"]), stats.get(names[v])
+            return a["us"] / b["us"] if a and b and b["us"] > 0 else None
+
+        per = next((stats[x]["rows"] for x in names.values() if x in stats), 0)
+        goals = []
+        for v, limit in targets:
+            r = ratio(v)
+            what = "plain" if v == "plain" else "by hand"
+            if r is None:
+                goals.append(f"≤ {limit:g}× {what}: no result")
+            else:
+                goals.append(f"≤ {limit:g}× {what}: " + ("met" if r <= limit else "**NOT met**"))
+        rp, rh = ratio("plain"), ratio("hand")
+        out(f"| {label} | {fmt_int(per)} {unit}s | {cell('plain')} | {cell('hand')} | **{cell('shred')}** "
+            f"| {fmt_ratio(rp) if rp is not None else '–'} | {fmt_ratio(rh) if rh is not None else '–'} "
+            f"| {' · '.join(goals)} |")
+    out("")
+    out("µs per row or per call (spread of the runs). What each variant runs (plain · by hand · pg_shred):")
+    for op, label, unit, what, _ in PROTECT_OPS:
+        if op not in missing:
+            out(f"- {label}: {what}")
+    out("")
+    if missing:
+        out(f"**WARNING**: no result for {', '.join(missing)}.")
+        out("")
+    if meta.get("protect_lookup") != "blind_match":
+        out("**WARNING**: this build has no `shred.blind_match(text, text, text)`: the pg_shred lookup ran "
+            "`WHERE email_bidx = shred.blind_index($1, 'bench_customer.email', 'email')` instead of the "
+            "documented `email_bidx = ANY (shred.blind_match(…))`.")
+        out("")
+    plan = read_text(meta.get("protect_explain_file")).strip()
+    scans = [bool(BIDX_SCAN.search(part)) for part in re.split(r"^-- ", plan, flags=re.M) if part.strip()]
+    if not plan:
+        out("**WARNING**: no plan of the pg_shred lookup was recorded.")
+    elif not scans or not all(scans):
+        out("**WARNING**: the pg_shred lookup does not use an index scan on the blind-index column "
+            "(every lookup may read the whole table); its plan:")
+    else:
+        out("The pg_shred lookup scans the blind index (plan of one lookup):")
+    if re.search(r"Seq Scan on bench_customer\b", plan):
+        out("")
+        out(f"**WARNING**: the lookup's plan also reads bench_customer sequentially: a scan of the view's side "
+            f"computes its columns, so every lookup may open all {n:,} rows (a plan that joins by the primary key "
+            f"opens one).")
+    if plan:
+        out("")
+        out("```")
+        out(plan)
+        out("```")
+    out("")
+
+
+def main():
+    meta_path, results_path, pgbench_path, out_path = sys.argv[1:5]
+    meta = read_meta(meta_path)
+    runs = read_results(results_path)
+    pgb = parse_pgbench(pgbench_path)
+    problems = []
+    stats = summarize(runs, problems)
+    checks = read_checks(meta.get("checks_file"))
+    for name, ok, detail in checks:
+        if not ok:
+            problems.append(f"check `{name}`: {detail}")
+    core, protect = "rows" in meta, "protect_rows" in meta
+
+    lines = []
+    out = lines.append
+    out("# pg_shred benchmark")
+    out("")
+    out(f"- machine: {meta.get('cpu', '?')}, {meta.get('cpus', '?')} CPUs ({meta.get('cores', '?')} cores), "
+        f"{meta.get('ram', '?')} RAM")
+    out(f"- PostgreSQL: {meta.get('pg_version', '?')}")
+    out(f"- pg_shred {meta.get('pg_shred_version', '?')}, git commit {meta.get('commit', '?')}; build: {meta.get('build', '?')}")
+    out(f"- date: {meta.get('date', '?')}; settings: {meta.get('settings', '?')}")
+    if core:
+        out(f"- data: {int(meta['rows']):,} rows of ~30-byte e-mail addresses, {int(meta['subjects']):,} subjects "
+            f"(`'customer:' || (id % {meta['subjects']})`); pgp_sym_* on {int(meta['pgp_rows']):,} rows; "
+            f"first seal of {int(meta['new_subjects']):,} new subjects; erasure of {int(meta['erase_subjects']):,} subjects")
+    if not protect:
+        out("- sections: the protected-table section did not run (PG_SHRED_BENCH_ONLY=core)")
+    elif not core:
+        out("- sections: only the protected-table section ran (PG_SHRED_BENCH_ONLY=protect)")
+    out(f"- method: server-side time of each statement (clock_timestamp() around EXECUTE in PL/pgSQL, "
+        f"aggregated in SQL, no rows sent to the client), run serially, median of {meta.get('reps', '?')} runs"
+        + ("; warm = same connection after a warm-up pass; cold = new connection, first statement "
+           "(backend caches cold, shared buffers warm)" if core else ""))
+    out("")
+    if core:
+        core_report(meta, stats, pgb, out, problems)
+    if protect:
+        protect_report(meta, stats, out)
+    out("Correctness:")
+    target_line(out, "0 wrong results", not problems,
+                f"{len(problems)} problem(s); {sum(ok for _, ok, _ in checks)} of {len(checks)} checks right")
     for p in problems:
         out(f"  - {p}")
 

@@ -65,4 +65,8 @@ install_extension() {
     for script in sql/pg_shred--*.sql; do
         install -m 644 "$script" "$ext_dir/"
     done
+    # The 0.2.0 -> 0.3.0 upgrade: its three parts, in the order a fresh install runs them.
+    cat sql/upgrade/0.2.0--0.3.0-before.sql sql/protect.sql sql/upgrade/0.2.0--0.3.0-after.sql \
+        >"$ext_dir/pg_shred--0.2.0--0.3.0.sql"
+    chmod 644 "$ext_dir/pg_shred--0.2.0--0.3.0.sql"
 }

@@ -23,8 +23,9 @@ mod sql;
 pgrx::extension_sql_file!("../sql/pg_shred--0.1.0.sql", name = "v0_1_0", bootstrap);
 pgrx::extension_sql_file!("../sql/pg_shred--0.1.0--0.2.0.sql", name = "v0_2_0", requires = ["v0_1_0"]);
 // 0.3.0: the protected-table layer rebuilt (see sql/README.md for how the upgrade script is made).
-pgrx::extension_sql_file!("../sql/upgrade/0.2.0--0.3.0.sql", name = "v0_3_0_migrate", requires = ["v0_2_0"]);
-pgrx::extension_sql_file!("../sql/protect.sql", name = "protect", requires = ["v0_3_0_migrate"], finalize);
+pgrx::extension_sql_file!("../sql/upgrade/0.2.0--0.3.0-before.sql", name = "v0_3_0_before", requires = ["v0_2_0"]);
+pgrx::extension_sql_file!("../sql/protect.sql", name = "protect", requires = ["v0_3_0_before"]);
+pgrx::extension_sql_file!("../sql/upgrade/0.2.0--0.3.0-after.sql", name = "v0_3_0_after", requires = ["protect"], finalize);
 
 #[allow(non_snake_case)]
 #[pg_guard]

@@ -123,7 +123,7 @@ impl Writer {
                     None => None,
                     Some(context) => Some(Protected {
                         context,
-                        searchable: match r.bytes(12) {
+                        searchable: match r.bytes(11) {
                             None => None,
                             Some(_) => Some(
                                 Normalization::from_name(&r.bytes(10).unwrap_or_default())

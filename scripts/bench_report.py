@@ -299,15 +299,19 @@ def protect_report(meta, stats, out):
             missing.append(op)
             continue
 
+        per = next((stats[x]["rows"] for x in names.values() if x in stats), 0)
+
         def cell(v):
             st = stats.get(names[v])
-            return f"{fmt_us(st['us'])} ({st['spread']:.0f}%)" if st else "–"
+            if not st:
+                return "–"
+            fewer = f", {fmt_int(st['rows'])} {unit}s" if st["rows"] != per else ""
+            return f"{fmt_us(st['us'])} ({st['spread']:.0f}%{fewer})"
 
         def ratio(v):
             a, b = stats.get(names["shred"]), stats.get(names[v])
             return a["us"] / b["us"] if a and b and b["us"] > 0 else None
 
-        per = next((stats[x]["rows"] for x in names.values() if x in stats), 0)
         goals = []
         for v, limit in targets:
             r = ratio(v)

@@ -35,9 +35,9 @@ REVOKE ALL ON shred.blind_term FROM PUBLIC;
 -----------------------------------------------------------------------------------------------
 CREATE FUNCTION shred._open_row(value shred.sealed, subject pg_catalog.text, context pg_catalog.text, "as" anyelement)
     RETURNS anyelement
-    LANGUAGE c VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', '_open_row_wrapper';
+    LANGUAGE c STABLE PARALLEL UNSAFE AS 'MODULE_PATHNAME', '_open_row_wrapper';
 COMMENT ON FUNCTION shred._open_row(shred.sealed, pg_catalog.text, pg_catalog.text, anyelement) IS
-    'Internal (plaintext views, export): open a protected column''s value in a row of subject, as the type of "as"; NULL once the subject is erased. The AAD binds the subject and context, and the DEK must be the subject''s own: anything else fails like a tampered value (22000).';
+    'Internal (plaintext views, export): open a protected column''s value in a row of subject, as the type of "as"; NULL once the subject is erased. The AAD binds the subject and context, and the DEK must be the subject''s own: anything else fails like a tampered value (22000). STABLE, so that PostgreSQL flattens the views and pushes conditions into them (WHERE id = 1 reads one row, not the table); an erasure committed while a statement runs still takes effect at once (keys are read under the latest snapshot).';
 
 CREATE FUNCTION shred._check_row(value shred.sealed, subject pg_catalog.text, context pg_catalog.text, "as" anyelement)
     RETURNS pg_catalog.text

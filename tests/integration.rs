@@ -1199,6 +1199,21 @@ fn blind_indexes_and_pseudonyms() {
     let bidx = |c: &mut postgres::Client, v: &str, ctx: &str, rule: &str| -> Vec<u8> {
         c.query_one("SELECT shred.blind_index($1, $2, $3)", &[&v, &ctx, &rule]).unwrap().get(0)
     };
+    // Readers never create keys: a context nothing was indexed under is an error (42704), and
+    // the key store is unchanged; a writer's first row token creates the context's key.
+    let keys = |c: &mut postgres::Client| -> i64 { c.query_one("SELECT count(*) FROM shred.subject_key", &[]).unwrap().get(0) };
+    let before = keys(&mut c);
+    assert_eq!(sqlstate(c.query_one("SELECT shred.blind_index('x', 'customer.email')", &[])), "42704");
+    assert_eq!(sqlstate(c.query_one("SELECT shred.blind_match('x', 'customer.email')", &[])), "42704");
+    assert_eq!(keys(&mut c), before);
+    c.batch_execute("SELECT shred.blind_token('k:1', 'x', 'customer.email'), shred.blind_token('k:1', 'x', 'invoice.email')").unwrap();
+    let labels: (String, String) = {
+        let r = c.query_one("SELECT p.provolatile::text, q.provolatile::text FROM pg_proc p, pg_proc q
+                              WHERE p.oid = 'shred.blind_index(text,text,text)'::regprocedure
+                                AND q.oid = 'shred.blind_match(text,text,text)'::regprocedure", &[]).unwrap();
+        (r.get(0), r.get(1))
+    };
+    assert_eq!(labels, ("s".into(), "s".into()), "lookups are STABLE");
     let a = bidx(&mut c, " Alice@Example.COM ", "customer.email", "email");
     assert_eq!(a.len(), 32);
     assert_eq!(a, bidx(&mut c, "alice@example.com", "customer.email", "email"));

@@ -1,2 +1,568 @@
-//! placeholder
+//! Protected tables across the 0.2.0 -> 0.3.0 upgrade and across pg_dump/pg_restore, against a
+//! real server (started by `scripts/test`): tables protected under 0.2.0 keep working after
+//! ALTER EXTENSION pg_shred UPDATE, an upgraded database has exactly the objects of a fresh
+//! install, a dump restores into a working database, and the upgrade leaves no privilege
+//! holes.
+
 mod common;
+
+use common::*;
+
+/// The rows of `sql` in text form, one string per row (columns joined by " | ", NULL as "∅").
+fn rows(c: &mut postgres::Client, sql: &str) -> Vec<String> {
+    c.simple_query(sql)
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .into_iter()
+        .filter_map(|m| match m {
+            postgres::SimpleQueryMessage::Row(r) => {
+                Some((0..r.len()).map(|i| r.get(i).unwrap_or("∅").to_string()).collect::<Vec<_>>().join(" | "))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+fn pg(program: &str, args: &[&str]) -> Vec<u8> {
+    run(pg_tool(program).args(args))
+}
+
+fn extversion(c: &mut postgres::Client) -> String {
+    c.query_one("SELECT extversion FROM pg_extension WHERE extname = 'pg_shred'", &[]).unwrap().get(0)
+}
+
+/// An empty database `name` with pg_shred 0.2.0 (PostgreSQL installs 0.1.0 and runs the
+/// 0.1.0 -> 0.2.0 script, or runs an installed 0.2.0 script: the same SQL).
+fn db_0_2_0(name: &str) -> postgres::Client {
+    let mut c = empty_db(name);
+    c.batch_execute("CREATE EXTENSION pg_shred VERSION '0.2.0'").unwrap();
+    assert_eq!(extversion(&mut c), "0.2.0");
+    c
+}
+
+/// Create the key of blind-index context `context` through the current library. 0.2.0's
+/// shred.blind_index created it on first use; the current library's never does, so 0.2.0's
+/// protect() with a searchable column fails without this (see
+/// `zero_two_protect_with_a_searchable_column_on_the_current_library`). Superuser only; the
+/// function is dropped again.
+fn create_blind_index_key(c: &mut postgres::Client, context: &str) {
+    c.batch_execute(&format!(
+        "CREATE FUNCTION public.pu_ensure_blind_index_key(pg_catalog.text) RETURNS void
+             LANGUAGE c STRICT AS '$libdir/pg_shred', '_ensure_blind_index_key_wrapper';
+         SELECT public.pu_ensure_blind_index_key('{context}');
+         DROP FUNCTION public.pu_ensure_blind_index_key(pg_catalog.text);"
+    ))
+    .unwrap();
+}
+
+/// Ids of the rows of `customer` whose e-mail is `value` (e-mail normalisation), by the 0.3.0
+/// lookup through row tokens.
+fn lookup(c: &mut postgres::Client, value: &str) -> Vec<i32> {
+    c.query(
+        "SELECT id FROM customer WHERE email_bidx = ANY (shred.blind_match($1, 'customer.email', 'email')) ORDER BY id",
+        &[&value],
+    )
+    .unwrap()
+    .iter()
+    .map(|r| r.get(0))
+    .collect()
+}
+
+/// The same by 0.2.0's lookup (the blind index itself stored in the table).
+fn lookup_0_2_0(c: &mut postgres::Client, value: &str) -> Vec<i32> {
+    c.query("SELECT id FROM customer WHERE email_bidx = shred.blind_index($1, 'customer.email', 'email') ORDER BY id", &[&value])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+/// pg_trigger.tgtype of the view's triggers (ROW 1, INSERT 4, DELETE 8, UPDATE 16, INSTEAD 64).
+fn view_triggers(c: &mut postgres::Client, view: &str) -> Vec<String> {
+    rows(c, &format!("SELECT tgname || ' ' || tgtype FROM pg_trigger WHERE tgrelid = '{view}'::regclass ORDER BY tgname"))
+}
+
+const CUSTOMER: &str = "SELECT * FROM customer_plain ORDER BY id";
+const INVOICE: &str = "SELECT * FROM invoice_plain ORDER BY id";
+
+/// Everything 0.3.0 promises for tables protected under 0.2.0, after ALTER EXTENSION UPDATE.
+#[test]
+#[ignore = "pg_shred bug: ALTER EXTENSION pg_shred UPDATE from 0.2.0 fails with any protected table: (1) CREATE OR REPLACE VIEW in the update script is refused for views that are not extension members; (2) t.view::text is unqualified when the view's schema is the extension's (public), so the view is created in pg_catalog; (3) shred._rebuild_row_tokens reads the subject (text) as bytea"]
+fn upgrade_from_0_2_0_keeps_every_protected_table_working() {
+    let mut c = db_0_2_0("pu_upgrade");
+    create_blind_index_key(&mut c, "customer.email");
+    c.batch_execute(
+        "CREATE TABLE customer (id int PRIMARY KEY, name text, email text, born date, score numeric, country text);
+         CREATE TABLE invoice (id int PRIMARY KEY, customer_id int, total numeric, address text);
+         INSERT INTO customer VALUES (1, 'Ada', 'ada@example.org', '1815-12-10', 99.5, 'UK'),
+                                     (2, 'Bob', 'bob@example.org', '2000-02-29', -0.01, 'FR'),
+                                     (3, 'Cy', 'cy@example.org', NULL, NULL, 'DE');
+         INSERT INTO invoice VALUES (10, 1, 9.99, '1 Ada Street'), (11, 2, 5, '2 Bob Road'), (12, 3, 7, '3 Cy Lane');
+         SELECT shred.protect('customer', 'id', ARRAY['name', 'email', 'born', 'score'], searchable => ARRAY['email'],
+                              subject_prefix => 'customer:', normalization => 'email');
+         SELECT shred.protect('invoice', 'customer_id', ARRAY['address'], subject_prefix => 'customer:');",
+    )
+    .unwrap();
+    // Writes through 0.2.0's views (its PL/pgSQL trigger, INSTEAD OF INSERT OR UPDATE OR DELETE).
+    assert_eq!(view_triggers(&mut c, "customer_plain"), vec!["shred_write 93"]);
+    c.batch_execute(
+        "INSERT INTO customer_plain VALUES (4, 'Di', 'Di@Example.org', '1990-01-01', 1.5, 'IT'),
+                                           (5, 'Eve', 'ADA@example.org', NULL, NULL, 'NL');
+         UPDATE customer_plain SET score = 100.25 WHERE id = 1;
+         UPDATE customer_plain SET email = 'bob@new.example' WHERE id = 2;
+         INSERT INTO invoice_plain VALUES (13, 4, 1.00, '4 Di Road'), (14, 1, 20, '1 Ada Street');
+         UPDATE invoice_plain SET address = '2 Bob Avenue' WHERE id = 11;
+         DELETE FROM invoice_plain WHERE id = 14;
+         SELECT shred.set_tombstone('customer', 'name', '[erased]');
+         SELECT shred.erase('customer:3');",
+    )
+    .unwrap();
+    let customers = rows(&mut c, CUSTOMER);
+    let invoices = rows(&mut c, INVOICE);
+    assert_eq!(
+        customers,
+        vec![
+            "1 | Ada | ada@example.org | 1815-12-10 | 100.25 | UK",
+            "2 | Bob | bob@new.example | 2000-02-29 | -0.01 | FR",
+            "3 | [erased] | ∅ | ∅ | ∅ | DE",
+            "4 | Di | Di@Example.org | 1990-01-01 | 1.5 | IT",
+            "5 | Eve | ADA@example.org | ∅ | ∅ | NL",
+        ]
+    );
+    assert_eq!(invoices, vec!["10 | 1 | 9.99 | 1 Ada Street", "11 | 2 | 5 | 2 Bob Avenue", "12 | 3 | 7 | ∅", "13 | 4 | 1.00 | 4 Di Road"]);
+    assert_eq!(lookup_0_2_0(&mut c, " ADA@Example.org"), vec![1, 5]);
+
+    c.batch_execute("ALTER EXTENSION pg_shred UPDATE").unwrap();
+    assert_eq!(extversion(&mut c), "0.3.0");
+    // Every row reads exactly as before, in a new session too.
+    assert_eq!(rows(&mut c, CUSTOMER), customers);
+    assert_eq!(rows(&mut c, INVOICE), invoices);
+    let mut other = connect("pu_upgrade");
+    assert_eq!(rows(&mut other, CUSTOMER), customers);
+    assert_eq!(rows(&mut other, INVOICE), invoices);
+    // Row tokens were rebuilt from the sealed values: one per subject holding the value, none
+    // for the erased subject.
+    assert_eq!(lookup(&mut c, " ADA@Example.org"), vec![1, 5]);
+    assert_eq!(lookup(&mut c, "di@example.org"), vec![4]);
+    assert_eq!(lookup(&mut c, "bob@new.example"), vec![2]);
+    assert_eq!(lookup(&mut c, "bob@example.org"), Vec::<i32>::new());
+    assert_eq!(lookup(&mut c, "cy@example.org"), Vec::<i32>::new());
+    assert_eq!(rows(&mut c, "SELECT id FROM customer WHERE email_bidx IS NULL ORDER BY id"), vec!["3"]);
+    // The new trigger (INSTEAD OF INSERT OR UPDATE), and an index on each subject column.
+    assert_eq!(view_triggers(&mut c, "customer_plain"), vec!["shred_write 85"]);
+    assert_eq!(view_triggers(&mut c, "invoice_plain"), vec!["shred_write 85"]);
+    assert_eq!(
+        rows(
+            &mut c,
+            "SELECT count(*) FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+              WHERE i.indrelid = 'invoice'::regclass AND a.attname = 'customer_id' AND i.indpred IS NULL"
+        ),
+        vec!["1"]
+    );
+    assert_eq!(rows(&mut c, "SELECT count(*) FROM pg_proc WHERE proname = 'row_context'"), vec!["0"]);
+    // Writes through the views after the upgrade, found by lookups.
+    c.batch_execute(
+        "INSERT INTO customer_plain VALUES (6, 'Fay', 'fay@example.org', '2001-01-01', 7, 'ES');
+         UPDATE customer_plain SET email = 'di@new.example' WHERE id = 4;
+         DELETE FROM customer_plain WHERE id = 5;
+         INSERT INTO invoice_plain VALUES (15, 6, 3.50, '6 Fay Road');
+         UPDATE invoice_plain SET total = 6 WHERE id = 11;
+         DELETE FROM invoice_plain WHERE id = 13;",
+    )
+    .unwrap();
+    assert_eq!(
+        rows(&mut other, CUSTOMER),
+        vec![
+            "1 | Ada | ada@example.org | 1815-12-10 | 100.25 | UK",
+            "2 | Bob | bob@new.example | 2000-02-29 | -0.01 | FR",
+            "3 | [erased] | ∅ | ∅ | ∅ | DE",
+            "4 | Di | di@new.example | 1990-01-01 | 1.5 | IT",
+            "6 | Fay | fay@example.org | 2001-01-01 | 7 | ES",
+        ]
+    );
+    assert_eq!(
+        rows(&mut other, INVOICE),
+        vec!["10 | 1 | 9.99 | 1 Ada Street", "11 | 2 | 6 | 2 Bob Avenue", "12 | 3 | 7 | ∅", "15 | 6 | 3.50 | 6 Fay Road"]
+    );
+    assert_eq!(lookup(&mut c, "FAY@example.org "), vec![6]);
+    assert_eq!(lookup(&mut c, "di@new.example"), vec![4]);
+    assert_eq!(lookup(&mut c, "di@example.org"), Vec::<i32>::new());
+    assert_eq!(lookup(&mut c, " ADA@Example.org"), vec![1]);
+    // Subject rights.
+    assert_eq!(
+        rows(
+            &mut c,
+            r#"SELECT shred.export_subject('customer:1') -> 'tables' = '{"public.customer": [{"id": 1, "name": "Ada", "email": "ada@example.org", "born": "1815-12-10", "score": 100.25, "country": "UK"}],
+                                                                    "public.invoice": [{"id": 10, "customer_id": 1, "total": 9.99, "address": "1 Ada Street"}]}'::jsonb"#
+        ),
+        vec!["t"]
+    );
+    assert_eq!(
+        rows(
+            &mut c,
+            r#"SELECT shred.export_subject('customer:3') -> 'tables' = '{"public.customer": [{"id": 3, "name": "[erased]", "email": null, "born": null, "score": null, "country": "DE"}],
+                                                                    "public.invoice": [{"id": 12, "customer_id": 3, "total": 7, "address": null}]}'::jsonb"#
+        ),
+        vec!["t"]
+    );
+    assert_eq!(
+        rows(&mut c, "SELECT * FROM shred.subject_footprint('customer:1')"),
+        vec![
+            "customer | born | 1 | 1 | f",
+            "customer | email | 1 | 1 | f",
+            "customer | name | 1 | 1 | f",
+            "customer | score | 1 | 1 | f",
+            "invoice | address | 1 | 1 | f",
+        ]
+    );
+    assert_eq!(
+        rows(&mut c, "SELECT * FROM shred.subject_footprint('customer:3')"),
+        vec![
+            "customer | born | 1 | 0 | f",
+            "customer | email | 1 | 1 | t",
+            "customer | name | 1 | 1 | t",
+            "customer | score | 1 | 0 | f",
+            "invoice | address | 1 | 1 | t",
+        ]
+    );
+    assert_eq!(
+        rows(&mut c, "SELECT * FROM shred.check()"),
+        vec!["customer | email | erased | 1", "customer | name | erased | 1", "invoice | address | erased | 1"]
+    );
+    // Erasure after the upgrade empties the subject's lookups and values.
+    c.batch_execute("SELECT shred.erase('customer:1')").unwrap();
+    assert_eq!(lookup(&mut other, " ADA@Example.org"), Vec::<i32>::new());
+    assert_eq!(lookup(&mut other, "fay@example.org"), vec![6]);
+    assert_eq!(rows(&mut other, "SELECT * FROM customer_plain WHERE id = 1"), vec!["1 | [erased] | ∅ | ∅ | ∅ | UK"]);
+    assert_eq!(rows(&mut other, "SELECT * FROM invoice_plain WHERE id = 10"), vec!["10 | 1 | 9.99 | ∅"]);
+    assert_eq!(
+        rows(&mut other, "SELECT * FROM shred.check()"),
+        vec![
+            "customer | born | erased | 1",
+            "customer | email | erased | 2",
+            "customer | name | erased | 2",
+            "customer | score | erased | 1",
+            "invoice | address | erased | 2",
+        ]
+    );
+}
+
+/// The rows of shred.check() and the lookups a fresh 0.3.0 install gives for the same data as
+/// the upgrade test: the upgrade test's expectations are those of 0.3.0 itself.
+#[test]
+fn fresh_0_3_0_gives_what_the_upgrade_test_expects() {
+    let mut c = fresh_db("pu_fresh_control");
+    c.batch_execute(
+        "CREATE TABLE customer (id int PRIMARY KEY, name text, email text, born date, score numeric, country text);
+         CREATE TABLE invoice (id int PRIMARY KEY, customer_id int, total numeric, address text);
+         INSERT INTO customer VALUES (1, 'Ada', 'ada@example.org', '1815-12-10', 99.5, 'UK'),
+                                     (2, 'Bob', 'bob@example.org', '2000-02-29', -0.01, 'FR'),
+                                     (3, 'Cy', 'cy@example.org', NULL, NULL, 'DE');
+         INSERT INTO invoice VALUES (10, 1, 9.99, '1 Ada Street'), (11, 2, 5, '2 Bob Road'), (12, 3, 7, '3 Cy Lane');
+         SELECT shred.protect('customer', 'id', ARRAY['name', 'email', 'born', 'score'], searchable => ARRAY['email'],
+                              subject_prefix => 'customer:', normalization => 'email');
+         SELECT shred.protect('invoice', 'customer_id', ARRAY['address'], subject_prefix => 'customer:');
+         INSERT INTO customer_plain VALUES (4, 'Di', 'Di@Example.org', '1990-01-01', 1.5, 'IT'),
+                                           (5, 'Eve', 'ADA@example.org', NULL, NULL, 'NL');
+         UPDATE customer_plain SET score = 100.25 WHERE id = 1;
+         UPDATE customer_plain SET email = 'bob@new.example' WHERE id = 2;
+         INSERT INTO invoice_plain VALUES (13, 4, 1.00, '4 Di Road');
+         UPDATE invoice_plain SET address = '2 Bob Avenue' WHERE id = 11;
+         SELECT shred.set_tombstone('customer', 'name', '[erased]');
+         SELECT shred.erase('customer:3');",
+    )
+    .unwrap();
+    assert_eq!(
+        rows(&mut c, CUSTOMER),
+        vec![
+            "1 | Ada | ada@example.org | 1815-12-10 | 100.25 | UK",
+            "2 | Bob | bob@new.example | 2000-02-29 | -0.01 | FR",
+            "3 | [erased] | ∅ | ∅ | ∅ | DE",
+            "4 | Di | Di@Example.org | 1990-01-01 | 1.5 | IT",
+            "5 | Eve | ADA@example.org | ∅ | ∅ | NL",
+        ]
+    );
+    assert_eq!(lookup(&mut c, " ADA@Example.org"), vec![1, 5]);
+    assert_eq!(lookup(&mut c, "cy@example.org"), Vec::<i32>::new());
+    assert_eq!(view_triggers(&mut c, "customer_plain"), vec!["shred_write 85"]);
+    assert_eq!(
+        rows(&mut c, "SELECT * FROM shred.subject_footprint('customer:3')"),
+        vec![
+            "customer | born | 1 | 0 | f",
+            "customer | email | 1 | 1 | t",
+            "customer | name | 1 | 1 | t",
+            "customer | score | 1 | 0 | f",
+            "invoice | address | 1 | 1 | t",
+        ]
+    );
+    assert_eq!(
+        rows(
+            &mut c,
+            r#"SELECT shred.export_subject('customer:3') -> 'tables' = '{"public.customer": [{"id": 3, "name": "[erased]", "email": null, "born": null, "score": null, "country": "DE"}],
+                                                                    "public.invoice": [{"id": 12, "customer_id": 3, "total": 7, "address": null}]}'::jsonb"#
+        ),
+        vec!["t"]
+    );
+    assert_eq!(
+        rows(&mut c, "SELECT * FROM shred.check()"),
+        vec!["customer | email | erased | 1", "customer | name | erased | 1", "invoice | address | erased | 1"]
+    );
+}
+
+/// Everything of pg_shred's own in a database: functions (kind, volatility, strictness,
+/// parallel safety, SECURITY DEFINER, settings, ACL), relations (kind, options, ACL, row-level
+/// security, columns), views, constraints, policies, event triggers and the extension's
+/// configuration tables.
+fn catalogue(c: &mut postgres::Client) -> Vec<String> {
+    c.query(
+        "SELECT p.oid::regprocedure::text || ' ' || p.prokind::text || p.provolatile::text || p.proisstrict::text
+                || p.proparallel::text || p.prosecdef::text || ' ' || coalesce(array_to_string(p.proconfig, ';'), '')
+                || ' ' || coalesce(p.proacl::text, '')
+           FROM pg_proc p WHERE p.pronamespace = 'shred'::regnamespace
+         UNION ALL
+         SELECT c.oid::regclass::text || ' ' || c.relkind::text || ' ' || coalesce(array_to_string(c.reloptions, ','), '')
+                || ' ' || coalesce(c.relacl::text, '') || ' rls=' || c.relrowsecurity::text || ',' || c.relforcerowsecurity::text
+                || ' ' || (SELECT string_agg(a.attname || ':' || a.atttypid::regtype::text || ':' || a.attnotnull::text, ',' ORDER BY a.attnum)
+                             FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped)
+           FROM pg_class c WHERE c.relnamespace = 'shred'::regnamespace
+         UNION ALL
+         SELECT 'view ' || viewname || ' ' || definition FROM pg_views WHERE schemaname = 'shred'
+         UNION ALL
+         SELECT 'constraint ' || k.conrelid::regclass::text || ' ' || k.conname || ' ' || pg_get_constraintdef(k.oid)
+           FROM pg_constraint k WHERE k.connamespace = 'shred'::regnamespace
+         UNION ALL
+         SELECT 'policy ' || pol.polrelid::regclass::text || ' ' || pol.polname || ' ' || pol.polcmd::text
+           FROM pg_policy pol JOIN pg_class c ON c.oid = pol.polrelid WHERE c.relnamespace = 'shred'::regnamespace
+         UNION ALL
+         SELECT 'event trigger ' || e.evtname || ' ' || e.evtevent || ' ' || e.evtfoid::regproc::text || ' '
+                || e.evtenabled::text || ' ' || coalesce(array_to_string(e.evttags, ','), '')
+           FROM pg_event_trigger e
+         UNION ALL
+         SELECT 'trigger ' || t.tgrelid::regclass::text || ' ' || t.tgname || ' ' || t.tgtype::text
+           FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid WHERE c.relnamespace = 'shred'::regnamespace
+         UNION ALL
+         SELECT 'config ' || x.cfg::regclass::text || ' ' || coalesce(x.cond, '')
+           FROM pg_extension e, unnest(e.extconfig, e.extcondition) AS x(cfg, cond) WHERE e.extname = 'pg_shred'
+         ORDER BY 1",
+        &[],
+    )
+    .unwrap()
+    .iter()
+    .map(|r| r.get(0))
+    .collect()
+}
+
+/// A database created at 0.2.0 and updated has exactly the objects, privileges, policies and
+/// event triggers of a fresh install; the 0.2.0 one does not (the comparison can fail).
+#[test]
+fn fresh_install_equals_upgraded_install() {
+    let mut upgraded = db_0_2_0("pu_cat_upgraded");
+    let old = catalogue(&mut upgraded);
+    upgraded.batch_execute("ALTER EXTENSION pg_shred UPDATE").unwrap();
+    assert_eq!(extversion(&mut upgraded), "0.3.0");
+    let mut fresh = fresh_db("pu_cat_fresh");
+    assert_eq!(extversion(&mut fresh), "0.3.0");
+    let new = catalogue(&mut fresh);
+    assert_eq!(catalogue(&mut upgraded), new);
+    // what the comparison covers is in the listing, and tells 0.2.0 from 0.3.0
+    assert_ne!(old, new);
+    for item in [
+        "policy shred.protected_table table_owner *",
+        "event trigger pg_shred_follow_renames ddl_command_end shred.follow_renames O ALTER TABLE",
+    ] {
+        assert!(old.iter().any(|l| l == item), "0.2.0 lacks {item:?}");
+        assert!(!new.iter().any(|l| l == item), "0.3.0 has {item:?}");
+    }
+    for item in [
+        "event trigger pg_shred_follow_alter ddl_command_end shred._follow_alter O ALTER TABLE",
+        "event trigger pg_shred_follow_drops sql_drop shred._follow_drops O ",
+        "config shred.blind_term ",
+    ] {
+        assert!(new.iter().any(|l| l == item), "0.3.0 lacks {item:?}: {new:#?}");
+    }
+    assert!(new.iter().any(|l| l.starts_with("shred.protected_table r ") && l.contains(" rls=false,false ")), "{new:#?}");
+    assert!(old.iter().any(|l| l.starts_with("shred.protected_table r ") && l.contains(" rls=true,false ")), "{old:#?}");
+}
+
+/// A protected table with a searchable column, written through its view and with one erased
+/// subject, dumped (custom format) and restored into an empty database: same rows, same
+/// envelopes and row tokens, lookups through the dumped blind-index terms, working writes and
+/// erasure, intact catalog rows.
+#[test]
+fn dump_and_restore_of_protected_tables() {
+    let mut c = fresh_db("pu_dump");
+    c.batch_execute(
+        "CREATE TABLE customer (id int PRIMARY KEY, name text, email text, country text);
+         INSERT INTO customer VALUES (1, 'Ada', 'ada@example.org', 'UK'), (2, 'Bob', 'bob@example.org', 'FR');
+         SELECT shred.protect('customer', 'id', ARRAY['name', 'email'], searchable => ARRAY['email'],
+                              subject_prefix => 'customer:', normalization => 'email');
+         INSERT INTO customer_plain VALUES (3, 'Cy', 'cy@example.org', 'DE'), (4, 'Di', 'ADA@example.org', 'IT');
+         UPDATE customer_plain SET email = 'bob@new.example' WHERE id = 2;
+         SELECT shred.erase('customer:3');",
+    )
+    .unwrap();
+    let view = rows(&mut c, CUSTOMER);
+    assert_eq!(
+        view,
+        vec!["1 | Ada | ada@example.org | UK", "2 | Bob | bob@new.example | FR", "3 | ∅ | ∅ | DE", "4 | Di | ADA@example.org | IT"]
+    );
+    assert_eq!(lookup(&mut c, "ada@example.org"), vec![1, 4]);
+    let stored = "SELECT t::text FROM customer t ORDER BY id";
+    let catalog = "SELECT relation, subject_column, subject_prefix, view, protected_at FROM shred.protected_table ORDER BY 1;
+                   SELECT * FROM shred.protected_column ORDER BY 1, 2";
+    let terms = "SELECT encode(blind_index, 'hex'), key_id FROM shred.blind_term ORDER BY 1, 2";
+    assert_eq!(rows(&mut c, "SELECT count(*) FROM shred.blind_term"), vec!["3"]);
+
+    let dump = dir().join("pu_dump.dump");
+    let dump = dump.to_str().unwrap();
+    pg("pg_dump", &["-Fc", "-f", dump, "pu_dump"]);
+    let mut r = empty_db("pu_restored");
+    pg("pg_restore", &["-d", "pu_restored", dump]);
+    assert_eq!(extversion(&mut r), "0.3.0");
+    assert_eq!(rows(&mut r, CUSTOMER), view);
+    assert_eq!(rows(&mut r, stored), rows(&mut c, stored));
+    assert_eq!(rows(&mut r, catalog), rows(&mut c, catalog));
+    assert_eq!(rows(&mut r, catalog).len(), 3);
+    assert_eq!(rows(&mut r, terms), rows(&mut c, terms));
+    assert_eq!(view_triggers(&mut r, "customer_plain"), vec!["shred_write 85"]);
+    assert_eq!(lookup(&mut r, " ADA@Example.org"), vec![1, 4]);
+    assert_eq!(lookup(&mut r, "bob@new.example"), vec![2]);
+    assert_eq!(lookup(&mut r, "bob@example.org"), Vec::<i32>::new());
+    assert_eq!(lookup(&mut r, "cy@example.org"), Vec::<i32>::new());
+    // writes through the restored view
+    r.batch_execute(
+        "INSERT INTO customer_plain VALUES (5, 'Ed', 'ed@example.org', 'ES');
+         UPDATE customer_plain SET email = 'ada@example.org' WHERE id = 5;
+         DELETE FROM customer_plain WHERE id = 2;",
+    )
+    .unwrap();
+    assert_eq!(lookup(&mut r, "ada@example.org"), vec![1, 4, 5]);
+    assert_eq!(lookup(&mut r, "ed@example.org"), Vec::<i32>::new());
+    assert_eq!(lookup(&mut r, "bob@new.example"), Vec::<i32>::new());
+    // erasure in the restored database
+    r.batch_execute("SELECT shred.erase('customer:1')").unwrap();
+    assert_eq!(lookup(&mut r, "ada@example.org"), vec![4, 5]);
+    assert_eq!(
+        rows(&mut r, CUSTOMER),
+        vec!["1 | ∅ | ∅ | UK", "3 | ∅ | ∅ | DE", "4 | Di | ADA@example.org | IT", "5 | Ed | ada@example.org | ES"]
+    );
+    assert_eq!(rows(&mut r, "SELECT * FROM shred.check()"), vec!["customer | email | erased | 2", "customer | name | erased | 2"]);
+    // the source database is untouched by what happened in the restored one
+    assert_eq!(lookup(&mut c, "ada@example.org"), vec![1, 4]);
+}
+
+/// In an upgraded database, a plain role (no pg_shred role) can neither write the catalog nor
+/// run pg_shred's internal functions, and PUBLIC executes only the type's I/O functions and
+/// the views' trigger.
+#[test]
+fn no_privilege_holes_after_upgrade() {
+    let mut c = db_0_2_0("pu_privileges");
+    c.batch_execute("ALTER EXTENSION pg_shred UPDATE").unwrap();
+    assert_eq!(extversion(&mut c), "0.3.0");
+    c.batch_execute(
+        "DO $$ BEGIN
+           IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'pu_plain') THEN CREATE ROLE pu_plain LOGIN; END IF;
+         END $$;
+         REVOKE shred_reader, shred_writer, shred_eraser, shred_admin FROM pu_plain;
+         CREATE TABLE person (id int PRIMARY KEY, email text);
+         INSERT INTO person VALUES (1, 'p1@example.org');
+         SELECT shred.protect('person', 'id', ARRAY['email'], searchable => ARRAY['email'], subject_prefix => 'person:');
+         GRANT SELECT, INSERT, UPDATE, DELETE ON person, person_plain TO pu_plain;",
+    )
+    .unwrap();
+    let catalog = "SELECT * FROM shred.protected_table; SELECT * FROM shred.protected_column";
+    let before = rows(&mut c, catalog);
+    assert_eq!(before.len(), 2);
+    let mut p = connect_as("pu_privileges", "pu_plain");
+    for sql in [
+        "INSERT INTO shred.protected_table (relation, subject_column, view) VALUES ('person', 'id', 'person')",
+        "UPDATE shred.protected_table SET subject_prefix = 'x'",
+        "DELETE FROM shred.protected_table",
+        "INSERT INTO shred.protected_column (relation, column_name, plain_type, context) VALUES ('person', 'id', 'int4', 'x')",
+        "UPDATE shred.protected_column SET context = 'x'",
+        "DELETE FROM shred.protected_column",
+        "SELECT shred._as_table_owner('person', 'DROP TABLE person')",
+        "SELECT shred._rebuild_row_tokens('person')",
+        "SELECT shred._protect('person', 'id', ARRAY['email'], '{}', '', NULL, 'exact')",
+        "SELECT shred._open_row(email, 'person:1', 'person.email', NULL::text) FROM person",
+        "SELECT * FROM person_plain",
+        "SELECT * FROM shred.blind_term",
+    ] {
+        assert_eq!(sqlstate(p.batch_execute(sql)), "42501", "{sql}");
+    }
+    assert_eq!(rows(&mut c, catalog), before);
+    assert_eq!(rows(&mut c, "SELECT count(*) FROM person"), vec!["1"]);
+    let public = rows(
+        &mut c,
+        "SELECT proname FROM pg_proc WHERE pronamespace = 'shred'::regnamespace
+            AND has_function_privilege('public', oid, 'EXECUTE') ORDER BY 1",
+    );
+    assert_eq!(public, vec!["protected_view_write", "sealed_in", "sealed_out", "sealed_recv", "sealed_send"]);
+    // nothing of 0.2.0's catalog access is left: no row-level security, no policies, no writes
+    assert_eq!(
+        rows(
+            &mut c,
+            "SELECT c.relname || ' ' || c.relrowsecurity || ' ' || has_table_privilege('public', c.oid, 'INSERT, UPDATE, DELETE')
+               FROM pg_class c WHERE c.relnamespace = 'shred'::regnamespace AND c.relname LIKE 'protected_%' ORDER BY 1"
+        ),
+        vec!["protected_column false false", "protected_table false false"]
+    );
+    assert_eq!(rows(&mut c, "SELECT count(*) FROM pg_policy WHERE polrelid::regclass::text LIKE 'shred.%'"), vec!["0"]);
+    drop(p);
+    c.batch_execute("DROP TABLE person CASCADE; DROP OWNED BY pu_plain").unwrap();
+}
+
+/// shred._rebuild_row_tokens, which the upgrade runs for every table protected under 0.2.0,
+/// recomputes the row tokens of a searchable column: lookups find the same rows afterwards.
+#[test]
+#[ignore = "pg_shred bug: shred._rebuild_row_tokens fails on any table with a searchable column (reads the subject, cast to text, as bytea: 'Datum error: Postgres type text (Oid(25)) is not compatible with the Rust type &[u8]')"]
+fn rebuild_row_tokens_keeps_lookups() {
+    let mut c = fresh_db("pu_rebuild");
+    c.batch_execute(
+        "CREATE TABLE customer (id int PRIMARY KEY, email text);
+         INSERT INTO customer VALUES (1, 'ada@example.org'), (2, 'bob@example.org'), (3, 'cy@example.org');
+         SELECT shred.protect('customer', 'id', ARRAY['email'], searchable => ARRAY['email'], normalization => 'email');
+         SELECT shred.erase('3');",
+    )
+    .unwrap();
+    let tokens = "SELECT id, encode(email_bidx, 'hex') FROM customer WHERE id < 3 ORDER BY id";
+    let before = rows(&mut c, tokens);
+    assert_eq!(rows(&mut c, "SELECT shred._rebuild_row_tokens('customer')"), vec!["3"]);
+    assert_eq!(rows(&mut c, tokens), before);
+    assert_eq!(lookup(&mut c, "ADA@example.org"), vec![1]);
+    assert_eq!(rows(&mut c, "SELECT id FROM customer WHERE email_bidx IS NULL"), vec!["3"]);
+}
+
+/// 0.2.0's SQL on the current library (between installing the new library and ALTER EXTENSION
+/// UPDATE): protect() with a searchable column works, as it did with the 0.2.0 library.
+#[test]
+#[ignore = "pg_shred bug: with the current library, 0.2.0's shred.protect(..., searchable => ...) fails with 42704 (shred.blind_index no longer creates a context's key, and 0.2.0's SQL has no other way to create it)"]
+fn zero_two_protect_with_a_searchable_column_on_the_current_library() {
+    let mut c = db_0_2_0("pu_zero_two_protect");
+    c.batch_execute(
+        "CREATE TABLE customer (id int PRIMARY KEY, email text);
+         INSERT INTO customer VALUES (1, 'ada@example.org');
+         SELECT shred.protect('customer', 'id', ARRAY['email'], searchable => ARRAY['email'], normalization => 'email');",
+    )
+    .unwrap();
+    assert_eq!(lookup_0_2_0(&mut c, "ADA@example.org"), vec![1]);
+}
+
+/// 0.2.0's SQL on the current library: an erasure clears the erased subject's blind indexes,
+/// as the 0.2.0 library's erasure did, so a lookup by the erased subject's e-mail finds nothing.
+#[test]
+#[ignore = "pg_shred bug: with the current library, shred.erase no longer clears the blind-index columns of tables protected under 0.2.0: until ALTER EXTENSION UPDATE, the erased subject's row is still found by its e-mail"]
+fn zero_two_erasure_on_the_current_library_clears_blind_indexes() {
+    let mut c = db_0_2_0("pu_zero_two_erase");
+    create_blind_index_key(&mut c, "customer.email");
+    c.batch_execute(
+        "CREATE TABLE customer (id int PRIMARY KEY, email text);
+         INSERT INTO customer VALUES (1, 'ada@example.org'), (2, 'bob@example.org');
+         SELECT shred.protect('customer', 'id', ARRAY['email'], searchable => ARRAY['email'], normalization => 'email');",
+    )
+    .unwrap();
+    assert_eq!(lookup_0_2_0(&mut c, "ada@example.org"), vec![1]);
+    c.batch_execute("SELECT shred.erase('1')").unwrap();
+    assert_eq!(rows(&mut c, "SELECT id, email FROM customer_plain ORDER BY id"), vec!["1 | ∅", "2 | bob@example.org"]);
+    assert_eq!(lookup_0_2_0(&mut c, "ada@example.org"), Vec::<i32>::new());
+    assert_eq!(lookup_0_2_0(&mut c, "bob@example.org"), vec![2]);
+}

@@ -19,8 +19,15 @@ use crate::error::{OrReport, ShredError};
 use crate::keys::spi;
 
 thread_local! {
-    /// The table the last `shred._authorize` call authorised, until consumed.
-    static AUTHORIZED: Cell<pg_sys::Oid> = const { Cell::new(pg_sys::InvalidOid) };
+    /// The table the last `shred._authorize` call authorised, and in which transaction, until
+    /// consumed.
+    static AUTHORIZED: Cell<(pg_sys::Oid, pg_sys::LocalTransactionId)> = const { Cell::new((pg_sys::InvalidOid, 0)) };
+}
+
+/// This backend's current local transaction id.
+fn transaction() -> pg_sys::LocalTransactionId {
+    // SAFETY: plain read of the backend's own PGPROC.
+    unsafe { (*pg_sys::MyProc).lxid }
 }
 
 /// The owner of relation `rel`, or an error when it does not exist.
@@ -53,15 +60,15 @@ fn _authorize(tbl: pg_sys::Oid) -> pg_sys::Oid {
         ShredError::NotOwner("must be owner of the table (or have its owner's privileges) to change its protection".into())
             .report();
     }
-    AUTHORIZED.with(|a| a.set(tbl));
+    AUTHORIZED.with(|a| a.set((tbl, transaction())));
     tbl
 }
 
 /// `shred._authorized(tbl regclass)`: consume the authorisation left by `shred._authorize`
-/// for `tbl`; refuse (42501) when there is none.
+/// for `tbl` in this transaction; refuse (42501) when there is none.
 #[pg_extern(volatile, strict, parallel_unsafe, sql = false)]
 fn _authorized(tbl: pg_sys::Oid) {
-    if AUTHORIZED.with(|a| a.replace(pg_sys::InvalidOid)) != tbl {
+    if AUTHORIZED.with(|a| a.replace((pg_sys::InvalidOid, 0))) != (tbl, transaction()) {
         ShredError::NotOwner("call shred.protect, shred.unprotect, shred.set_tombstone or shred.refresh_view".into())
             .report();
     }

@@ -33,7 +33,7 @@ unsafe fn row_args<'a>(fcinfo: pg_sys::FunctionCallInfo) -> Option<(&'a [u8], Op
 /// `shred._open_row(value shred.sealed, subject text, context text, as anyelement) ->
 /// anyelement`: the plaintext of a protected column's value in a row of `subject`, as the type
 /// of `as`; NULL when its data subject was erased.
-#[pg_extern(volatile, parallel_unsafe, sql = false)]
+#[pg_extern(stable, parallel_unsafe, sql = false)]
 fn _open_row(fcinfo: pg_sys::FunctionCallInfo) -> Option<RawDatum> {
     // SAFETY: called through the SQL declaration of this signature.
     let (value, subject, context, typ) = unsafe { row_args(fcinfo) }?;

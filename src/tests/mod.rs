@@ -212,7 +212,10 @@ fn sql_labels_and_privileges() {
         ("shred.seal(text,jsonb,text)", "v", false, "u", "shred_writer"),
         ("shred.open_timestamptz(shred.sealed,text)", "v", false, "u", "shred_reader"),
         ("shred.open_jsonb(shred.sealed,text)", "v", false, "u", "shred_reader"),
-        ("shred.blind_index(text,text,text)", "v", false, "u", "shred_reader,shred_writer"),
+        ("shred.blind_index(text,text,text)", "s", false, "u", "shred_reader,shred_writer"),
+        ("shred.blind_match(text,text,text)", "s", true, "u", "shred_reader,shred_writer"),
+        ("shred.blind_token(text,text,text,text)", "v", false, "u", "shred_writer"),
+        ("shred._open_row(shred.sealed,text,text,anyelement)", "s", false, "u", "shred_reader"),
         ("shred.pseudonym(text,text)", "v", true, "u", "shred_reader,shred_writer"),
     ];
     for (sig, vol, strict, par, roles) in expected {
@@ -246,14 +249,21 @@ fn sql_labels_and_privileges() {
                WHERE p.pronamespace = 'shred'::regnamespace AND l.lanname = 'c' AND p.proconfig IS NOT NULL"),
         Some("0".into())
     );
-    // no function is SECURITY DEFINER: the C functions switch to the key store owner only
-    // around their key store statements
-    assert_eq!(text("SELECT count(*)::text FROM pg_proc WHERE pronamespace = 'shred'::regnamespace AND prosecdef"), Some("0".into()));
-    // nothing in the schema is executable by PUBLIC but the type's own I/O functions
+    // SECURITY DEFINER: only the catalog's writers (each consumes the authorisation that
+    // shred._authorize gave the caller for one table) and the event triggers that follow the
+    // catalog's tables; the C functions switch to the key store owner only around their key
+    // store statements
+    assert_eq!(
+        text("SELECT string_agg(proname, ',' ORDER BY proname) FROM pg_proc WHERE pronamespace = 'shred'::regnamespace AND prosecdef"),
+        Some("_follow_alter,_follow_drops,_protect,_refresh_view_authorized,_set_tombstone,_unprotect".into())
+    );
+    // nothing in the schema is executable by PUBLIC but the type's own I/O functions and the
+    // views' trigger (which refuses any call outside a trigger and seals only for roles that
+    // may execute shred.seal)
     assert_eq!(
         text("SELECT string_agg(proname, ',' ORDER BY proname) FROM pg_proc
                WHERE pronamespace = 'shred'::regnamespace AND has_function_privilege('public', oid, 'EXECUTE')"),
-        Some("sealed_in,sealed_out,sealed_recv,sealed_send".into())
+        Some("protected_view_write,sealed_in,sealed_out,sealed_recv,sealed_send".into())
     );
     // the four roles exist and cannot log in
     assert_eq!(

@@ -291,7 +291,9 @@ BEGIN
         PERFORM shred._as_table_owner(tbl, format('ALTER VIEW %s ALTER COLUMN %I SET DEFAULT pg_catalog.nextval(%L::pg_catalog.regclass)', v, a.attname, a.seq));
     END LOOP;
     -- INSERT and UPDATE only: DELETE is PostgreSQL's own (the view is automatically updatable)
-    PERFORM shred._as_table_owner(tbl, format('DROP TRIGGER IF EXISTS shred_write ON %s', v));
+    IF EXISTS (SELECT FROM pg_trigger tg WHERE tg.tgrelid = v AND tg.tgname = 'shred_write') THEN
+        PERFORM shred._as_table_owner(tbl, format('DROP TRIGGER shred_write ON %s', v));
+    END IF;
     PERFORM shred._as_table_owner(tbl, format('CREATE TRIGGER shred_write INSTEAD OF INSERT OR UPDATE ON %s
                                                FOR EACH ROW EXECUTE FUNCTION shred.protected_view_write()', v));
     PERFORM shred._as_table_owner(tbl, format('COMMENT ON VIEW %s IS %L', v,

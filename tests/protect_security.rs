@@ -168,6 +168,8 @@ fn check_export_and_footprint_run_no_code_of_the_table_owner() {
          SELECT shred.protect('public.customer', 'id', ARRAY['email'], searchable => ARRAY['email'], subject_prefix => 'customer:');",
     )
     .unwrap();
+    // Control: the attacker's casts are live (json_build_object and ::text run them).
+    assert_eq!(one(&mut att, "SELECT json_build_object('m', m)::text || ' ' || m::text FROM public.customer"), r#"{"m" : "pwned"} pwned"#);
     // Policies, RLS and changed types afterwards: refused (rolled back).
     att.batch_execute("CREATE POLICY p ON public.customer USING (public.pwn_bool())").unwrap();
     for sql in [

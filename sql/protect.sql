@@ -39,12 +39,6 @@ CREATE FUNCTION shred._open_row(value shred.sealed, subject pg_catalog.text, con
 COMMENT ON FUNCTION shred._open_row(shred.sealed, pg_catalog.text, pg_catalog.text, anyelement) IS
     'Internal (plaintext views, export): open a protected column''s value in a row of subject, as the type of "as"; NULL once the subject is erased. The AAD binds the subject and context, and the DEK must be the subject''s own: anything else fails like a tampered value (22000). STABLE, so that PostgreSQL flattens the views and pushes conditions into them (WHERE id = 1 reads one row, not the table); an erasure committed while a statement runs still takes effect at once (keys are read under the latest snapshot).';
 
-CREATE FUNCTION shred._check_row(value shred.sealed, subject pg_catalog.text, context pg_catalog.text, "as" anyelement)
-    RETURNS pg_catalog.text
-    LANGUAGE c VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', '_check_row_wrapper';
-COMMENT ON FUNCTION shred._check_row(shred.sealed, pg_catalog.text, pg_catalog.text, anyelement) IS
-    'Internal (shred.check): ''opens'', ''key missing'' or ''does not open'' for one protected value in a row of subject; NULL for NULL.';
-
 CREATE FUNCTION shred.blind_match(value pg_catalog.text, context pg_catalog.text, normalization pg_catalog.text DEFAULT 'exact')
     RETURNS pg_catalog.bytea[]
     LANGUAGE c STABLE STRICT PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'blind_match_wrapper';
@@ -103,6 +97,16 @@ COMMENT ON FUNCTION shred.blind_index(pg_catalog.text, pg_catalog.text, pg_catal
 -- SQL text of a protected table (internal; built once per protect/refresh, or per call of the
 -- subject-rights functions, never per row).
 -----------------------------------------------------------------------------------------------
+-- A relation's name, schema-qualified and quoted, whatever the search_path.
+CREATE FUNCTION shred._qualified(rel pg_catalog.regclass)
+    RETURNS pg_catalog.text
+    LANGUAGE sql STABLE STRICT PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = rel
+$$;
+COMMENT ON FUNCTION shred._qualified(pg_catalog.regclass) IS 'Internal: the schema-qualified, quoted name of a relation.';
+
 -- The OID of the type a sealing kind is opened as (text, bytea, int4, int8, numeric, date,
 -- timestamptz, jsonb).
 CREATE FUNCTION shred._kind_oid(typ pg_catalog.regtype)
@@ -115,30 +119,32 @@ COMMENT ON FUNCTION shred._kind_oid(pg_catalog.regtype) IS 'Internal: the type a
 -- The data subject of row alias `rel`: subject_prefix || subject_column::text.
 CREATE FUNCTION shred._subject_sql(t shred.protected_table, rel pg_catalog.text)
     RETURNS pg_catalog.text
-    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
     SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT format('(%L OPERATOR(pg_catalog.||) %I.%I::pg_catalog.text)', t.subject_prefix, rel, t.subject_column)
+    SELECT format('(%L OPERATOR(pg_catalog.||) %s%I::pg_catalog.text)', t.subject_prefix,
+                  CASE WHEN rel IS NULL THEN '' ELSE quote_ident(rel) || '.' END, t.subject_column)
 $$;
 COMMENT ON FUNCTION shred._subject_sql(shred.protected_table, pg_catalog.text) IS
-    'Internal: SQL expression of the data subject of a row of a protected table.';
+    'Internal: SQL expression of the data subject of a row (alias rel, or unqualified for NULL) of a protected table.';
 
--- A protected column of row alias `rel`, opened into its original type (its tombstone, or NULL,
--- once the subject is erased).
-CREATE FUNCTION shred._open_sql(c shred.protected_column, t shred.protected_table, rel pg_catalog.text)
+-- A protected column's value (SQL expression value_sql, of type shred.sealed) in a row of the
+-- subject subject_sql, opened into the column's original type (its tombstone, or NULL, once
+-- the subject is erased).
+CREATE FUNCTION shred._open_sql(c shred.protected_column, value_sql pg_catalog.text, subject_sql pg_catalog.text)
     RETURNS pg_catalog.text
     LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
     SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT format(CASE WHEN c.tombstone IS NULL THEN '%1$s::%4$s'
-                       ELSE 'COALESCE(%1$s, CASE WHEN %2$I.%3$I IS NULL THEN NULL ELSE %5$L::%6$s END)::%4$s' END,
-                  format('shred._open_row(%I.%I, %s, %L, NULL::%s)', rel, c.column_name, shred._subject_sql(t, rel), c.context,
+    SELECT format(CASE WHEN c.tombstone IS NULL THEN '%1$s::%3$s'
+                       ELSE 'COALESCE(%1$s, CASE WHEN %2$s IS NULL THEN NULL ELSE %4$L::%5$s END)::%3$s' END,
+                  format('shred._open_row(%s, %s, %L, NULL::%s)', value_sql, subject_sql, c.context,
                          shred._kind_type(shred._sealing_kind(c.plain_type))),
-                  rel, c.column_name, format_type(c.plain_type, c.plain_typmod), c.tombstone,
+                  value_sql, format_type(c.plain_type, c.plain_typmod), c.tombstone,
                   shred._kind_type(shred._sealing_kind(c.plain_type)))
 $$;
-COMMENT ON FUNCTION shred._open_sql(shred.protected_column, shred.protected_table, pg_catalog.text) IS
-    'Internal: SQL expression opening a protected column of a row into its original type (or its tombstone once the subject is erased).';
+COMMENT ON FUNCTION shred._open_sql(shred.protected_column, pg_catalog.text, pg_catalog.text) IS
+    'Internal: SQL expression opening a protected column''s value of a row into its original type (or its tombstone once the subject is erased).';
 
 -- The SELECT (alias b) behind the plaintext view: the table's columns in order, blind-index
 -- columns left out, protected ones opened.
@@ -149,7 +155,8 @@ CREATE FUNCTION shred._select_plain(tbl pg_catalog.regclass)
 AS $$
     SELECT format('SELECT %s FROM %s b',
                   string_agg(CASE WHEN pc.relation IS NULL THEN format('b.%I', att.attname)
-                                  ELSE shred._open_sql(pc, t, 'b') || format(' AS %I', att.attname) END,
+                                  ELSE shred._open_sql(pc, format('b.%I', att.attname), shred._subject_sql(t, 'b'))
+                                       || format(' AS %I', att.attname) END,
                              ', ' ORDER BY att.attnum),
                   tbl)
       FROM shred.protected_table t
@@ -192,68 +199,6 @@ END
 $$;
 COMMENT ON FUNCTION shred._subject_key(shred.protected_table, pg_catalog.text) IS
     'Internal: the subject column''s text value of the rows of a data subject in a protected table, NULL when none can belong to it.';
-
--- The WHERE clause selecting the rows of subject $2 (whose subject column value is $1) in
--- alias b: an index condition on the subject column, and the exact subject.
-CREATE FUNCTION shred._subject_filter(t shred.protected_table)
-    RETURNS pg_catalog.text
-    LANGUAGE sql STABLE STRICT PARALLEL SAFE
-    SET search_path = pg_catalog, pg_temp
-AS $$
-    SELECT format('b.%I OPERATOR(pg_catalog.=) $1::%s AND %s OPERATOR(pg_catalog.=) $2',
-                  t.subject_column, format_type(att.atttypid, NULL), shred._subject_sql(t, 'b'))
-      FROM pg_attribute att
-     WHERE att.attrelid = t.relation AND att.attname = t.subject_column AND NOT att.attisdropped
-$$;
-COMMENT ON FUNCTION shred._subject_filter(shred.protected_table) IS
-    'Internal: WHERE clause of the rows of one data subject in a protected table.';
-
--- Whether the caller may read table t without running its owner's code: SELECT privilege, and
--- no row-level security. Says why not with a NOTICE.
-CREATE FUNCTION shred._readable(t shred.protected_table)
-    RETURNS pg_catalog.bool
-    LANGUAGE plpgsql STABLE STRICT PARALLEL SAFE
-    SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-    IF NOT has_table_privilege(t.relation, 'SELECT') THEN
-        RAISE NOTICE 'pg_shred: skipped table %: permission denied', t.relation;
-        RETURN false;
-    END IF;
-    IF (SELECT c.relrowsecurity OR c.relkind NOT IN ('r', 'p') FROM pg_class c WHERE c.oid = t.relation) THEN
-        RAISE WARNING 'pg_shred: skipped table %: row-level security is enabled on it (its policies are its owner''s code)', t.relation;
-        RETURN false;
-    END IF;
-    RETURN true;
-END
-$$;
-COMMENT ON FUNCTION shred._readable(shred.protected_table) IS
-    'Internal: whether the caller can read a protected table without running its owner''s code (SELECT privilege, no row-level security); a NOTICE or WARNING says why not.';
-
--- The jsonb object of one row of table t (alias b) as its view shows it, built only with
--- built-in functions and shred._open_row: columns of types defined outside pg_catalog (whose
--- casts to json would be their owner's code) appear as their text output.
-CREATE FUNCTION shred._export_sql(t shred.protected_table)
-    RETURNS pg_catalog.text
-    LANGUAGE sql STABLE STRICT PARALLEL SAFE
-    SET search_path = pg_catalog, pg_temp
-AS $$
-    SELECT string_agg(format('pg_catalog.jsonb_build_object(%s)', pairs), ' OPERATOR(pg_catalog.||) ')
-      FROM (SELECT string_agg(item, ', ' ORDER BY attnum) AS pairs
-              FROM (SELECT att.attnum, (row_number() OVER (ORDER BY att.attnum) - 1) / 50 AS chunk,
-                           format('%L, %s', att.attname,
-                                  CASE WHEN pc.relation IS NOT NULL THEN shred._open_sql(pc, t, 'b')
-                                       WHEN att.atttypid < 16384 THEN format('b.%I', att.attname)
-                                       ELSE format('pg_catalog.format(''%%s'', b.%I)', att.attname) END) AS item
-                      FROM pg_attribute att
-                      LEFT JOIN shred.protected_column pc ON pc.relation = t.relation AND pc.column_name = att.attname
-                     WHERE att.attrelid = t.relation AND att.attnum > 0 AND NOT att.attisdropped
-                       AND att.attname NOT IN (SELECT c.blind_index_column FROM shred.protected_column c
-                                                WHERE c.relation = t.relation AND c.blind_index_column IS NOT NULL)) items
-             GROUP BY chunk) chunks
-$$;
-COMMENT ON FUNCTION shred._export_sql(shred.protected_table) IS
-    'Internal: SQL expression of the jsonb of a row of a protected table as its view shows it, with built-in functions only.';
 
 -----------------------------------------------------------------------------------------------
 -- The view, and protect / unprotect / set_tombstone / refresh_view
@@ -531,7 +476,8 @@ BEGIN
     END IF;
     FOR c IN SELECT * FROM shred.protected_column pc WHERE pc.relation = tbl LOOP
         alters := alters || format('ALTER COLUMN %I TYPE %s USING %s', c.column_name,
-                                   format_type(c.plain_type, c.plain_typmod), shred._open_sql(c, t, (SELECT relname FROM pg_class WHERE oid = tbl)));
+                                   format_type(c.plain_type, c.plain_typmod),
+                                   shred._open_sql(c, format('%I', c.column_name), shred._subject_sql(t, NULL)));
         IF c.blind_index_column IS NOT NULL THEN
             alters := alters || format('DROP COLUMN %I', c.blind_index_column);
         END IF;
@@ -566,7 +512,7 @@ BEGIN
         RAISE EXCEPTION 'pg_shred: column % of table % is not protected', quote_ident(column_name), tbl
             USING ERRCODE = 'undefined_column';
     END IF;
-    PERFORM shred._refresh_view(tbl, (SELECT p.view::text FROM shred.protected_table p WHERE p.relation = tbl));
+    PERFORM shred._refresh_view(tbl, (SELECT shred._qualified(p.view) FROM shred.protected_table p WHERE p.relation = tbl));
 END
 $$;
 COMMENT ON FUNCTION shred._set_tombstone(pg_catalog.regclass, pg_catalog.name, pg_catalog.text) IS 'Internal: the body of shred.set_tombstone.';
@@ -589,7 +535,7 @@ BEGIN
     IF NOT EXISTS (SELECT FROM shred.protected_table p WHERE p.relation = tbl) THEN
         RAISE EXCEPTION 'pg_shred: table % is not protected', tbl USING ERRCODE = 'undefined_object';
     END IF;
-    RETURN shred._refresh_view(tbl, (SELECT p.view::text FROM shred.protected_table p WHERE p.relation = tbl));
+    RETURN shred._refresh_view(tbl, (SELECT shred._qualified(p.view) FROM shred.protected_table p WHERE p.relation = tbl));
 END
 $$;
 COMMENT ON FUNCTION shred._refresh_view_authorized(pg_catalog.regclass) IS 'Internal: the body of shred.refresh_view.';
@@ -605,108 +551,67 @@ COMMENT ON FUNCTION shred.refresh_view(pg_catalog.regclass) IS
 -----------------------------------------------------------------------------------------------
 -- Subject rights: footprint, export, check
 -----------------------------------------------------------------------------------------------
+-- Per table, in C (src/protect/rights.rs): read the table as its owner, security-restricted;
+-- open as the caller. A table the caller cannot SELECT is skipped with a NOTICE.
+CREATE FUNCTION shred._export_rows(tbl pg_catalog.regclass, subject_key pg_catalog.text, subject pg_catalog.text)
+    RETURNS pg_catalog.jsonb
+    LANGUAGE c VOLATILE STRICT PARALLEL UNSAFE AS 'MODULE_PATHNAME', '_export_rows_wrapper';
+COMMENT ON FUNCTION shred._export_rows(pg_catalog.regclass, pg_catalog.text, pg_catalog.text) IS
+    'Internal (export_subject): the rows of a data subject in one protected table as its view shows them, as a jsonb array; NULL when none or skipped.';
+CREATE FUNCTION shred._footprint_rows(tbl pg_catalog.regclass, subject_key pg_catalog.text, subject pg_catalog.text)
+    RETURNS TABLE (column_name pg_catalog.text, row_count pg_catalog.int8, value_count pg_catalog.int8, erased pg_catalog.bool)
+    LANGUAGE c VOLATILE STRICT PARALLEL UNSAFE AS 'MODULE_PATHNAME', '_footprint_rows_wrapper';
+COMMENT ON FUNCTION shred._footprint_rows(pg_catalog.regclass, pg_catalog.text, pg_catalog.text) IS
+    'Internal (subject_footprint): per protected column of one table, the rows and values of a data subject and whether they are erased.';
+CREATE FUNCTION shred._check_rows(tbl pg_catalog.regclass)
+    RETURNS TABLE (column_name pg_catalog.text, problem pg_catalog.text, value_count pg_catalog.int8)
+    LANGUAGE c VOLATILE STRICT PARALLEL UNSAFE AS 'MODULE_PATHNAME', '_check_rows_wrapper';
+COMMENT ON FUNCTION shred._check_rows(pg_catalog.regclass) IS
+    'Internal (check): per protected column of one table, values that do not open, whose DEK is missing without an erasure record, and that are erased.';
+
 CREATE FUNCTION shred.subject_footprint(subject pg_catalog.text)
     RETURNS TABLE (relation pg_catalog.regclass, column_name pg_catalog.name, row_count pg_catalog.int8, value_count pg_catalog.int8, erased pg_catalog.bool)
-    LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE
+    LANGUAGE sql VOLATILE STRICT PARALLEL UNSAFE
     SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-    t shred.protected_table;
-    c shred.protected_column;
-    k text;
-BEGIN
-    FOR t IN SELECT * FROM shred.protected_table p ORDER BY p.relation::text LOOP
-        k := shred._subject_key(t, subject);
-        CONTINUE WHEN k IS NULL OR NOT shred._readable(t);
-        FOR c IN SELECT * FROM shred.protected_column pc WHERE pc.relation = t.relation ORDER BY pc.column_name LOOP
-            EXECUTE format('SELECT count(*), count(b.%I), coalesce(bool_or(shred.is_erased(b.%I)), false) FROM ONLY %s b WHERE %s',
-                           c.column_name, c.column_name, t.relation, shred._subject_filter(t))
-                INTO row_count, value_count, erased USING k, subject;
-            IF row_count > 0 THEN
-                relation := t.relation;
-                column_name := c.column_name;
-                RETURN NEXT;
-            END IF;
-        END LOOP;
-    END LOOP;
-END
+    SELECT p.relation, f.column_name::name, f.row_count, f.value_count, f.erased
+      FROM shred.protected_table p
+     CROSS JOIN LATERAL shred._footprint_rows(p.relation, shred._subject_key(p, subject), subject) f
+     WHERE shred._subject_key(p, subject) IS NOT NULL
+     ORDER BY p.relation::text, f.column_name
 $$;
 COMMENT ON FUNCTION shred.subject_footprint(pg_catalog.text) IS
-    'Every protected table and column holding values of a data subject: rows of the subject, non-NULL values, and whether they are erased. Reads the tables with the caller''s privileges (an index scan on the subject column); tables it may not read are skipped with a NOTICE.';
+    'Every protected table and column holding values of a data subject: rows of the subject, non-NULL values, and whether they are erased. Each table is read as its owner (security-restricted; an index scan on the subject column) for a caller who may SELECT it; tables it may not read are skipped with a NOTICE.';
 
 CREATE FUNCTION shred.export_subject(subject pg_catalog.text)
     RETURNS pg_catalog.jsonb
-    LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE
+    LANGUAGE sql VOLATILE STRICT PARALLEL UNSAFE
     SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-    t shred.protected_table;
-    k text;
-    rows jsonb;
-    tables jsonb := '{}';
-BEGIN
-    FOR t IN SELECT * FROM shred.protected_table p ORDER BY p.relation::text LOOP
-        k := shred._subject_key(t, subject);
-        CONTINUE WHEN k IS NULL OR NOT shred._readable(t);
-        EXECUTE format('SELECT jsonb_agg(%s) FROM ONLY %s b WHERE %s', shred._export_sql(t), t.relation, shred._subject_filter(t))
-            INTO rows USING k, subject;
-        IF rows IS NOT NULL THEN
-            tables := tables || jsonb_build_object(t.relation::text, rows);
-        END IF;
-    END LOOP;
-    IF tables = '{}' THEN
-        RETURN NULL;
-    END IF;
-    RETURN jsonb_build_object('subject', subject, 'exported_at', now(), 'tables', tables);
-END
+    SELECT CASE WHEN count(x.rows) > 0 THEN
+               jsonb_build_object('subject', subject, 'exported_at', now(),
+                                  'tables', jsonb_object_agg(x.relation::text, x.rows) FILTER (WHERE x.rows IS NOT NULL))
+           END
+      FROM (SELECT p.relation, shred._export_rows(p.relation, shred._subject_key(p, subject), subject) AS rows
+              FROM shred.protected_table p
+             WHERE shred._subject_key(p, subject) IS NOT NULL) x
 $$;
 COMMENT ON FUNCTION shred.export_subject(pg_catalog.text) IS
-    'All rows of a data subject in every protected table, decrypted as the plaintext views show them (erased values as their tombstone), as jsonb {"subject", "exported_at", "tables": {"<table>": [rows]}}; NULL when there is none. Reads the tables with the caller''s rights, running only built-in code and pg_shred''s own over them; tables the caller may not read are skipped with a NOTICE. Needs shred_reader.';
+    'All rows of a data subject in every protected table, decrypted as the plaintext views show them (erased values as their tombstone), as jsonb {"subject", "exported_at", "tables": {"<table>": [rows]}}; NULL when there is none. Each table is read as its owner (security-restricted), so none of its owner''s code runs with the caller''s rights; values are opened with the caller''s (needs shred_reader); tables the caller may not SELECT are skipped with a NOTICE.';
 
 CREATE FUNCTION shred.check()
     RETURNS TABLE (relation pg_catalog.regclass, column_name pg_catalog.name, problem pg_catalog.text, value_count pg_catalog.int8)
-    LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+    LANGUAGE sql VOLATILE PARALLEL UNSAFE
     SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-    t shred.protected_table;
-    c shred.protected_column;
-    bad int8;
-    missing int8;
-    erased_values int8;
-BEGIN
-    FOR t IN SELECT * FROM shred.protected_table p ORDER BY p.relation::text LOOP
-        CONTINUE WHEN NOT shred._readable(t);
-        FOR c IN SELECT * FROM shred.protected_column pc WHERE pc.relation = t.relation ORDER BY pc.column_name LOOP
-            EXECUTE format('SELECT count(*) FILTER (WHERE s = ''does not open''),
-                                   count(*) FILTER (WHERE s = ''key missing'' AND NOT e),
-                                   count(*) FILTER (WHERE s = ''key missing'' AND e)
-                              FROM (SELECT shred._check_row(b.%I, %s, %L, NULL::%s) AS s,
-                                           EXISTS (SELECT FROM shred.erasure_log l WHERE l.key_id = shred.key_id(b.%I)) AS e
-                                      FROM ONLY %s b WHERE b.%I IS NOT NULL) x',
-                           c.column_name, shred._subject_sql(t, 'b'), c.context, shred._kind_type(shred._sealing_kind(c.plain_type)),
-                           c.column_name, t.relation, c.column_name)
-                INTO bad, missing, erased_values;
-            relation := t.relation;
-            column_name := c.column_name;
-            IF bad > 0 THEN
-                problem := 'does not open'; value_count := bad;
-                RETURN NEXT;
-            END IF;
-            IF missing > 0 THEN
-                problem := 'DEK missing (not erased)'; value_count := missing;
-                RETURN NEXT;
-            END IF;
-            IF erased_values > 0 THEN
-                problem := 'erased'; value_count := erased_values;
-                RETURN NEXT;
-            END IF;
-        END LOOP;
-    END LOOP;
-END
+    SELECT p.relation, c.column_name::name, c.problem, c.value_count
+      FROM shred.protected_table p
+     CROSS JOIN LATERAL shred._check_rows(p.relation) c
+     ORDER BY p.relation::text, c.column_name,
+              array_position(ARRAY['does not open', 'DEK missing (not erased)', 'erased'], c.problem)
 $$;
 COMMENT ON FUNCTION shred.check() IS
-    'Scan every protected column: values that do not open (altered or misplaced envelope, a value sealed under another subject''s DEK, wrong root key), values whose DEK is missing without an erasure record, and values whose data subject was erased, with counts. Reads with the caller''s rights (skipping, with a NOTICE, tables it may not read); needs shred_admin.';
+    'Scan every protected column: values that do not open (altered or misplaced envelope, a value sealed under another subject''s DEK, wrong root key), values whose DEK is missing without an erasure record, and values whose data subject was erased, with counts. Each table is read as its owner (security-restricted) for a caller who may SELECT it; needs shred_admin.';
 
 -----------------------------------------------------------------------------------------------
 -- Event triggers: follow renames and drops, refuse what a protected table must not become
@@ -806,7 +711,6 @@ CREATE EVENT TRIGGER pg_shred_follow_drops ON sql_drop
 -----------------------------------------------------------------------------------------------
 REVOKE ALL ON FUNCTION
     shred._open_row(shred.sealed, pg_catalog.text, pg_catalog.text, anyelement),
-    shred._check_row(shred.sealed, pg_catalog.text, pg_catalog.text, anyelement),
     shred.blind_match(pg_catalog.text, pg_catalog.text, pg_catalog.text),
     shred.blind_token(pg_catalog.text, pg_catalog.text, pg_catalog.text, pg_catalog.text),
     shred._ensure_blind_index_key(pg_catalog.text),
@@ -815,13 +719,14 @@ REVOKE ALL ON FUNCTION
     shred._as_table_owner(pg_catalog.regclass, pg_catalog.text),
     shred._rebuild_row_tokens(pg_catalog.regclass),
     shred._kind_oid(pg_catalog.regtype),
+    shred._qualified(pg_catalog.regclass),
     shred._subject_sql(shred.protected_table, pg_catalog.text),
-    shred._open_sql(shred.protected_column, shred.protected_table, pg_catalog.text),
+    shred._open_sql(shred.protected_column, pg_catalog.text, pg_catalog.text),
     shred._select_plain(pg_catalog.regclass),
     shred._subject_key(shred.protected_table, pg_catalog.text),
-    shred._subject_filter(shred.protected_table),
-    shred._readable(shred.protected_table),
-    shred._export_sql(shred.protected_table),
+    shred._export_rows(pg_catalog.regclass, pg_catalog.text, pg_catalog.text),
+    shred._footprint_rows(pg_catalog.regclass, pg_catalog.text, pg_catalog.text),
+    shred._check_rows(pg_catalog.regclass),
     shred._refresh_view(pg_catalog.regclass, pg_catalog.text),
     shred._validate(pg_catalog.regclass),
     shred._protect(pg_catalog.regclass, pg_catalog.name, pg_catalog.name[], pg_catalog.name[], pg_catalog.text, pg_catalog.name, pg_catalog.text),
@@ -859,16 +764,10 @@ GRANT EXECUTE ON FUNCTION
     shred._authorize(pg_catalog.regclass)
 TO shred_admin;
 -- Subject rights (they read the tables with the caller's rights).
-GRANT EXECUTE ON FUNCTION shred.subject_footprint(pg_catalog.text) TO shred_reader, shred_eraser, shred_admin;
-GRANT EXECUTE ON FUNCTION shred.export_subject(pg_catalog.text) TO shred_reader;
-GRANT EXECUTE ON FUNCTION shred.check(), shred._check_row(shred.sealed, pg_catalog.text, pg_catalog.text, anyelement) TO shred_admin;
 GRANT EXECUTE ON FUNCTION
-    shred._subject_sql(shred.protected_table, pg_catalog.text),
-    shred._open_sql(shred.protected_column, shred.protected_table, pg_catalog.text),
-    shred._subject_key(shred.protected_table, pg_catalog.text),
-    shred._subject_filter(shred.protected_table),
-    shred._readable(shred.protected_table),
-    shred._export_sql(shred.protected_table),
-    shred._kind_type(pg_catalog.text),
-    shred._sealing_kind(pg_catalog.regtype)
+    shred.subject_footprint(pg_catalog.text),
+    shred._footprint_rows(pg_catalog.regclass, pg_catalog.text, pg_catalog.text),
+    shred._subject_key(shred.protected_table, pg_catalog.text)
 TO shred_reader, shred_eraser, shred_admin;
+GRANT EXECUTE ON FUNCTION shred.export_subject(pg_catalog.text), shred._export_rows(pg_catalog.regclass, pg_catalog.text, pg_catalog.text) TO shred_reader;
+GRANT EXECUTE ON FUNCTION shred.check(), shred._check_rows(pg_catalog.regclass) TO shred_admin;

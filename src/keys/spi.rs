@@ -284,6 +284,33 @@ impl TablePlan {
             Ok(unsafe { pg_sys::SPI_processed })
         })
     }
+
+    /// Run the plan and give its rows to `read`, which copies out what it keeps.
+    pub fn query<R>(
+        &self,
+        values: &mut [pg_sys::Datum],
+        nulls: &[bool],
+        read: impl FnOnce(&[Row]) -> Result<R, ShredError>,
+    ) -> Result<R, ShredError> {
+        let flags: Vec<std::ffi::c_char> = nulls.iter().map(|n| if *n { b'n' } else { b' ' } as std::ffi::c_char).collect();
+        Spi::connect(|_client| {
+            // SAFETY: connected to SPI; values match the plan's parameter types.
+            let status = unsafe { pg_sys::SPI_execute_plan(self.0, values.as_mut_ptr(), flags.as_ptr(), false, 0) };
+            if status < 0 {
+                return Err(ShredError::KeyStore(format!("a protected table's statement failed with SPI status {status}")));
+            }
+            // SAFETY: SPI_tuptable belongs to the statement just run on this connection.
+            let rows: Vec<Row> = unsafe {
+                let tt = pg_sys::SPI_tuptable;
+                if tt.is_null() {
+                    Vec::new()
+                } else {
+                    (0..pg_sys::SPI_processed as usize).map(|i| Row { tuple: *(*tt).vals.add(i), tupdesc: (*tt).tupdesc }).collect()
+                }
+            };
+            read(&rows)
+        })
+    }
 }
 
 impl Drop for TablePlan {

@@ -17,7 +17,23 @@
 //! - A value opens in a row only under the DEK of that row's data subject ([`row`]).
 
 pub mod owner;
+pub mod plans;
 pub mod replica;
+pub mod rights;
 pub mod row;
 pub mod tokens;
 pub mod write;
+
+use pgrx::{pg_guard, pg_sys};
+
+#[pg_guard]
+unsafe extern "C-unwind" fn relcache_callback(_arg: pg_sys::Datum, relid: pg_sys::Oid) {
+    write::invalidate(relid);
+    rights::invalidate(relid);
+}
+
+/// Register the invalidation callback of the statement caches; called once from `_PG_init`.
+pub fn register_callbacks() {
+    // SAFETY: called once per backend at library load; the callback lives as long as the library.
+    unsafe { pg_sys::CacheRegisterRelcacheCallback(Some(relcache_callback), pg_sys::Datum::from(0usize)) };
+}

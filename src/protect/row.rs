@@ -81,7 +81,7 @@ pub unsafe fn output(typ: pg_sys::Oid, datum: pg_sys::Datum) -> Vec<u8> {
 }
 
 /// A datum of type `typ` from its text form (database encoding, no zero byte).
-fn input(typ: pg_sys::Oid, text: &[u8]) -> Result<pg_sys::Datum, ShredError> {
+pub fn input(typ: pg_sys::Oid, text: &[u8]) -> Result<pg_sys::Datum, ShredError> {
     let text = CString::new(text).map_err(|_| ShredError::NotText)?;
     // SAFETY: the type's input function on a valid C string.
     Ok(unsafe {

@@ -9,6 +9,7 @@ use pgrx::spi::Spi;
 
 use super::{owner, row};
 use crate::crypto::blind::Normalization;
+use crate::crypto::envelope;
 use crate::error::ShredError;
 use crate::keys::spi::{run, with_role, Arg, Mode, Plan};
 use crate::keys::store;
@@ -63,8 +64,8 @@ pub fn rebuild(tbl: pg_sys::Oid) -> Result<i64, ShredError> {
         return Ok(0);
     }
     let select = format!(
-        "SELECT ctid::pg_catalog.text, {subject_column}::pg_catalog.text, {} FROM ONLY {qualified}",
-        columns.iter().map(|c| c.column.as_str()).collect::<Vec<_>>().join(", ")
+        "SELECT ctid::pg_catalog.text, pg_catalog.convert_to({subject_column}::pg_catalog.text, pg_catalog.getdatabaseencoding()), {} FROM ONLY {qualified}",
+        columns.iter().map(|c| format!("{}::pg_catalog.text", c.column)).collect::<Vec<_>>().join(", ")
     );
     let update = format!(
         "UPDATE ONLY {qualified} SET {} WHERE ctid OPERATOR(pg_catalog.=) $1::pg_catalog.tid",
@@ -80,8 +81,9 @@ pub fn rebuild(tbl: pg_sys::Oid) -> Result<i64, ShredError> {
                 let subj: Option<Vec<u8>> = r.get::<&[u8]>(2).map_err(|e| ShredError::KeyStore(e.to_string()))?.map(|b| b.to_vec());
                 let mut values = Vec::new();
                 for i in 0..columns.len() {
-                    let v: Option<&[u8]> = r.get(i + 3).map_err(|e| ShredError::KeyStore(e.to_string()))?;
-                    values.push(v.map(|b| b.to_vec()));
+                    // the envelope's text form (shred.sealed output), parsed back here
+                    let v: Option<String> = r.get(i + 3).map_err(|e| ShredError::KeyStore(e.to_string()))?;
+                    values.push(v.map(|t| envelope::from_text_any(&t)).transpose()?);
                 }
                 rows.push((ctid, subj, values));
             }

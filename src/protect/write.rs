@@ -13,14 +13,12 @@
 //! `shred_writer` role) to seal. DELETE through the view is PostgreSQL's own (the view is
 //! simple, so automatically updatable) and never opens a value.
 
-use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 use std::ffi::CString;
 use std::rc::Rc;
 
 use pgrx::pg_sys;
-use pgrx::pg_guard;
 
+use super::plans::PlanCache;
 use super::row;
 use crate::crypto::blind::Normalization;
 use crate::error::{OrReport, ShredError};
@@ -53,18 +51,12 @@ struct Writer {
     columns: Vec<Column>,
     insert: TablePlan,
     update: TablePlan,
-    /// Set by an invalidation of the view or its table.
-    stale: Cell<bool>,
-    view: pg_sys::Oid,
-    table: pg_sys::Oid,
     /// `shred.seal(text, text, text)`: EXECUTE on it is the right to seal.
     seal_fn: pg_sys::Oid,
 }
 
 thread_local! {
-    static WRITERS: RefCell<HashMap<pg_sys::Oid, Rc<Writer>>> = RefCell::new(HashMap::new());
-    /// Set by an invalidation that could not mark single writers (relid 0, or map in use).
-    static ALL_STALE: Cell<bool> = const { Cell::new(false) };
+    static WRITERS: PlanCache<Writer> = PlanCache::new();
 }
 
 /// Columns of a protected table's view, with what the writer needs (latest catalog state).
@@ -100,7 +92,8 @@ fn text(bytes: Option<Vec<u8>>) -> Result<String, ShredError> {
 }
 
 impl Writer {
-    fn build(view: pg_sys::Oid) -> Result<Writer, ShredError> {
+    /// The writer of `view`, and the relations it is built from (the table, the view).
+    fn build(view: pg_sys::Oid) -> Result<(Writer, [pg_sys::Oid; 2]), ShredError> {
         struct Col {
             column: Column,
             name: String,
@@ -222,7 +215,7 @@ impl Writer {
             }
             columns.push(column);
         }
-        Ok(Writer { prefix, subject, columns, insert, update, stale: Cell::new(false), view, table, seal_fn })
+        Ok((Writer { prefix, subject, columns, insert, update, seal_fn }, [table, view]))
     }
 }
 
@@ -248,41 +241,12 @@ fn sealed_type() -> Result<pg_sys::Oid, ShredError> {
 
 /// The writer of `view`, built on first use or after an invalidation.
 fn writer(view: pg_sys::Oid) -> Result<Rc<Writer>, ShredError> {
-    if ALL_STALE.with(|s| s.replace(false)) {
-        WRITERS.with(|w| w.borrow_mut().clear());
-    }
-    if let Some(w) = WRITERS.with(|w| w.borrow().get(&view).cloned()) {
-        if !w.stale.get() {
-            return Ok(w);
-        }
-    }
-    let w = Rc::new(Writer::build(view)?);
-    WRITERS.with(|m| m.borrow_mut().insert(view, w.clone()));
-    Ok(w)
+    WRITERS.with(|w| w.get(view, || Writer::build(view)))
 }
 
-#[pg_guard]
-unsafe extern "C-unwind" fn relcache_callback(_arg: pg_sys::Datum, relid: pg_sys::Oid) {
-    let marked = WRITERS.with(|w| match w.try_borrow() {
-        Ok(map) if relid != pg_sys::InvalidOid => {
-            for writer in map.values() {
-                if writer.view == relid || writer.table == relid {
-                    writer.stale.set(true);
-                }
-            }
-            true
-        }
-        _ => false,
-    });
-    if !marked {
-        ALL_STALE.with(|s| s.set(true));
-    }
-}
-
-/// Register the invalidation callback; called once from `_PG_init`.
-pub fn register_callbacks() {
-    // SAFETY: called once per backend at library load; the callback lives as long as the library.
-    unsafe { pg_sys::CacheRegisterRelcacheCallback(Some(relcache_callback), pg_sys::Datum::from(0usize)) };
+/// A relcache invalidation of `relid` (see [`super::plans`]).
+pub fn invalidate(relid: pg_sys::Oid) {
+    WRITERS.with(|w| w.invalidate(relid));
 }
 
 /// Whether the current role may seal (EXECUTE on `shred.seal(text, text, text)`, which

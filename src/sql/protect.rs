@@ -48,19 +48,6 @@ fn protected_view_write(fcinfo: pg_sys::FunctionCallInfo) -> Option<RawDatum> {
     unsafe { crate::protect::write::write_row(fcinfo) }.map(RawDatum)
 }
 
-/// `shred._check_row(value, subject, context, as anyelement) -> text`: what `shred.check()`
-/// finds in one value: 'opens', 'key missing' or 'does not open'; NULL for NULL.
-#[pg_extern(volatile, parallel_unsafe, sql = false)]
-fn _check_row(fcinfo: pg_sys::FunctionCallInfo) -> Option<&'static str> {
-    // SAFETY: called through the SQL declaration of this signature.
-    let (value, subject, context, typ) = unsafe { row_args(fcinfo) }?;
-    Some(match row::check(value, subject, context, typ).or_report() {
-        row::Status::Opens => "opens",
-        row::Status::KeyMissing => "key missing",
-        row::Status::DoesNotOpen => "does not open",
-    })
-}
-
 /// `shred.blind_match(value text, context text, normalization text DEFAULT 'exact') -> bytea[]`.
 #[pg_extern(stable, strict, parallel_unsafe, sql = false)]
 fn blind_match(value: &[u8], context: &[u8], rule: &[u8]) -> Vec<Vec<u8>> {
@@ -96,4 +83,31 @@ fn _ensure_blind_index_key(context: &[u8]) {
 fn _rebuild_row_tokens(tbl: pg_sys::Oid) -> i64 {
     root::require_root_key().or_report();
     crate::protect::tokens::rebuild(tbl).or_report()
+}
+
+/// `shred._export_rows(tbl regclass, subject_key text, subject text) -> jsonb`.
+#[pg_extern(volatile, strict, parallel_unsafe, sql = false)]
+fn _export_rows(tbl: pg_sys::Oid, key: &[u8], subject: &[u8]) -> Option<RawDatum> {
+    let subject = subject_arg(Some(subject));
+    let json = crate::protect::rights::export(tbl, key, subject).or_report()?;
+    Some(RawDatum(row::input(pg_sys::JSONBOID, json.as_bytes()).or_report()))
+}
+
+/// `shred._footprint_rows(tbl regclass, subject_key text, subject text) -> TABLE (...)`.
+#[pg_extern(volatile, strict, parallel_unsafe, sql = false)]
+fn _footprint_rows(
+    tbl: pg_sys::Oid,
+    key: &[u8],
+    subject: &[u8],
+) -> TableIterator<'static, (name!(column_name, String), name!(row_count, i64), name!(value_count, i64), name!(erased, bool))> {
+    let subject = subject_arg(Some(subject));
+    TableIterator::new(crate::protect::rights::footprint(tbl, key, subject).or_report())
+}
+
+/// `shred._check_rows(tbl regclass) -> TABLE (column_name text, problem text, value_count bigint)`.
+#[pg_extern(volatile, strict, parallel_unsafe, sql = false)]
+fn _check_rows(tbl: pg_sys::Oid) -> TableIterator<'static, (name!(column_name, String), name!(problem, String), name!(value_count, i64))> {
+    root::require_root_key().or_report();
+    let rows = crate::protect::rights::check(tbl).or_report();
+    TableIterator::new(rows.into_iter().map(|(c, p, n)| (c, p.to_string(), n)))
 }

@@ -48,7 +48,10 @@ fn blind_index(value: Option<&[u8]>, context: Option<&[u8]>, rule: Option<&[u8]>
     let rule = normalization(required(rule, "normalization"));
     let value = value?;
     root::require_root_key().or_report();
-    let key = terms::context_key(context, false).or_report().unwrap_or_else(|| ShredError::NoBlindIndexKey.report());
+    // Under the 0.2.0 schema (the library installed, ALTER EXTENSION ... UPDATE not yet run),
+    // its shred.protect() relies on this function creating the key, as it did then.
+    let create = crate::keys::scan::relation(c"blind_term").is_err();
+    let key = terms::context_key(context, create).or_report().unwrap_or_else(|| ShredError::NoBlindIndexKey.report());
     Some(key.compute_value(value, rule).or_report().to_vec())
 }
 

@@ -1,0 +1,282 @@
+//! The data subject's rights over protected tables: export (access, portability), footprint,
+//! and the integrity check.
+//!
+//! Invariant: no code of a table's owner runs with the caller's rights. Reading a table can run
+//! its owner's code (the planner evaluates index predicates, index and statistics expressions;
+//! `to_jsonb` uses casts to json of the owner's types), so every statement that reads a
+//! protected table runs as the table's owner, security-restricted, with a pinned `search_path`
+//! ([`spi::with_role`]), as PostgreSQL runs VACUUM or REFRESH MATERIALIZED VIEW. It returns
+//! only text: row JSON and envelopes. Opening them runs as the caller, in statements that read
+//! no table (export) or in Rust (footprint, check). The caller must have SELECT on the table
+//! (otherwise it is skipped with a NOTICE), and a table with row-level security is skipped
+//! with a WARNING (`shred.protect` refuses them).
+//!
+//! Statements are built once per table and backend from the catalog and kept as saved plans
+//! ([`super::plans`]).
+
+use std::collections::HashSet;
+use std::ffi::{CStr, CString};
+use std::rc::Rc;
+
+use pgrx::prelude::*;
+
+use super::plans::PlanCache;
+use super::row;
+use crate::crypto::envelope;
+use crate::error::ShredError;
+use crate::keys::spi::{run, with_role, Arg, Mode, Plan, TablePlan};
+use crate::keys::store;
+
+struct Column {
+    /// The column's name (a key of the row's JSON).
+    name: String,
+    context: Vec<u8>,
+    /// The type it is opened as (text, bytea, int4, int8, numeric, date, timestamptz, jsonb).
+    kind: pg_sys::Oid,
+}
+
+struct Reader {
+    owner: pg_sys::Oid,
+    columns: Vec<Column>,
+    /// (as the owner) `to_jsonb` of the rows of one subject ($1 subject column value, $2 subject).
+    rows_json: TablePlan,
+    /// (as the caller) one row's JSON ($1) of subject $2 as the view shows it: protected
+    /// columns opened, row-token columns left out. Reads no table.
+    open_json: TablePlan,
+    /// (as the owner) the envelopes (text form) of the protected columns of one subject's rows.
+    rows_sealed: TablePlan,
+    /// (as the owner) every row's subject and envelopes.
+    all_sealed: TablePlan,
+}
+
+thread_local! {
+    static READERS: PlanCache<Reader> = PlanCache::new();
+}
+
+/// A relcache invalidation of `relid` (see [`super::plans`]).
+pub fn invalidate(relid: pg_sys::Oid) {
+    READERS.with(|r| r.invalidate(relid));
+}
+
+/// One row per protected column of a table, with what the reader needs.
+static COLUMNS: Plan = Plan::new(
+    c"SELECT c.relowner::pg_catalog.int8, t.view::pg_catalog.oid::pg_catalog.int8,
+             shred._qualified(t.relation), pg_catalog.quote_literal(t.subject_prefix), pg_catalog.quote_ident(t.subject_column),
+             pg_catalog.format_type(sa.atttypid, NULL),
+             pc.column_name::pg_catalog.text, pg_catalog.quote_ident(pc.column_name), pc.context,
+             shred._kind_oid(pc.plain_type)::pg_catalog.int8,
+             shred._open_sql(pc, pg_catalog.format('($1::pg_catalog.jsonb OPERATOR(pg_catalog.->>) %L)::shred.sealed', pc.column_name), '$2'),
+             pc.blind_index_column::pg_catalog.text
+        FROM shred.protected_table t
+        JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.relation
+        JOIN pg_catalog.pg_attribute sa ON sa.attrelid OPERATOR(pg_catalog.=) t.relation
+             AND sa.attname OPERATOR(pg_catalog.=) t.subject_column AND NOT sa.attisdropped
+        JOIN shred.protected_column pc ON pc.relation OPERATOR(pg_catalog.=) t.relation
+       WHERE t.relation OPERATOR(pg_catalog.=) $1::pg_catalog.oid
+       ORDER BY pc.column_name",
+    &[pg_sys::INT8OID],
+);
+
+static ERASED: Plan = Plan::new(
+    c"SELECT key_id FROM shred.erasure_log WHERE key_id OPERATOR(pg_catalog.=) ANY ($1)",
+    &[pg_sys::INT8ARRAYOID],
+);
+
+fn text(bytes: Option<Vec<u8>>) -> Result<String, ShredError> {
+    String::from_utf8(bytes.ok_or(ShredError::Internal("a protected table's catalog row is incomplete"))?)
+        .map_err(|_| ShredError::Internal("a catalog name is not UTF-8"))
+}
+
+/// A SQL string literal of `s`.
+fn literal(s: &str) -> Result<String, ShredError> {
+    let c = CString::new(s).map_err(|_| ShredError::Internal("a zero byte in a literal"))?;
+    // SAFETY: quote_literal_cstr returns a palloc'd, quoted copy.
+    Ok(unsafe { CStr::from_ptr(pg_sys::quote_literal_cstr(c.as_ptr())) }.to_string_lossy().into_owned())
+}
+
+fn prepare(sql: String, types: &[pg_sys::Oid]) -> Result<TablePlan, ShredError> {
+    let sql = CString::new(sql).map_err(|_| ShredError::Internal("a statement with a zero byte"))?;
+    TablePlan::prepare(&sql, types, c"pg_catalog, pg_temp")
+}
+
+impl Reader {
+    fn build(table: pg_sys::Oid) -> Result<(Reader, [pg_sys::Oid; 2]), ShredError> {
+        let (mut owner, mut view) = (pg_sys::InvalidOid, pg_sys::InvalidOid);
+        let (mut qualified, mut prefix, mut subject, mut subject_type) = (String::new(), String::new(), String::new(), String::new());
+        let (mut columns, mut quoted, mut openers, mut dropped) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        run(&COLUMNS, &[Arg::Int8(u32::from(table) as i64)], Mode::Write, 0, |rows| {
+            for r in rows {
+                owner = pg_sys::Oid::from(r.int8(1).unwrap_or(0) as u32);
+                view = pg_sys::Oid::from(r.int8(2).unwrap_or(0) as u32);
+                qualified = text(r.bytes(3))?;
+                prefix = text(r.bytes(4))?;
+                subject = text(r.bytes(5))?;
+                subject_type = text(r.bytes(6))?;
+                let name = text(r.bytes(7))?;
+                quoted.push(text(r.bytes(8))?);
+                openers.push(text(r.bytes(11))?);
+                dropped.push(name.clone());
+                if let Some(bidx) = r.bytes(12) {
+                    dropped.push(text(Some(bidx))?);
+                }
+                columns.push(Column {
+                    name,
+                    context: r.bytes(9).unwrap_or_default(),
+                    kind: pg_sys::Oid::from(r.int8(10).unwrap_or(0) as u32),
+                });
+            }
+            Ok(())
+        })?;
+        if columns.is_empty() {
+            return Err(ShredError::NotReady("the table is not protected".into()));
+        }
+        let subject_sql = format!("({prefix} OPERATOR(pg_catalog.||) b.{subject}::pg_catalog.text)");
+        let filter = format!(
+            "b.{subject} OPERATOR(pg_catalog.=) $1::{subject_type} AND {subject_sql} OPERATOR(pg_catalog.=) $2"
+        );
+        let sealed: Vec<String> = quoted.iter().map(|q| format!("b.{q}::pg_catalog.text")).collect();
+        let rows_json = prepare(
+            format!("SELECT pg_catalog.to_jsonb(b)::pg_catalog.text FROM ONLY {qualified} b WHERE {filter}"),
+            &[pg_sys::TEXTOID, pg_sys::TEXTOID],
+        )?;
+        let rows_sealed = prepare(
+            format!("SELECT {} FROM ONLY {qualified} b WHERE {filter}", sealed.join(", ")),
+            &[pg_sys::TEXTOID, pg_sys::TEXTOID],
+        )?;
+        let all_sealed = prepare(format!("SELECT {subject_sql}, {} FROM ONLY {qualified} b", sealed.join(", ")), &[])?;
+        // The row's JSON is $1; the opener expressions read a column c as ($1 ->> 'c') and the
+        // subject as $2 (shred._open_sql with no row alias).
+        let pairs: Vec<String> = columns
+            .iter()
+            .zip(&openers)
+            .map(|(c, open)| Ok(format!("{}, {open}", literal(&c.name)?)))
+            .collect::<Result<_, ShredError>>()?;
+        let dropped_sql = format!(
+            "ARRAY[{}]::pg_catalog.text[]",
+            dropped.iter().map(|d| literal(d)).collect::<Result<Vec<_>, _>>()?.join(", ")
+        );
+        let mut object = format!("($1::pg_catalog.jsonb OPERATOR(pg_catalog.-) {dropped_sql})");
+        for chunk in pairs.chunks(50) {
+            object = format!("{object} OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object({})", chunk.join(", "));
+        }
+        let open_json = prepare(format!("SELECT ({object})::pg_catalog.text"), &[pg_sys::TEXTOID, pg_sys::TEXTOID])?;
+        Ok((Reader { owner, columns, rows_json, open_json, rows_sealed, all_sealed }, [table, view]))
+    }
+}
+
+/// The reader of protected table `tbl`, or `None` (with a NOTICE or WARNING saying why) when
+/// the caller may not read it or reading it could run its owner's code.
+fn reader(tbl: pg_sys::Oid) -> Result<Option<Rc<Reader>>, ShredError> {
+    // SAFETY: catalog lookups and an ACL check inside a transaction.
+    let (name, select, rls) = unsafe {
+        let name = pg_sys::get_rel_name(tbl);
+        if name.is_null() {
+            return Ok(None);
+        }
+        let name = CStr::from_ptr(name).to_string_lossy().into_owned();
+        let select = pg_sys::pg_class_aclcheck(tbl, pg_sys::GetUserId(), pg_sys::ACL_SELECT as pg_sys::AclMode)
+            == pg_sys::AclResult::ACLCHECK_OK;
+        let rel = pg_sys::RelationIdGetRelation(tbl);
+        let rls = !rel.is_null() && (*(*rel).rd_rel).relrowsecurity;
+        if !rel.is_null() {
+            pg_sys::RelationClose(rel);
+        }
+        (name, select, rls)
+    };
+    if !select {
+        pgrx::notice!("pg_shred: skipped table {name}: permission denied");
+        return Ok(None);
+    }
+    if rls {
+        pgrx::warning!("pg_shred: skipped table {name}: row-level security is enabled on it (its policies are its owner's code)");
+        return Ok(None);
+    }
+    READERS.with(|r| r.get(tbl, || Reader::build(tbl))).map(Some)
+}
+
+fn text_datum(s: &[u8]) -> pg_sys::Datum {
+    row::varlena_datum(s)
+}
+
+/// Column `i` of every row, as text (NULL as `None`).
+fn texts(rows: &[crate::keys::spi::Row], width: usize) -> Vec<Vec<Option<Vec<u8>>>> {
+    rows.iter().map(|r| (1..=width as i32).map(|i| r.bytes(i)).collect()).collect()
+}
+
+/// The rows of `subject` (whose subject column value is `key`) in `tbl` as its view shows them,
+/// as a JSON array; `None` when it has none or the table was skipped.
+pub fn export(tbl: pg_sys::Oid, key: &[u8], subject: &[u8]) -> Result<Option<String>, ShredError> {
+    let Some(r) = reader(tbl)? else { return Ok(None) };
+    let mut args = [text_datum(key), text_datum(subject)];
+    let rows = with_role(r.owner, || r.rows_json.query(&mut args, &[false, false], |rows| Ok(texts(rows, 1))))?;
+    let mut objects = Vec::with_capacity(rows.len());
+    for row in rows {
+        let Some(Some(json)) = row.into_iter().next() else { continue };
+        let mut args = [text_datum(&json), text_datum(subject)];
+        let opened = r.open_json.query(&mut args, &[false, false], |rows| Ok(rows.first().and_then(|x| x.bytes(1))))?;
+        objects.push(text(opened)?);
+    }
+    Ok((!objects.is_empty()).then(|| format!("[{}]", objects.join(", "))))
+}
+
+/// Per protected column of `tbl`: (column, rows of `subject`, non-NULL values, whether any is
+/// erased). Empty when it holds no row of the subject or was skipped.
+pub fn footprint(tbl: pg_sys::Oid, key: &[u8], subject: &[u8]) -> Result<Vec<(String, i64, i64, bool)>, ShredError> {
+    let Some(r) = reader(tbl)? else { return Ok(Vec::new()) };
+    let mut args = [text_datum(key), text_datum(subject)];
+    let width = r.columns.len();
+    let rows = with_role(r.owner, || r.rows_sealed.query(&mut args, &[false, false], |rows| Ok(texts(rows, width))))?;
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut out = Vec::with_capacity(width);
+    for (i, c) in r.columns.iter().enumerate() {
+        let (mut values, mut erased) = (0i64, false);
+        for row in &rows {
+            if let Some(Some(sealed)) = row.get(i) {
+                values += 1;
+                let bytes = envelope::from_text_any(&String::from_utf8_lossy(sealed))?;
+                erased |= !store::key_exists(envelope::parse_any(&bytes)?.key_id() as i64)?;
+            }
+        }
+        out.push((c.name.clone(), rows.len() as i64, values, erased));
+    }
+    Ok(out)
+}
+
+/// Per protected column of `tbl`: (column, problem, count) for values that do not open, whose
+/// DEK is missing without an erasure record, and that are erased.
+pub fn check(tbl: pg_sys::Oid) -> Result<Vec<(String, &'static str, i64)>, ShredError> {
+    let Some(r) = reader(tbl)? else { return Ok(Vec::new()) };
+    let width = r.columns.len() + 1;
+    let rows = with_role(r.owner, || r.all_sealed.query(&mut [], &[], |rows| Ok(texts(rows, width))))?;
+    let mut out = Vec::new();
+    for (i, c) in r.columns.iter().enumerate() {
+        let (mut bad, mut missing) = (0i64, Vec::new());
+        for row in &rows {
+            let Some(Some(sealed)) = row.get(i + 1) else { continue };
+            let subject = row.first().cloned().flatten();
+            let Ok(bytes) = envelope::from_text_any(&String::from_utf8_lossy(sealed)) else {
+                bad += 1;
+                continue;
+            };
+            match row::check(&bytes, subject.as_deref(), &c.context, c.kind)? {
+                row::Status::Opens => {}
+                row::Status::DoesNotOpen => bad += 1,
+                row::Status::KeyMissing => missing.push(envelope::parse_any(&bytes)?.key_id() as i64),
+            }
+        }
+        let logged: HashSet<i64> = if missing.is_empty() {
+            HashSet::new()
+        } else {
+            run(&ERASED, &[Arg::Int8Array(&missing)], Mode::ReadLatest, 0, |rows| Ok(rows.iter().filter_map(|r| r.int8(1)).collect()))?
+        };
+        let erased = missing.iter().filter(|k| logged.contains(k)).count() as i64;
+        for (problem, n) in [("does not open", bad), ("DEK missing (not erased)", missing.len() as i64 - erased), ("erased", erased)] {
+            if n > 0 {
+                out.push((c.name.clone(), problem, n));
+            }
+        }
+    }
+    Ok(out)
+}

@@ -18,7 +18,7 @@ BEGIN
                               AND att.attname OPERATOR(pg_catalog.=) t.subject_column
                         WHERE i.indrelid OPERATOR(pg_catalog.=) t.relation
                           AND i.indkey[0] OPERATOR(pg_catalog.=) att.attnum AND i.indpred IS NULL) THEN
-            PERFORM shred._as_table_owner(t.relation, pg_catalog.format('CREATE INDEX ON %s (%I)', t.relation, t.subject_column));
+            PERFORM shred._as_table_owner(t.relation, pg_catalog.format('CREATE INDEX ON %s (%I)', shred._qualified(t.relation), t.subject_column));
         END IF;
         PERFORM shred._rebuild_row_tokens(t.relation);
     END LOOP;

@@ -170,10 +170,11 @@ fn reader(tbl: pg_sys::Oid) -> Result<Option<Rc<Reader>>, ShredError> {
     // SAFETY: catalog lookups and an ACL check inside a transaction.
     let (name, select, rls) = unsafe {
         let name = pg_sys::get_rel_name(tbl);
-        if name.is_null() {
+        let schema = pg_sys::get_namespace_name(pg_sys::get_rel_namespace(tbl));
+        if name.is_null() || schema.is_null() {
             return Ok(None);
         }
-        let name = CStr::from_ptr(name).to_string_lossy().into_owned();
+        let name = format!("{}.{}", CStr::from_ptr(schema).to_string_lossy(), CStr::from_ptr(name).to_string_lossy());
         let select = pg_sys::pg_class_aclcheck(tbl, pg_sys::GetUserId(), pg_sys::ACL_SELECT as pg_sys::AclMode)
             == pg_sys::AclResult::ACLCHECK_OK;
         let rel = pg_sys::RelationIdGetRelation(tbl);

@@ -39,21 +39,6 @@ fn db_0_2_0(name: &str) -> postgres::Client {
     c
 }
 
-/// Create the key of blind-index context `context` through the current library. 0.2.0's
-/// shred.blind_index created it on first use; the current library's never does, so 0.2.0's
-/// protect() with a searchable column fails without this (see
-/// `zero_two_protect_with_a_searchable_column_on_the_current_library`). Superuser only; the
-/// function is dropped again.
-fn create_blind_index_key(c: &mut postgres::Client, context: &str) {
-    c.batch_execute(&format!(
-        "CREATE FUNCTION public.pu_ensure_blind_index_key(pg_catalog.text) RETURNS void
-             LANGUAGE c STRICT AS '$libdir/pg_shred', '_ensure_blind_index_key_wrapper';
-         SELECT public.pu_ensure_blind_index_key('{context}');
-         DROP FUNCTION public.pu_ensure_blind_index_key(pg_catalog.text);"
-    ))
-    .unwrap();
-}
-
 /// Ids of the rows of `customer` whose e-mail is `value` (e-mail normalisation), by the 0.3.0
 /// lookup through row tokens.
 fn lookup(c: &mut postgres::Client, value: &str) -> Vec<i32> {
@@ -88,7 +73,6 @@ const INVOICE: &str = "SELECT * FROM invoice_plain ORDER BY id";
 #[test]
 fn upgrade_from_0_2_0_keeps_every_protected_table_working() {
     let mut c = db_0_2_0("pu_upgrade");
-    create_blind_index_key(&mut c, "customer.email");
     c.batch_execute(
         "CREATE TABLE customer (id int PRIMARY KEY, name text, email text, born date, score numeric, country text);
          CREATE TABLE invoice (id int PRIMARY KEY, customer_id int, total numeric, address text);
@@ -553,7 +537,6 @@ fn zero_two_protect_with_a_searchable_column_on_the_current_library() {
 #[test]
 fn zero_two_erasure_on_the_current_library_ends_lookups_at_the_update() {
     let mut c = db_0_2_0("pu_zero_two_erase");
-    create_blind_index_key(&mut c, "customer.email");
     c.batch_execute(
         "CREATE TABLE customer (id int PRIMARY KEY, email text);
          INSERT INTO customer VALUES (1, 'ada@example.org'), (2, 'bob@example.org');

@@ -15,6 +15,12 @@ use pgrx::spi::Spi;
 
 use crate::error::ShredError;
 
+/// Plans are generic from the first execution: each statement is a simple index lookup or
+/// write whose best plan does not depend on its parameters, and a custom plan would be planned
+/// again on every call (PostgreSQL keeps choosing one whenever its estimate for a known array
+/// or value beats the generic estimate, e.g. for `= ANY ($1)`).
+const GENERIC_PLAN: i32 = pg_sys::CURSOR_OPT_GENERIC_PLAN as i32;
+
 /// A statement prepared on first use and kept for the life of the backend.
 pub struct Plan {
     sql: &'static CStr,
@@ -39,7 +45,7 @@ impl Plan {
         let mut argtypes = self.argtypes.to_vec();
         // SAFETY: connected to SPI; the query text and argument types outlive the call.
         let plan = unsafe {
-            pg_sys::SPI_prepare(self.sql.as_ptr(), argtypes.len() as i32, argtypes.as_mut_ptr())
+            pg_sys::SPI_prepare_cursor(self.sql.as_ptr(), argtypes.len() as i32, argtypes.as_mut_ptr(), GENERIC_PLAN)
         };
         if plan.is_null() {
             return Err(ShredError::KeyStore("could not prepare a key store statement".into()));
@@ -261,7 +267,7 @@ impl TablePlan {
         Spi::connect(|_client| {
             let mut types = argtypes.to_vec();
             // SAFETY: connected to SPI; text and types outlive the call.
-            let plan = unsafe { pg_sys::SPI_prepare(sql.as_ptr(), types.len() as i32, types.as_mut_ptr()) };
+            let plan = unsafe { pg_sys::SPI_prepare_cursor(sql.as_ptr(), types.len() as i32, types.as_mut_ptr(), GENERIC_PLAN) };
             // SAFETY: a plan just returned by SPI_prepare (or NULL, checked first).
             if plan.is_null() || unsafe { pg_sys::SPI_keepplan(plan) } != 0 {
                 return Err(ShredError::KeyStore("could not prepare a protected table's statement".into()));

@@ -40,10 +40,10 @@ COMMENT ON FUNCTION shred._open_row(shred.sealed, pg_catalog.text, pg_catalog.te
     'Internal (plaintext views, export): open a protected column''s value in a row of subject, as the type of "as"; NULL once the subject is erased. The AAD binds the subject and context, and the DEK must be the subject''s own: anything else fails like a tampered value (22000). STABLE, so that PostgreSQL flattens the views and pushes conditions into them (WHERE id = 1 reads one row, not the table); an erasure committed while a statement runs still takes effect at once (keys are read under the latest snapshot).';
 
 CREATE FUNCTION shred.blind_match(value pg_catalog.text, context pg_catalog.text, normalization pg_catalog.text DEFAULT 'exact')
-    RETURNS pg_catalog.bytea[]
-    LANGUAGE c STABLE STRICT PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'blind_match_wrapper';
+    RETURNS SETOF pg_catalog.bytea
+    LANGUAGE c STABLE STRICT PARALLEL UNSAFE ROWS 1 AS 'MODULE_PATHNAME', 'blind_match_wrapper';
 COMMENT ON FUNCTION shred.blind_match(pg_catalog.text, pg_catalog.text, pg_catalog.text) IS
-    'The row tokens that rows holding value in the searchable column of context (''<table>.<column>'') store: one per data subject holding it, none once it is erased. Look rows up with WHERE <column>_bidx = ANY (shred.blind_match(value, context, normalization)), an index scan. Never creates a key: a context without one is an error (42704).';
+    'The row tokens that rows holding value in the searchable column of context (''<table>.<column>'') store: one per data subject holding it, none once it is erased. Look rows up with WHERE <column>_bidx IN (SELECT shred.blind_match(value, context, normalization)): an index scan, and a plan that prepared statements keep (nothing is computed while planning). Never creates a key: a context without one is an error (42704).';
 
 CREATE FUNCTION shred.blind_token(subject pg_catalog.text, value pg_catalog.text, context pg_catalog.text, normalization pg_catalog.text DEFAULT 'exact')
     RETURNS pg_catalog.bytea
@@ -243,7 +243,7 @@ BEGIN
                                                FOR EACH ROW EXECUTE FUNCTION shred.protected_view_write()', v));
     PERFORM shred._as_table_owner(tbl, format('COMMENT ON VIEW %s IS %L', v,
         'Plaintext view of protected table ' || tbl::text || ' (pg_shred). Look rows up by a searchable column with: '
-        || 'WHERE <key> IN (SELECT <key> FROM ' || tbl::text || ' WHERE <column>_bidx = ANY (shred.blind_match(value, ''<table>.<column>'', normalization)))'));
+        || 'WHERE <key> IN (SELECT <key> FROM ' || tbl::text || ' WHERE <column>_bidx IN (SELECT shred.blind_match(value, ''<table>.<column>'', normalization)))'));
     RETURN v;
 END
 $$;

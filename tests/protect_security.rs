@@ -402,13 +402,13 @@ fn erasure_cannot_be_blocked_by_locks_or_triggers() {
     assert_eq!(rows(&mut admin, "SELECT * FROM decoy_plain ORDER BY id"), vec!["customer:3 | ∅", "someone | other secret"]);
     for email in ["ada@example.org", "bob@example.org", "cy@example.org"] {
         assert_eq!(
-            rows(&mut admin, &format!("SELECT id FROM customer WHERE email_bidx = ANY (shred.blind_match('{email}', 'customer.email', 'email'))")),
+            rows(&mut admin, &format!("SELECT id FROM customer WHERE email_bidx IN (SELECT shred.blind_match('{email}', 'customer.email', 'email'))")),
             Vec::<String>::new(),
             "{email}"
         );
     }
-    assert_eq!(one(&mut admin, "SELECT cardinality(shred.blind_match('cy secret', 'decoy.secret'))"), "0");
-    assert_eq!(one(&mut admin, "SELECT cardinality(shred.blind_match('other secret', 'decoy.secret'))"), "1");
+    assert_eq!(one(&mut admin, "SELECT count(*) FROM shred.blind_match('cy secret', 'decoy.secret')"), "0");
+    assert_eq!(one(&mut admin, "SELECT count(*) FROM shred.blind_match('other secret', 'decoy.secret')"), "1");
     assert_eq!(terms(&mut admin), "0");
     // the raising triggers were there all along
     assert_eq!(message(admin.batch_execute("UPDATE decoy SET id = id")), "boom");
@@ -476,7 +476,7 @@ fn protect_by_a_superuser_runs_the_owner_code_as_the_owner() {
     // the owner uses its table through the view
     assert_eq!(rows(&mut owner, "SELECT id, email FROM public.customer_plain ORDER BY id"), vec!["1 | ada@example.org", "2 | bob@example.org", "3 | ∅"]);
     assert_eq!(
-        rows(&mut owner, "SELECT id FROM public.customer WHERE email_bidx = ANY (shred.blind_match('bob@example.org', 'customer.email'))"),
+        rows(&mut owner, "SELECT id FROM public.customer WHERE email_bidx IN (SELECT shred.blind_match('bob@example.org', 'customer.email'))"),
         vec!["2"]
     );
     drop(owner);
@@ -668,26 +668,26 @@ fn erasure_leaves_no_blind_index_link() {
          GRANT SELECT ON customer TO {reader_name};"
     ))
     .unwrap();
-    let lookup = |v: &str| format!("SELECT id FROM customer WHERE email_bidx = ANY (shred.blind_match('{v}', 'customer.email', 'email')) ORDER BY id");
+    let lookup = |v: &str| format!("SELECT id FROM customer WHERE email_bidx IN (SELECT shred.blind_match('{v}', 'customer.email', 'email')) ORDER BY id");
     assert_eq!(rows(&mut c, &lookup("ADA@example.org ")), vec!["1"]);
     assert_eq!(rows(&mut c, &lookup("shared@example.org")), vec!["2", "3"]);
     let key1 = one(&mut c, "SELECT shred.key_id(email) FROM customer WHERE id = 1");
     let key2 = one(&mut c, "SELECT shred.key_id(email) FROM customer WHERE id = 2");
     let token1 = one(&mut c, "SELECT email_bidx::text FROM customer WHERE id = 1");
     let token2 = one(&mut c, "SELECT email_bidx::text FROM customer WHERE id = 2");
-    assert_eq!(one(&mut c, &format!("SELECT '{token1}'::bytea = ANY (shred.blind_match('ada@example.org', 'customer.email', 'email'))")), "t");
+    assert_eq!(one(&mut c, &format!("SELECT '{token1}'::bytea IN (SELECT shred.blind_match('ada@example.org', 'customer.email', 'email'))")), "t");
     assert_eq!(one(&mut c, &format!("SELECT count(*) FROM shred.blind_term WHERE key_id = {key1}")), "1");
     assert_eq!(one(&mut c, &format!("SELECT count(*) FROM shred.blind_term WHERE key_id = {key2}")), "1");
 
     c.batch_execute("SELECT shred.erase(ARRAY['customer:1', 'customer:2'])").unwrap();
     let mut reader = connect_as(db, reader_name);
-    assert_eq!(one(&mut reader, "SELECT shred.blind_match('ada@example.org', 'customer.email', 'email')::text"), "{}");
+    assert_eq!(one(&mut reader, "SELECT count(*) FROM shred.blind_match('ada@example.org', 'customer.email', 'email')"), "0");
     assert_eq!(rows(&mut reader, &lookup("ada@example.org")), Vec::<String>::new());
     assert_eq!(rows(&mut reader, &lookup("shared@example.org")), vec!["3"]);
     // the erased rows still hold their old tokens, which no lookup returns any more
     assert_eq!(one(&mut c, "SELECT email_bidx::text FROM customer WHERE id = 1"), token1);
     assert_eq!(
-        one(&mut reader, &format!("SELECT '{token2}'::bytea = ANY (shred.blind_match('shared@example.org', 'customer.email', 'email'))")),
+        one(&mut reader, &format!("SELECT '{token2}'::bytea IN (SELECT shred.blind_match('shared@example.org', 'customer.email', 'email'))")),
         "f"
     );
     assert_eq!(one(&mut c, &format!("SELECT count(*) FROM shred.blind_term WHERE key_id IN ({key1}, {key2})")), "0");
@@ -746,7 +746,7 @@ fn hostile_identifiers() {
     );
     let context = one(&mut c, r#"SELECT context FROM shred.protected_column WHERE column_name = 'E-Mail'"#);
     assert_eq!(context, "T; DROP TABLE canary; --.E-Mail");
-    let lookup = |v: &str| format!(r#"SELECT id FROM {table} WHERE "E-Mail_bidx" = ANY (shred.blind_match('{v}', '{}'))"#, lit(&context));
+    let lookup = |v: &str| format!(r#"SELECT id FROM {table} WHERE "E-Mail_bidx" IN (SELECT shred.blind_match('{v}', '{}'))"#, lit(&context));
     assert_eq!(rows(&mut c, &lookup("ada@new.example")), vec!["1"]);
     assert_eq!(rows(&mut c, &lookup("ada@example.org")), Vec::<String>::new());
     assert_eq!(rows(&mut c, &lookup("bob@example.org")), vec!["2"]);

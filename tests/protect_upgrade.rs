@@ -43,7 +43,7 @@ fn db_0_2_0(name: &str) -> postgres::Client {
 /// lookup through row tokens.
 fn lookup(c: &mut postgres::Client, value: &str) -> Vec<i32> {
     c.query(
-        "SELECT id FROM customer WHERE email_bidx = ANY (shred.blind_match($1, 'customer.email', 'email')) ORDER BY id",
+        "SELECT id FROM customer WHERE email_bidx IN (SELECT shred.blind_match($1, 'customer.email', 'email')) ORDER BY id",
         &[&value],
     )
     .unwrap()
@@ -549,7 +549,7 @@ fn zero_two_erasure_on_the_current_library_ends_lookups_at_the_update() {
     assert_eq!(lookup_0_2_0(&mut c, "ada@example.org"), vec![1], "the window the README documents");
     c.batch_execute("ALTER EXTENSION pg_shred UPDATE").unwrap();
     let lookup = |c: &mut postgres::Client, v: &str| -> Vec<i32> {
-        c.query("SELECT id FROM customer WHERE email_bidx = ANY (shred.blind_match($1, 'customer.email', 'email')) ORDER BY id", &[&v])
+        c.query("SELECT id FROM customer WHERE email_bidx IN (SELECT shred.blind_match($1, 'customer.email', 'email')) ORDER BY id", &[&v])
             .unwrap()
             .iter()
             .map(|r| r.get(0))

@@ -48,11 +48,13 @@ fn protected_view_write(fcinfo: pg_sys::FunctionCallInfo) -> Option<RawDatum> {
     unsafe { crate::protect::write::write_row(fcinfo) }.map(RawDatum)
 }
 
-/// `shred.blind_match(value text, context text, normalization text DEFAULT 'exact') -> bytea[]`.
+/// `shred.blind_match(value text, context text, normalization text DEFAULT 'exact') -> SETOF
+/// bytea`: a set, not an array, so that `IN (SELECT shred.blind_match(...))` is never evaluated
+/// while planning and a prepared lookup keeps its generic plan.
 #[pg_extern(stable, strict, parallel_unsafe, sql = false)]
-fn blind_match(value: &[u8], context: &[u8], rule: &[u8]) -> Vec<Vec<u8>> {
+fn blind_match(value: &[u8], context: &[u8], rule: &[u8]) -> SetOfIterator<'static, Vec<u8>> {
     let context = context_arg(Some(context));
-    row::match_value(context, value, normalization(rule)).or_report()
+    SetOfIterator::new(row::match_value(context, value, normalization(rule)).or_report())
 }
 
 /// `shred.blind_token(subject text, value text, context text, normalization text DEFAULT

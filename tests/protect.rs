@@ -474,3 +474,39 @@ fn protect_by_a_table_owner_and_use_by_an_application() {
     drop((app, other, owner));
     admin.batch_execute("DROP OWNED BY pt_owner, pt_app, pt_other").unwrap();
 }
+
+/// Blind-index terms are written in batches (see src/keys/terms.rs): a lookup in the writing
+/// transaction finds its own rows, another session finds them once it commits, a rolled-back
+/// savepoint takes its terms with it (a released one keeps them), an erasure in the same
+/// transaction deletes the terms written before it, and PREPARE TRANSACTION writes them too.
+#[test]
+fn blind_index_terms_follow_their_transaction() {
+    let mut c = fresh_db("pt_terms");
+    c.batch_execute(
+        "CREATE TABLE person (id int PRIMARY KEY, email text);
+         SELECT shred.protect('person', 'id', ARRAY['email'], searchable => ARRAY['email'], subject_prefix => 'p:');",
+    )
+    .unwrap();
+    let find = |c: &mut postgres::Client, v: &str| -> Vec<String> {
+        rows(c, &format!("SELECT id FROM person WHERE email_bidx IN (SELECT shred.blind_match('{v}', 'person.email')) ORDER BY id"))
+    };
+    let terms = |c: &mut postgres::Client| -> Vec<String> { rows(c, "SELECT count(*) FROM shred.blind_term") };
+    let mut other = connect("pt_terms");
+    c.batch_execute("BEGIN; INSERT INTO person_plain VALUES (1, 'a@x'), (2, 'b@x')").unwrap();
+    assert_eq!(find(&mut c, "a@x"), vec!["1"], "the writing transaction sees its own terms");
+    c.batch_execute("SAVEPOINT s; INSERT INTO person_plain VALUES (3, 'c@x'); ROLLBACK TO SAVEPOINT s").unwrap();
+    c.batch_execute("SAVEPOINT t; INSERT INTO person_plain VALUES (4, 'd@x'); RELEASE SAVEPOINT t").unwrap();
+    c.batch_execute("INSERT INTO person_plain VALUES (5, 'e@x'); SELECT shred.erase('p:5')").unwrap();
+    assert_eq!(find(&mut other, "a@x"), Vec::<String>::new(), "uncommitted");
+    c.batch_execute("COMMIT").unwrap();
+    assert_eq!(find(&mut other, "a@x"), vec!["1"]);
+    assert_eq!(find(&mut other, "d@x"), vec!["4"]);
+    assert_eq!(find(&mut other, "c@x"), Vec::<String>::new());
+    assert_eq!(find(&mut other, "e@x"), Vec::<String>::new());
+    assert_eq!(terms(&mut other), vec!["3"], "a@x, b@x, d@x: none of the rolled-back or erased rows");
+    // A transaction that fails after writing leaves no term behind.
+    c.batch_execute("BEGIN; INSERT INTO person_plain VALUES (6, 'f@x')").unwrap();
+    assert!(c.batch_execute("SELECT 1/0").is_err());
+    c.batch_execute("ROLLBACK").unwrap();
+    assert_eq!(terms(&mut other), vec!["3"]);
+}

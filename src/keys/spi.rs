@@ -74,6 +74,7 @@ pub enum Arg<'a> {
     Int4(i32),
     Int4Array(&'a [i32]),
     Int8Array(&'a [i64]),
+    ByteaArray(&'a [Vec<u8>]),
     Bytes(&'a [u8]),
     /// A datum passed through unchanged (e.g. a function's own `text[]` argument).
     Datum(pg_sys::Datum),
@@ -186,6 +187,7 @@ pub fn run<R>(
                 Arg::Int4(v) => v.into_datum(),
                 Arg::Int4Array(v) => v.to_vec().into_datum(),
                 Arg::Int8Array(v) => v.to_vec().into_datum(),
+                Arg::ByteaArray(v) => v.to_vec().into_datum(),
                 Arg::Bytes(b) => b.into_datum(),
                 Arg::Datum(d) => Some(*d),
             };

@@ -510,3 +510,28 @@ fn blind_index_terms_follow_their_transaction() {
     c.batch_execute("ROLLBACK").unwrap();
     assert_eq!(terms(&mut other), vec!["3"]);
 }
+
+/// An erasure evicts exactly the erased DEK from its own backend's cache (after the one full
+/// flush of the transaction's first erasure): the erased value never opens again there, and
+/// the other subjects' DEKs stay cached.
+#[test]
+fn erasure_evicts_only_the_erased_key_in_its_backend() {
+    let mut c = fresh_db("pt_evict");
+    c.batch_execute(
+        "CREATE TABLE t (id int PRIMARY KEY, v text);
+         INSERT INTO t SELECT g, 'value ' || g FROM generate_series(1, 4) g;
+         SELECT shred.protect('t', 'id', ARRAY['v'], subject_prefix => 's:');",
+    )
+    .unwrap();
+    c.batch_execute("BEGIN; SELECT shred.erase('s:4')").unwrap();
+    assert_eq!(rows(&mut c, "SELECT count(v) FROM t_plain"), vec!["3"]);
+    let cached = |c: &mut postgres::Client| -> i64 { rows(c, "SELECT shred.key_cache_entries()")[0].parse().unwrap() };
+    c.batch_execute("SELECT shred.erase('s:3')").unwrap(); // caches the audit key again
+    let before = cached(&mut c);
+    c.batch_execute("SELECT shred.erase('s:1')").unwrap();
+    assert_eq!(cached(&mut c), before - 1);
+    assert_eq!(rows(&mut c, "SELECT id, v FROM t_plain ORDER BY id"), vec!["1 | ∅", "2 | value 2", "3 | ∅", "4 | ∅"]);
+    assert_eq!(cached(&mut c), before - 1, "no DEK was unwrapped again");
+    c.batch_execute("ROLLBACK").unwrap();
+    assert_eq!(rows(&mut c, "SELECT count(v) FROM t_plain"), vec!["4"]);
+}

@@ -49,6 +49,54 @@ thread_local! {
     static KEY_TABLE: Cell<pg_sys::Oid> = const { Cell::new(pg_sys::InvalidOid) };
 }
 
+thread_local! {
+    /// Set while pg_shred's own erasure deletes DEKs whose key ids it evicts itself.
+    static PRECISE: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Resets [`PRECISE`] when dropped, also while an ERROR unwinds.
+struct Precise;
+
+impl Drop for Precise {
+    fn drop(&mut self) {
+        PRECISE.with(|p| p.set(false));
+    }
+}
+
+/// Run `delete`, a deletion of DEKs whose every deleted key id the caller then passes to
+/// [`evict`]: the key table's trigger leaves the rest of this backend's cache alone. (Other
+/// backends still drop their whole cache at COMMIT.)
+pub fn deleting<R>(delete: impl FnOnce() -> R) -> R {
+    PRECISE.with(|p| p.set(true));
+    let _reset = Precise;
+    delete()
+}
+
+/// What the key table's trigger does to this backend's cache: drop everything, unless
+/// pg_shred's own erasure evicts exactly what it deleted ([`deleting`]).
+pub fn flush_for_trigger() {
+    if !PRECISE.with(|p| p.get()) {
+        flush();
+    }
+}
+
+/// Drop the cached DEKs with `key_ids` (zeroized once no caller holds them) and start a new
+/// generation, so that no lookup in flight caches them again.
+pub fn evict(key_ids: &[i64]) {
+    GENERATION.with(|g| g.set(g.get().wrapping_add(1)));
+    CACHE.with(|c| match c.try_borrow_mut() {
+        Ok(mut cache) => {
+            for id in key_ids {
+                if let Some(e) = cache.by_id.remove(id) {
+                    cache.by_subject.remove(&e.subject);
+                }
+            }
+            cache.order.retain(|id| !key_ids.contains(id));
+        }
+        Err(_) => FLUSH_PENDING.with(|p| p.set(true)),
+    });
+}
+
 /// Drop every cached DEK (zeroized once no caller holds it) and start a new generation.
 pub fn flush() {
     GENERATION.with(|g| g.set(g.get().wrapping_add(1)));

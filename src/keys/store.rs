@@ -402,9 +402,46 @@ fn delete_until_gone(
     Err(ShredError::Serialization("a data subject's DEK was created by a transaction this one cannot see"))
 }
 
+/// The erasure of one subject in one statement: delete its DEK, record the erasure ($2: the
+/// subject's keyed digest) and delete its blind-index terms.
+static ERASE_ONE: Plan = Plan::new(
+    c"WITH k AS (DELETE FROM shred.subject_key WHERE subject OPERATOR(pg_catalog.=) $1 RETURNING key_id),
+           l AS (INSERT INTO shred.erasure_log (key_id, subject_digest) SELECT key_id, $2 FROM k
+                 ON CONFLICT (key_id) DO NOTHING),
+           t AS (DELETE FROM shred.blind_term b USING k WHERE b.key_id OPERATOR(pg_catalog.=) k.key_id)
+      SELECT key_id FROM k",
+    &[pg_sys::TEXTOID, pg_sys::BYTEAOID],
+);
+
 /// Delete the DEK of `subject` (database encoding), record the erasure and forget the
-/// subject's blind-index terms. True when a DEK was deleted.
+/// subject's blind-index terms, in one statement. True when a DEK was deleted. This
+/// backend's cache loses only the erased DEK (other backends drop theirs at COMMIT).
 pub fn erase(subject: &[u8]) -> Result<bool, ShredError> {
+    if scan::relation(c"blind_term").is_err() {
+        return erase_before_0_3(subject);
+    }
+    super::terms::flush()?;
+    let (_, audit_key) = get_or_create(AUDIT_SUBJECT)?;
+    let digest = crate::crypto::audit::subject_digest(&audit_key, &server_to_utf8(subject, "subject")?);
+    let mut erased = Vec::new();
+    let deleted = delete_until_gone(
+        1,
+        || {
+            cache::deleting(|| {
+                run(&ERASE_ONE, &[Arg::Bytes(subject), Arg::Bytes(&digest)], Mode::Write, 0, |rows| {
+                    erased.extend(rows.iter().filter_map(|r| r.int8(1)));
+                    Ok(rows.len() as i64)
+                })
+            })
+        },
+        || Ok(lookup(By::Subject(subject))?.is_some()),
+    )?;
+    cache::evict(&erased);
+    Ok(deleted > 0)
+}
+
+/// [`erase`] under an older schema (no erasure log or no blind-index terms yet).
+fn erase_before_0_3(subject: &[u8]) -> Result<bool, ShredError> {
     let mut erased = Vec::new();
     let deleted = delete_until_gone(
         1,

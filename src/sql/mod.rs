@@ -227,7 +227,7 @@ fn key_id(value: &[u8]) -> i64 {
 fn subject_key_changed<'a>(
     trigger: &'a PgTrigger<'a>,
 ) -> Result<Option<PgHeapTuple<'a, pgrx::AllocatedByPostgres>>, PgTriggerError> {
-    crate::keys::cache::flush();
+    crate::keys::cache::flush_for_trigger();
     crate::keys::cache::invalidate_at_commit(trigger.relid()?);
     Ok(None)
 }

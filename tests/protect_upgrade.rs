@@ -291,49 +291,6 @@ fn fresh_0_3_0_gives_what_the_upgrade_test_expects() {
     );
 }
 
-/// Everything of pg_shred's own in a database: functions (kind, volatility, strictness,
-/// parallel safety, SECURITY DEFINER, settings, ACL), relations (kind, options, ACL, row-level
-/// security, columns), views, constraints, policies, event triggers and the extension's
-/// configuration tables.
-fn catalogue(c: &mut postgres::Client) -> Vec<String> {
-    c.query(
-        "SELECT p.oid::regprocedure::text || ' ' || p.prokind::text || p.provolatile::text || p.proisstrict::text
-                || p.proparallel::text || p.prosecdef::text || ' ' || coalesce(array_to_string(p.proconfig, ';'), '')
-                || ' ' || coalesce(p.proacl::text, '')
-           FROM pg_proc p WHERE p.pronamespace = 'shred'::regnamespace
-         UNION ALL
-         SELECT c.oid::regclass::text || ' ' || c.relkind::text || ' ' || coalesce(array_to_string(c.reloptions, ','), '')
-                || ' ' || coalesce(c.relacl::text, '') || ' rls=' || c.relrowsecurity::text || ',' || c.relforcerowsecurity::text
-                || ' ' || (SELECT string_agg(a.attname || ':' || a.atttypid::regtype::text || ':' || a.attnotnull::text, ',' ORDER BY a.attnum)
-                             FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped)
-           FROM pg_class c WHERE c.relnamespace = 'shred'::regnamespace
-         UNION ALL
-         SELECT 'view ' || viewname || ' ' || definition FROM pg_views WHERE schemaname = 'shred'
-         UNION ALL
-         SELECT 'constraint ' || k.conrelid::regclass::text || ' ' || k.conname || ' ' || pg_get_constraintdef(k.oid)
-           FROM pg_constraint k WHERE k.connamespace = 'shred'::regnamespace
-         UNION ALL
-         SELECT 'policy ' || pol.polrelid::regclass::text || ' ' || pol.polname || ' ' || pol.polcmd::text
-           FROM pg_policy pol JOIN pg_class c ON c.oid = pol.polrelid WHERE c.relnamespace = 'shred'::regnamespace
-         UNION ALL
-         SELECT 'event trigger ' || e.evtname || ' ' || e.evtevent || ' ' || e.evtfoid::regproc::text || ' '
-                || e.evtenabled::text || ' ' || coalesce(array_to_string(e.evttags, ','), '')
-           FROM pg_event_trigger e
-         UNION ALL
-         SELECT 'trigger ' || t.tgrelid::regclass::text || ' ' || t.tgname || ' ' || t.tgtype::text
-           FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid WHERE c.relnamespace = 'shred'::regnamespace
-         UNION ALL
-         SELECT 'config ' || x.cfg::regclass::text || ' ' || coalesce(x.cond, '')
-           FROM pg_extension e, unnest(e.extconfig, e.extcondition) AS x(cfg, cond) WHERE e.extname = 'pg_shred'
-         ORDER BY 1",
-        &[],
-    )
-    .unwrap()
-    .iter()
-    .map(|r| r.get(0))
-    .collect()
-}
-
 /// A database created at 0.2.0 and updated has exactly the objects, privileges, policies and
 /// event triggers of a fresh install; the 0.2.0 one does not (the comparison can fail).
 #[test]

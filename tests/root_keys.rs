@@ -505,30 +505,6 @@ fn key_settings_are_hidden() {
     admin.batch_execute("DROP OWNED BY rk_monitor, rk_plain").unwrap();
 }
 
-/// The objects of the extension, as a comparable list: functions with their labels and ACLs,
-/// table columns, reloptions, views.
-fn catalogue(c: &mut postgres::Client) -> Vec<String> {
-    c.query(
-        "SELECT p.oid::regprocedure::text || ' ' || p.prokind::text || p.provolatile::text || p.proisstrict::text
-                || p.proparallel::text || p.prosecdef::text || ' ' || coalesce(array_to_string(p.proconfig, ';'), '')
-                || ' ' || coalesce(p.proacl::text, '')
-           FROM pg_proc p WHERE p.pronamespace = 'shred'::regnamespace
-         UNION ALL
-         SELECT c.oid::regclass::text || ' ' || c.relkind::text || ' ' || coalesce(array_to_string(c.reloptions, ','), '')
-                || ' ' || coalesce(c.relacl::text, '')
-                || ' ' || (SELECT string_agg(a.attname || ':' || a.atttypid::regtype::text, ',' ORDER BY a.attnum)
-                             FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped)
-           FROM pg_class c WHERE c.relnamespace = 'shred'::regnamespace
-         UNION ALL
-         SELECT 'view ' || viewname || ' ' || definition FROM pg_views WHERE schemaname = 'shred'
-         ORDER BY 1",
-        &[],
-    )
-    .unwrap()
-    .iter()
-    .map(|r| r.get(0))
-    .collect()
-}
 
 /// F1, E2: install 0.1.0, seal, ALTER EXTENSION pg_shred UPDATE, open. The updated database
 /// has exactly the objects of a fresh install, and nothing that opens, seals or erases

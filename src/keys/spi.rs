@@ -281,16 +281,7 @@ impl TablePlan {
     /// Run the plan with `values` (`nulls[i]` true for NULL) and return how many rows it
     /// processed.
     pub fn execute(&self, values: &mut [pg_sys::Datum], nulls: &[bool]) -> Result<u64, ShredError> {
-        let flags: Vec<std::ffi::c_char> = nulls.iter().map(|n| if *n { b'n' } else { b' ' } as std::ffi::c_char).collect();
-        Spi::connect(|_client| {
-            // SAFETY: connected to SPI; values match the plan's parameter types.
-            let status = unsafe { pg_sys::SPI_execute_plan(self.0, values.as_mut_ptr(), flags.as_ptr(), false, 0) };
-            if status < 0 {
-                return Err(ShredError::KeyStore(format!("a protected table's statement failed with SPI status {status}")));
-            }
-            // SAFETY: set by the statement just run on this connection.
-            Ok(unsafe { pg_sys::SPI_processed })
-        })
+        self.run(values, nulls, |_, processed| Ok(processed))
     }
 
     /// Run the plan and give its rows to `read`, which copies out what it keeps.
@@ -300,6 +291,16 @@ impl TablePlan {
         nulls: &[bool],
         read: impl FnOnce(&[Row]) -> Result<R, ShredError>,
     ) -> Result<R, ShredError> {
+        self.run(values, nulls, |rows, _| read(rows))
+    }
+
+    /// Run the plan; `read` gets its rows (none without RETURNING) and how many it processed.
+    fn run<R>(
+        &self,
+        values: &mut [pg_sys::Datum],
+        nulls: &[bool],
+        read: impl FnOnce(&[Row], u64) -> Result<R, ShredError>,
+    ) -> Result<R, ShredError> {
         let flags: Vec<std::ffi::c_char> = nulls.iter().map(|n| if *n { b'n' } else { b' ' } as std::ffi::c_char).collect();
         Spi::connect(|_client| {
             // SAFETY: connected to SPI; values match the plan's parameter types.
@@ -307,16 +308,19 @@ impl TablePlan {
             if status < 0 {
                 return Err(ShredError::KeyStore(format!("a protected table's statement failed with SPI status {status}")));
             }
-            // SAFETY: SPI_tuptable belongs to the statement just run on this connection.
-            let rows: Vec<Row> = unsafe {
+            // SAFETY: SPI_tuptable and SPI_processed belong to the statement just run on this
+            // connection.
+            let (rows, processed): (Vec<Row>, u64) = unsafe {
                 let tt = pg_sys::SPI_tuptable;
-                if tt.is_null() {
+                let n = pg_sys::SPI_processed;
+                let rows = if tt.is_null() {
                     Vec::new()
                 } else {
-                    (0..pg_sys::SPI_processed as usize).map(|i| Row { tuple: *(*tt).vals.add(i), tupdesc: (*tt).tupdesc }).collect()
-                }
+                    (0..n as usize).map(|i| Row { tuple: *(*tt).vals.add(i), tupdesc: (*tt).tupdesc }).collect()
+                };
+                (rows, n)
             };
-            read(&rows)
+            read(&rows, processed)
         })
     }
 }

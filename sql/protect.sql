@@ -9,10 +9,11 @@
 --   shred._authorize as the caller, consumed by shred._authorized inside).
 -- - DDL and data changes on a protected table run as its owner, security-restricted, with
 --   search_path = pg_catalog, pg_temp (shred._as_table_owner), whoever called.
--- - export_subject, subject_footprint and check read tables with the caller's rights and run
---   only built-in code and pg_shred's own over them: tables with row-level security (whose
---   policies are their owner's code) are refused by protect() and skipped, tables the caller
---   cannot read are skipped with a NOTICE.
+-- - export_subject, subject_footprint and check read each table as its owner (security-restricted,
+--   pinned search_path), for a caller who may SELECT it (others are skipped with a NOTICE), and
+--   open values with the caller's rights in statements that read no table; tables with
+--   row-level security are refused by protect() and skipped.
+-- - erase touches pg_shred's own tables only.
 -- Every name is schema-qualified or resolved under a pinned search_path.
 
 -----------------------------------------------------------------------------------------------
@@ -25,6 +26,8 @@ CREATE TABLE shred.blind_term (
     CONSTRAINT blind_term_pkey PRIMARY KEY (blind_index, key_id)
 );
 CREATE INDEX blind_term_key_id ON shred.blind_term (key_id);
+-- Dead tuples (terms of erased subjects) are vacuumed promptly, as the key table's are.
+ALTER TABLE shred.blind_term SET (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 100);
 COMMENT ON TABLE shred.blind_term IS
     'Blind-index terms: (HMAC-SHA256 of a normalised value under its context''s key, key id of a data subject holding it). Written by writes through protected views and shred.blind_token; deleted with the DEK by every erasure. Kept by pg_dump.';
 SELECT pg_catalog.pg_extension_config_dump('shred.blind_term', '');

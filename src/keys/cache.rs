@@ -91,7 +91,12 @@ pub fn evict(key_ids: &[i64]) {
                     cache.by_subject.remove(&e.subject);
                 }
             }
-            cache.order.retain(|id| !key_ids.contains(id));
+            // `order` keeps the evicted ids until they come up for eviction (skipped then):
+            // no scan per erasure. It is compacted once it holds twice as many ids as entries.
+            if cache.order.len() > 2 * cache.by_id.len() + 64 {
+                let Cache { by_id, order, .. } = &mut *cache;
+                order.retain(|id| by_id.contains_key(id));
+            }
         }
         Err(_) => FLUSH_PENDING.with(|p| p.set(true)),
     });

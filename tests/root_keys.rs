@@ -223,12 +223,19 @@ fn tokens_survive_rotation() {
     let (k1, k2) = (random_key(), random_key());
     use_keyring(&mut c, &keyring_file("rk_tokens_v1", &[(1, &k1)]));
     seal(&mut c, "t:1", "x");
-    let tokens = |c: &mut postgres::Client| -> (Vec<u8>, String) {
+    // a row token of t:1 (creates the context's key); lookups find it before and after
+    let token: Vec<u8> = c.query_one("SELECT shred.blind_token('t:1', 'a@b.example', 'customer.email', 'email')", &[]).unwrap().get(0);
+    let tokens = |c: &mut postgres::Client| -> (Vec<u8>, String, Vec<Vec<u8>>) {
         let r = c
-            .query_one("SELECT shred.blind_index('a@b.example', 'customer.email', 'email'), shred.pseudonym('t:1', 'analytics')", &[])
+            .query_one(
+                "SELECT shred.blind_index('a@b.example', 'customer.email', 'email'), shred.pseudonym('t:1', 'analytics'),
+                        ARRAY(SELECT shred.blind_match(' A@B.example', 'customer.email', 'email'))",
+                &[],
+            )
             .unwrap();
-        (r.get(0), r.get(1))
+        (r.get(0), r.get(1), r.get(2))
     };
+    assert_eq!(tokens(&mut c).2, vec![token]);
     let before = tokens(&mut c);
     use_keyring(&mut c, &keyring_file("rk_tokens_v12", &[(1, &k1), (2, &k2)]));
     c.batch_execute("CALL shred.rotate_root_key()").unwrap();

@@ -245,8 +245,16 @@ BEGIN
     PERFORM shred._as_table_owner(tbl, format('CREATE TRIGGER shred_write INSTEAD OF INSERT OR UPDATE ON %s
                                                FOR EACH ROW EXECUTE FUNCTION shred.protected_view_write()', v));
     PERFORM shred._as_table_owner(tbl, format('COMMENT ON VIEW %s IS %L', v,
-        'Plaintext view of protected table ' || tbl::text || ' (pg_shred). Look rows up by a searchable column with: '
-        || 'WHERE <key> IN (SELECT <key> FROM ' || tbl::text || ' WHERE <column>_bidx IN (SELECT shred.blind_match(value, ''<table>.<column>'', normalization)))'));
+        'Plaintext view of protected table ' || shred._qualified(tbl) || ' (pg_shred).'
+        || coalesce(' Equality on a protected column decrypts every row; look rows up by value with: '
+                    || (SELECT string_agg(format('WHERE (%1$s) IN (SELECT %1$s FROM %2$s WHERE %3$I IN (SELECT shred.blind_match($1, %4$L, %5$L)))',
+                                                 pk.cols, shred._qualified(tbl), pc.blind_index_column, pc.context, pc.normalization),
+                                          '; or ' ORDER BY pc.column_name)
+                          FROM shred.protected_column pc,
+                               (SELECT string_agg(quote_ident(pa.attname), ', ' ORDER BY pk_col.ord) AS cols
+                                  FROM pg_index ix, unnest(ix.indkey::int2[]) WITH ORDINALITY pk_col(attnum, ord), pg_attribute pa
+                                 WHERE ix.indrelid = tbl AND ix.indisprimary AND pa.attrelid = tbl AND pa.attnum = pk_col.attnum) pk
+                         WHERE pc.relation = tbl AND pc.blind_index_column IS NOT NULL) || '.', '')));
     RETURN v;
 END
 $$;
@@ -368,6 +376,11 @@ BEGIN
         RAISE EXCEPTION 'pg_shred: the subject column % has type %, whose text form is not stable', quote_ident(subject_column), subject_type
             USING ERRCODE = 'feature_not_supported',
                   HINT = 'Use a text, varchar, integer, bigint, numeric or uuid column as the subject.';
+    END IF;
+    IF EXISTS (SELECT FROM pg_attribute att WHERE att.attrelid = tbl AND att.attname = subject_column AND att.attgenerated <> '') THEN
+        RAISE EXCEPTION 'pg_shred: the subject column % is a generated column', quote_ident(subject_column)
+            USING ERRCODE = 'feature_not_supported',
+                  DETAIL = 'Values written through the view are sealed for the subject before the table computes the column.';
     END IF;
     IF subject_column = ANY (columns) THEN
         RAISE EXCEPTION 'pg_shred: the subject column cannot be protected itself' USING ERRCODE = 'invalid_parameter_value';

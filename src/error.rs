@@ -63,6 +63,8 @@ pub enum ShredError {
     NoBlindIndexKey,
     /// The current role may not do this to a protected table; the string says what.
     NotOwner(String),
+    /// A write through a plaintext view would change a GENERATED ALWAYS identity column.
+    GeneratedAlways,
 }
 
 impl From<CryptoError> for ShredError {
@@ -87,8 +89,8 @@ impl ShredError {
                 "pg_shred: could not open the sealed value",
                 fname,
             )
-            .set_detail("Authentication failed: the value was altered, or it is opened with another context than it was sealed with.")
-            .set_hint("Pass the same context to shred.open as to shred.seal."),
+            .set_detail("Authentication failed: the value was altered, moved to another row or column, sealed for another data subject, or opened with another context than it was sealed with.")
+            .set_hint("Pass the same context to shred.open as to shred.seal. In a protected table, shred.check() lists the values that do not open."),
             ShredError::Crypto(e @ CryptoError::PlaintextTooLarge { .. }) => {
                 ErrorReport::new(ERRCODE_PROGRAM_LIMIT_EXCEEDED, format!("pg_shred: {e}"), fname)
             }
@@ -235,6 +237,12 @@ impl ShredError {
             )
             .set_detail("Nothing was ever indexed under this context, so no value can match it.")
             .set_hint("Contexts are '<table>.<column>' of a searchable column of a protected table (shred.protect(..., searchable => ...)); shred.blind_token() creates the key of a new context."),
+            ShredError::GeneratedAlways => ErrorReport::new(
+                ERRCODE_GENERATED_ALWAYS,
+                "pg_shred: a GENERATED ALWAYS identity column can only be updated to DEFAULT",
+                fname,
+            )
+            .set_detail("The table keeps the column's value; its protected values would be sealed for another data subject."),
             ShredError::NotOwner(what) => ErrorReport::new(
                 ERRCODE_INSUFFICIENT_PRIVILEGE,
                 format!("pg_shred: {what}"),

@@ -34,7 +34,7 @@ pub extern "C-unwind" fn _PG_init() {
     gucs::set_preloaded(unsafe { pg_sys::process_shared_preload_libraries_in_progress });
     gucs::init();
     keys::cache::register_callbacks();
-    keys::terms::register_callbacks();
+    keys::deferred::register_callbacks();
     protect::register_callbacks();
     protect::replica::install();
 }

@@ -4,6 +4,7 @@
 
 pub mod cache;
 pub mod command;
+pub mod deferred;
 pub mod root;
 pub mod scan;
 pub mod spi;

@@ -49,11 +49,6 @@ static DELETE_KEYS: Plan = Plan::new(
     &[pg_sys::TEXTARRAYOID],
 );
 
-static LOG_ERASURE: Plan = Plan::new(
-    c"INSERT INTO shred.erasure_log (key_id, subject_digest) VALUES ($1, $2) ON CONFLICT (key_id) DO NOTHING",
-    &[pg_sys::INT8OID, pg_sys::BYTEAOID],
-);
-
 static LAST_ERASURE: Plan = Plan::new(
     c"SELECT pg_catalog.max(erased_at) FROM shred.erasure_log WHERE subject_digest OPERATOR(pg_catalog.=) $1",
     &[pg_sys::BYTEAOID],
@@ -402,80 +397,32 @@ fn delete_until_gone(
     Err(ShredError::Serialization("a data subject's DEK was created by a transaction this one cannot see"))
 }
 
-/// The erasure of one subject in one statement: delete its DEK, record the erasure ($2: the
-/// subject's keyed digest) and delete its blind-index terms.
-static ERASE_ONE: Plan = Plan::new(
-    c"WITH k AS (DELETE FROM shred.subject_key WHERE subject OPERATOR(pg_catalog.=) $1 RETURNING key_id),
-           l AS (INSERT INTO shred.erasure_log (key_id, subject_digest) SELECT key_id, $2 FROM k
-                 ON CONFLICT (key_id) DO NOTHING),
-           t AS (DELETE FROM shred.blind_term b USING k WHERE b.key_id OPERATOR(pg_catalog.=) k.key_id)
-      SELECT key_id FROM k",
-    &[pg_sys::TEXTOID, pg_sys::BYTEAOID],
-);
-
-/// Delete the DEK of `subject` (database encoding), record the erasure and forget the
-/// subject's blind-index terms, in one statement. True when a DEK was deleted. This
-/// backend's cache loses only the erased DEK (other backends drop theirs at COMMIT).
+/// Delete the DEK of `subject` (database encoding), in the caller's transaction, and queue its
+/// erasure record and the deletion of its blind-index terms (written set-based before COMMIT:
+/// see [`super::deferred`]). True when a DEK was deleted. This backend's cache loses only the
+/// erased DEK (other backends drop theirs at COMMIT).
 pub fn erase(subject: &[u8]) -> Result<bool, ShredError> {
-    if scan::relation(c"blind_term").is_err() {
-        return erase_before_0_3(subject);
-    }
-    super::terms::flush()?;
-    let (_, audit_key) = get_or_create(AUDIT_SUBJECT)?;
-    let digest = crate::crypto::audit::subject_digest(&audit_key, &server_to_utf8(subject, "subject")?);
     let mut erased = Vec::new();
     let deleted = delete_until_gone(
         1,
         || {
             cache::deleting(|| {
-                run(&ERASE_ONE, &[Arg::Bytes(subject), Arg::Bytes(&digest)], Mode::Write, 0, |rows| {
-                    erased.extend(rows.iter().filter_map(|r| r.int8(1)));
+                run(&DELETE_KEY, &[Arg::Bytes(subject)], Mode::Write, 0, |rows| {
+                    erased.extend(rows.iter().filter_map(|r| r.int8(1)).map(|id| (id, subject.to_vec())));
                     Ok(rows.len() as i64)
                 })
             })
         },
         || Ok(lookup(By::Subject(subject))?.is_some()),
     )?;
-    cache::evict(&erased);
-    Ok(deleted > 0)
-}
-
-/// [`erase`] under an older schema (no erasure log or no blind-index terms yet).
-fn erase_before_0_3(subject: &[u8]) -> Result<bool, ShredError> {
-    let mut erased = Vec::new();
-    let deleted = delete_until_gone(
-        1,
-        || {
-            run(&DELETE_KEY, &[Arg::Bytes(subject)], Mode::Write, 0, |rows| {
-                erased.extend(rows.iter().filter_map(|r| r.int8(1)).map(|id| (id, subject.to_vec())));
-                Ok(rows.len() as i64)
-            })
-        },
-        || Ok(lookup(By::Subject(subject))?.is_some()),
-    )?;
-    if deleted > 0 {
-        after_erasure(&erased)?;
-    }
+    let key_ids: Vec<i64> = erased.iter().map(|(id, _)| *id).collect();
+    cache::evict(&key_ids);
+    after_erasure(&erased)?;
     Ok(deleted > 0)
 }
 
 /// Reserved subject of the key behind the subject digests of erasure records.
 const AUDIT_SUBJECT: &[u8] = b"pg_shred:audit";
-
-/// Record each erased (key id, subject) in `shred.erasure_log` with the subject's keyed digest
-/// (never the subject): the proof of when a subject was erased, and what tells an erased DEK
-/// from a lost one. Nothing to do before the log exists (0.1.0 schema).
-fn log_erasures(erased: &[(i64, Vec<u8>)]) -> Result<(), ShredError> {
-    if erased.is_empty() || scan::relation(c"erasure_log").is_err() {
-        return Ok(());
-    }
-    let (_, audit_key) = get_or_create(AUDIT_SUBJECT)?;
-    for (key_id, subject) in erased {
-        let digest = crate::crypto::audit::subject_digest(&audit_key, &server_to_utf8(subject, "subject")?);
-        run(&LOG_ERASURE, &[Arg::Int8(*key_id), Arg::Bytes(&digest)], Mode::Write, 0, |_| Ok(()))?;
-    }
-    Ok(())
-}
 
 /// When `subject` (database encoding) was last erased, as a `timestamptz` datum, if the
 /// erasure log records it.
@@ -483,20 +430,33 @@ pub fn last_erasure(subject: &[u8]) -> Result<Option<pg_sys::Datum>, ShredError>
     if scan::relation(c"erasure_log").is_err() {
         return Ok(None);
     }
+    super::deferred::flush()?;
     let Some(audit_key) = existing_dek(AUDIT_SUBJECT)? else { return Ok(None) };
     let digest = crate::crypto::audit::subject_digest(&audit_key, &server_to_utf8(subject, "subject")?);
     run(&LAST_ERASURE, &[Arg::Bytes(&digest)], Mode::ReadLatest, 1, |rows| Ok(rows.first().and_then(|r| r.int8(1))))
         .map(|us| us.map(pg_sys::Datum::from))
 }
 
-/// What follows every deletion of DEKs, in the same transaction: record each erased
-/// (key id, subject) and delete the blind-index terms stored with the erased key ids. Nothing
-/// outside pg_shred's own tables is read, written or locked: row tokens left in protected
-/// tables were keyed by the erased DEKs and cannot be recomputed (see `terms`).
+/// What follows every deletion of DEKs, in the same transaction: queue, for each erased
+/// (key id, subject), its erasure record (the key id, the time, and the subject's keyed digest,
+/// never the subject: the proof of when a subject was erased, and what tells an erased DEK
+/// from a lost one; none before the log exists, 0.1.0 schema) and the deletion of the
+/// blind-index terms stored with the key id. Nothing outside pg_shred's own tables is read,
+/// written or locked: row tokens left in protected tables were keyed by the erased DEKs and
+/// cannot be recomputed (see `terms`).
 fn after_erasure(erased: &[(i64, Vec<u8>)]) -> Result<(), ShredError> {
-    log_erasures(erased)?;
-    let key_ids: Vec<i64> = erased.iter().map(|(id, _)| *id).collect();
-    super::terms::forget(&key_ids)
+    if erased.is_empty() {
+        return Ok(());
+    }
+    let audit_key = if scan::relation(c"erasure_log").is_ok() { Some(get_or_create(AUDIT_SUBJECT)?.1) } else { None };
+    for (key_id, subject) in erased {
+        let digest = match &audit_key {
+            Some(key) => Some(crate::crypto::audit::subject_digest(key, &server_to_utf8(subject, "subject")?).to_vec()),
+            None => None,
+        };
+        super::deferred::erased(*key_id, digest)?;
+    }
+    Ok(())
 }
 
 static DELETE_KEY_IDS: Plan = Plan::new(

@@ -8,146 +8,39 @@
 //! with the DEK and its terms gone, nothing links a value to them any more, and no user
 //! table is read, written or locked by an erasure.
 //!
-//! Writes are batched: [`record`] keeps new terms in backend memory, tagged with the
-//! subtransaction that made them, and one `INSERT` writes them all: before this backend reads
-//! or deletes terms ([`key_ids`], [`forget`]), when [`BATCH`] are pending, and before COMMIT or
-//! PREPARE TRANSACTION (a pre-commit callback). A rolled-back (sub)transaction drops the terms
-//! it made. So every term of a committed row is in the table when its transaction commits, and
-//! no statement of this backend sees the table without its own pending terms.
+//! New terms and the deletion of erased key ids' terms are queued and written set-based before
+//! the transaction commits, and before this backend reads terms ([`super::deferred`]).
 //!
 //! Reads and writes run with the key store owner's rights ([`super::spi`]); no role has
 //! privileges on the table itself.
 
-use std::cell::RefCell;
-
 use pgrx::pg_sys;
 
-use super::scan;
+use super::deferred;
 use super::spi::{run, Arg, Mode, Plan};
 use super::store;
 use crate::crypto::blind::{normalize, BlindIndexKey, Normalization, BLIND_INDEX_LEN};
 use crate::error::ShredError;
 use crate::sql::encoding::server_to_utf8;
 
-static RECORD: Plan = Plan::new(
-    c"INSERT INTO shred.blind_term (blind_index, key_id)
-      SELECT * FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.bytea[]), pg_catalog.unnest($2::pg_catalog.int8[])) ON CONFLICT DO NOTHING",
-    &[pg_sys::BYTEAARRAYOID, pg_sys::INT8ARRAYOID],
-);
-
-/// Terms written in one statement at the most.
-pub const BATCH: usize = 10_000;
-
-struct Pending {
-    subtransaction: pg_sys::SubTransactionId,
-    blind_index: Vec<u8>,
-    key_id: i64,
-}
-
-thread_local! {
-    static PENDING: RefCell<Vec<Pending>> = const { RefCell::new(Vec::new()) };
-}
-
 static KEY_IDS: Plan = Plan::new(
     c"SELECT key_id FROM shred.blind_term WHERE blind_index OPERATOR(pg_catalog.=) $1",
     &[pg_sys::BYTEAOID],
 );
 
-static FORGET: Plan = Plan::new(
-    c"DELETE FROM shred.blind_term WHERE key_id OPERATOR(pg_catalog.=) ANY ($1)",
-    &[pg_sys::INT8ARRAYOID],
-);
-
 /// Record that the data subject of `key_id` holds a value whose blind index is `blind_index`
-/// (written by the next [`flush`]).
+/// (queued: see [`super::deferred`]).
 pub fn record(blind_index: &[u8], key_id: i64) -> Result<(), ShredError> {
-    // SAFETY: plain read of the current subtransaction's id.
-    let subtransaction = unsafe { pg_sys::GetCurrentSubTransactionId() };
-    let full = PENDING.with(|p| {
-        let mut p = p.borrow_mut();
-        p.push(Pending { subtransaction, blind_index: blind_index.to_vec(), key_id });
-        p.len() >= BATCH
-    });
-    if full {
-        flush()?;
-    }
-    Ok(())
-}
-
-/// Write every pending term with one statement. Nothing to write when the table is gone (the
-/// extension dropped in this transaction).
-pub fn flush() -> Result<(), ShredError> {
-    let pending = PENDING.with(|p| std::mem::take(&mut *p.borrow_mut()));
-    if pending.is_empty() || scan::relation(c"blind_term").is_err() {
-        return Ok(());
-    }
-    let indexes: Vec<Vec<u8>> = pending.iter().map(|p| p.blind_index.clone()).collect();
-    let key_ids: Vec<i64> = pending.iter().map(|p| p.key_id).collect();
-    run(&RECORD, &[Arg::ByteaArray(&indexes), Arg::Int8Array(&key_ids)], Mode::Write, 0, |_| Ok(()))
+    deferred::term(blind_index, key_id)
 }
 
 /// Key ids of the data subjects holding a value with this blind index (latest snapshot, like
 /// every key lookup: a committed erasure is seen at once).
 pub fn key_ids(blind_index: &[u8]) -> Result<Vec<i64>, ShredError> {
-    flush()?;
+    deferred::flush()?;
     run(&KEY_IDS, &[Arg::Bytes(blind_index)], Mode::ReadLatest, 0, |rows| {
         Ok(rows.iter().filter_map(|r| r.int8(1)).collect())
     })
-}
-
-/// Delete the terms of erased `key_ids`. Nothing to do before the table exists (older schema).
-pub fn forget(key_ids: &[i64]) -> Result<(), ShredError> {
-    if key_ids.is_empty() || scan::relation(c"blind_term").is_err() {
-        return Ok(());
-    }
-    flush()?;
-    run(&FORGET, &[Arg::Int8Array(key_ids)], Mode::Write, 0, |_| Ok(()))
-}
-
-#[pgrx::pg_guard]
-unsafe extern "C-unwind" fn xact_callback(event: pg_sys::XactEvent::Type, _arg: *mut std::ffi::c_void) {
-    match event {
-        pg_sys::XactEvent::XACT_EVENT_PRE_COMMIT | pg_sys::XactEvent::XACT_EVENT_PRE_PREPARE => {
-            if PENDING.with(|p| p.borrow().is_empty()) {
-                return;
-            }
-            // SAFETY: inside the committing transaction; the snapshot is popped again.
-            unsafe { pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot()) };
-            let result = flush();
-            // SAFETY: pops the snapshot pushed above.
-            unsafe { pg_sys::PopActiveSnapshot() };
-            if let Err(e) = result {
-                e.report();
-            }
-        }
-        pg_sys::XactEvent::XACT_EVENT_ABORT | pg_sys::XactEvent::XACT_EVENT_PARALLEL_ABORT => {
-            PENDING.with(|p| p.borrow_mut().clear());
-        }
-        _ => {}
-    }
-}
-
-#[pgrx::pg_guard]
-unsafe extern "C-unwind" fn subxact_callback(
-    event: pg_sys::SubXactEvent::Type,
-    aborted: pg_sys::SubTransactionId,
-    _parent: pg_sys::SubTransactionId,
-    _arg: *mut std::ffi::c_void,
-) {
-    // Subtransactions started after `aborted` while it ran are its descendants: their terms go
-    // with it; those of committed earlier ones stay.
-    if event == pg_sys::SubXactEvent::SUBXACT_EVENT_ABORT_SUB {
-        PENDING.with(|p| p.borrow_mut().retain(|t| t.subtransaction < aborted));
-    }
-}
-
-/// Register the transaction callbacks; called once from `_PG_init`.
-pub fn register_callbacks() {
-    // SAFETY: called once per backend at library load; the callbacks live as long as the library.
-    unsafe {
-        pg_sys::RegisterXactCallback(Some(xact_callback), std::ptr::null_mut());
-        pg_sys::RegisterSubXactCallback(Some(subxact_callback), std::ptr::null_mut());
-    }
 }
 
 /// Reserved subject of a blind-index context key; the context (database encoding) follows.

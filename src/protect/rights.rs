@@ -267,6 +267,9 @@ pub fn check(tbl: pg_sys::Oid) -> Result<Vec<(String, &'static str, i64)>, Shred
                 row::Status::KeyMissing => missing.push(envelope::parse_any(&bytes)?.key_id() as i64),
             }
         }
+        if !missing.is_empty() {
+            crate::keys::deferred::flush()?;
+        }
         let logged: HashSet<i64> = if missing.is_empty() {
             HashSet::new()
         } else {

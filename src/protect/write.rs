@@ -433,6 +433,11 @@ fn update(w: &Writer, old: &Values, new: &Values) -> Result<bool, ShredError> {
     let mut key = RowKey { subject: &subject, key: None };
     let (mut values, mut nulls) = (Vec::new(), Vec::new());
     let mut checked = false;
+    // PostgreSQL refuses to change a GENERATED ALWAYS identity column; so does the view (the
+    // table would keep the old value while the protected values are sealed for the new one).
+    if w.columns.iter().any(|c| c.identity_always && !same(old.get(c.at), new.get(c.at), c.typ)) {
+        return Err(ShredError::GeneratedAlways);
+    }
     for c in w.columns.iter().filter(|c| !c.identity_always) {
         let v = new.get(c.at);
         match &c.protected {

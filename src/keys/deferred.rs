@@ -1,0 +1,172 @@
+//! Writes to pg_shred's own tables that belong to the current transaction but need not run
+//! statement by statement: blind-index terms of written values, and the erasure record and
+//! term deletion that follow each erased DEK.
+//!
+//! Invariant: when a transaction commits (or is prepared), every write queued in it and not
+//! rolled back is in the tables, and no statement of this backend reads those tables without
+//! the queue written first. The DEK itself is always deleted at once, in the erasing
+//! statement: only its bookkeeping waits.
+//!
+//! - [`flush`] writes the queue in three set-based statements, in this order: new terms,
+//!   erasure records, deletion of the erased key ids' terms (so a term written and erased in
+//!   one transaction is gone). It runs before this backend reads terms or erasure records,
+//!   when [`BATCH`] writes are queued, and before COMMIT / PREPARE TRANSACTION (a pre-commit
+//!   callback, whose ERROR aborts the transaction: nothing commits half-recorded).
+//! - Each entry carries the subtransaction that queued it: a rolled-back subtransaction drops
+//!   its entries (and its descendants'), like the rows and DEK deletions they follow; an
+//!   aborted transaction drops all.
+//! - A table that does not exist (an older schema, or the extension dropped in this
+//!   transaction) takes no write.
+
+use std::cell::RefCell;
+
+use pgrx::pg_sys;
+
+use super::scan;
+use super::spi::{run, Arg, Mode, Plan};
+use crate::error::ShredError;
+
+/// Entries written in one flush at the most before the queue is flushed early.
+pub const BATCH: usize = 10_000;
+
+enum Write {
+    /// A blind-index term: the data subject of `key_id` holds a value with this blind index.
+    Term { blind_index: Vec<u8>, key_id: i64 },
+    /// `key_id` was erased: record it (with the subject's keyed digest, when the erasure log
+    /// exists) and delete its terms.
+    Erased { key_id: i64, digest: Option<Vec<u8>> },
+}
+
+struct Entry {
+    subtransaction: pg_sys::SubTransactionId,
+    write: Write,
+}
+
+thread_local! {
+    static QUEUE: RefCell<Vec<Entry>> = const { RefCell::new(Vec::new()) };
+}
+
+static INSERT_TERMS: Plan = Plan::new(
+    c"INSERT INTO shred.blind_term (blind_index, key_id)
+      SELECT * FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.bytea[]), pg_catalog.unnest($2::pg_catalog.int8[]))
+      ON CONFLICT DO NOTHING",
+    &[pg_sys::BYTEAARRAYOID, pg_sys::INT8ARRAYOID],
+);
+
+static LOG_ERASURES: Plan = Plan::new(
+    c"INSERT INTO shred.erasure_log (key_id, subject_digest)
+      SELECT * FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.int8[]), pg_catalog.unnest($2::pg_catalog.bytea[]))
+      ON CONFLICT (key_id) DO NOTHING",
+    &[pg_sys::INT8ARRAYOID, pg_sys::BYTEAARRAYOID],
+);
+
+static FORGET_TERMS: Plan = Plan::new(
+    c"DELETE FROM shred.blind_term WHERE key_id OPERATOR(pg_catalog.=) ANY ($1)",
+    &[pg_sys::INT8ARRAYOID],
+);
+
+fn queue(write: Write) -> Result<(), ShredError> {
+    // SAFETY: plain read of the current subtransaction's id.
+    let subtransaction = unsafe { pg_sys::GetCurrentSubTransactionId() };
+    let full = QUEUE.with(|q| {
+        let mut q = q.borrow_mut();
+        q.push(Entry { subtransaction, write });
+        q.len() >= BATCH
+    });
+    if full {
+        flush()?;
+    }
+    Ok(())
+}
+
+/// Queue a blind-index term.
+pub fn term(blind_index: &[u8], key_id: i64) -> Result<(), ShredError> {
+    queue(Write::Term { blind_index: blind_index.to_vec(), key_id })
+}
+
+/// Queue the bookkeeping of an erased DEK: its erasure record (`digest`: the subject's keyed
+/// digest, `None` before the erasure log exists) and the deletion of its terms.
+pub fn erased(key_id: i64, digest: Option<Vec<u8>>) -> Result<(), ShredError> {
+    queue(Write::Erased { key_id, digest })
+}
+
+/// Write every queued entry (see the module documentation).
+pub fn flush() -> Result<(), ShredError> {
+    let entries = QUEUE.with(|q| std::mem::take(&mut *q.borrow_mut()));
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let (mut indexes, mut term_ids, mut logged, mut digests, mut erased) = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for e in entries {
+        match e.write {
+            Write::Term { blind_index, key_id } => {
+                indexes.push(blind_index);
+                term_ids.push(key_id);
+            }
+            Write::Erased { key_id, digest } => {
+                if let Some(d) = digest {
+                    logged.push(key_id);
+                    digests.push(d);
+                }
+                erased.push(key_id);
+            }
+        }
+    }
+    let terms_table = scan::relation(c"blind_term").is_ok();
+    if terms_table && !indexes.is_empty() {
+        run(&INSERT_TERMS, &[Arg::ByteaArray(&indexes), Arg::Int8Array(&term_ids)], Mode::Write, 0, |_| Ok(()))?;
+    }
+    if !logged.is_empty() && scan::relation(c"erasure_log").is_ok() {
+        run(&LOG_ERASURES, &[Arg::Int8Array(&logged), Arg::ByteaArray(&digests)], Mode::Write, 0, |_| Ok(()))?;
+    }
+    if terms_table && !erased.is_empty() {
+        run(&FORGET_TERMS, &[Arg::Int8Array(&erased)], Mode::Write, 0, |_| Ok(()))?;
+    }
+    Ok(())
+}
+
+#[pgrx::pg_guard]
+unsafe extern "C-unwind" fn xact_callback(event: pg_sys::XactEvent::Type, _arg: *mut std::ffi::c_void) {
+    match event {
+        pg_sys::XactEvent::XACT_EVENT_PRE_COMMIT | pg_sys::XactEvent::XACT_EVENT_PRE_PREPARE => {
+            if QUEUE.with(|q| q.borrow().is_empty()) {
+                return;
+            }
+            // SAFETY: inside the committing transaction; the snapshot is popped again.
+            unsafe { pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot()) };
+            let result = flush();
+            // SAFETY: pops the snapshot pushed above.
+            unsafe { pg_sys::PopActiveSnapshot() };
+            if let Err(e) = result {
+                e.report();
+            }
+        }
+        pg_sys::XactEvent::XACT_EVENT_ABORT | pg_sys::XactEvent::XACT_EVENT_PARALLEL_ABORT => {
+            QUEUE.with(|q| q.borrow_mut().clear());
+        }
+        _ => {}
+    }
+}
+
+#[pgrx::pg_guard]
+unsafe extern "C-unwind" fn subxact_callback(
+    event: pg_sys::SubXactEvent::Type,
+    aborted: pg_sys::SubTransactionId,
+    _parent: pg_sys::SubTransactionId,
+    _arg: *mut std::ffi::c_void,
+) {
+    // Subtransactions started after `aborted` while it ran are its descendants: their entries
+    // go with it; those of earlier, committed ones stay.
+    if event == pg_sys::SubXactEvent::SUBXACT_EVENT_ABORT_SUB {
+        QUEUE.with(|q| q.borrow_mut().retain(|e| e.subtransaction < aborted));
+    }
+}
+
+/// Register the transaction callbacks; called once from `_PG_init`.
+pub fn register_callbacks() {
+    // SAFETY: called once per backend at library load; the callbacks live as long as the library.
+    unsafe {
+        pg_sys::RegisterXactCallback(Some(xact_callback), std::ptr::null_mut());
+        pg_sys::RegisterSubXactCallback(Some(subxact_callback), std::ptr::null_mut());
+    }
+}

@@ -556,3 +556,27 @@ fn identity_and_generated_subjects() {
     c.batch_execute("CREATE TABLE g (id int PRIMARY KEY, s text GENERATED ALWAYS AS ('k' || id) STORED, v text)").unwrap();
     assert_eq!(sqlstate(c.batch_execute("SELECT shred.protect('g', 's', ARRAY['v'])")), "0A000");
 }
+
+/// Erasure records are queued and written before COMMIT (src/keys/deferred.rs): the erasing
+/// transaction sees its own record, a rolled-back savepoint takes its erasure and its record
+/// with it, and another session sees the record with the commit.
+#[test]
+fn erasure_records_follow_their_transaction() {
+    let mut c = fresh_db("pt_records");
+    c.batch_execute("SELECT shred.seal('r:1', 'x'), shred.seal('r:2', 'x'), shred.seal('r:3', 'x')").unwrap();
+    let mut other = connect("pt_records");
+    let logged = |c: &mut postgres::Client| -> Vec<String> { rows(c, "SELECT count(*) FROM shred.erasure_log") };
+    c.batch_execute("BEGIN; SELECT shred.erase('r:1')").unwrap();
+    assert_eq!(rows(&mut c, "SELECT shred.erased_at('r:1') IS NOT NULL"), vec!["t"]);
+    c.batch_execute("SAVEPOINT s; SELECT shred.erase('r:2'); ROLLBACK TO SAVEPOINT s; SELECT shred.erase('r:3')").unwrap();
+    assert_eq!(logged(&mut other), vec!["0"], "uncommitted");
+    c.batch_execute("COMMIT").unwrap();
+    assert_eq!(logged(&mut other), vec!["2"]);
+    assert_eq!(rows(&mut other, "SELECT shred.erased_at('r:1') IS NOT NULL, shred.erased_at('r:2') IS NULL, shred.erased_at('r:3') IS NOT NULL"), vec!["t | t | t"]);
+    // a failed transaction leaves neither the erasure nor its record
+    c.batch_execute("BEGIN; SELECT shred.erase('r:2')").unwrap();
+    assert!(c.batch_execute("SELECT 1/0").is_err());
+    c.batch_execute("ROLLBACK").unwrap();
+    assert_eq!(logged(&mut other), vec!["2"]);
+    assert_eq!(rows(&mut other, "SELECT count(*) FROM shred.subject_key WHERE subject = 'r:2'"), vec!["1"]);
+}

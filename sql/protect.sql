@@ -765,7 +765,9 @@ FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION shred.protected_view_write() TO PUBLIC;
 -- Readers of the views open values; lookups compute row tokens.
 GRANT EXECUTE ON FUNCTION shred._open_row(shred.sealed, pg_catalog.text, pg_catalog.text, anyelement) TO shred_reader;
-GRANT EXECUTE ON FUNCTION shred.blind_match(pg_catalog.text, pg_catalog.text, pg_catalog.text) TO shred_reader, shred_writer;
+-- Lookups are for readers only: a writer could otherwise compare shred.blind_token(subject, v)
+-- with shred.blind_match(v) and learn which subject holds v.
+GRANT EXECUTE ON FUNCTION shred.blind_match(pg_catalog.text, pg_catalog.text, pg_catalog.text) TO shred_reader;
 GRANT EXECUTE ON FUNCTION shred.blind_token(pg_catalog.text, pg_catalog.text, pg_catalog.text, pg_catalog.text) TO shred_writer;
 -- Who changes protection (the implementations check ownership and validate everything).
 GRANT EXECUTE ON FUNCTION

@@ -46,9 +46,17 @@ thread_local! {
     static QUEUE: RefCell<Vec<Entry>> = const { RefCell::new(Vec::new()) };
 }
 
+/// Terms are written only for DEKs that still exist, and those DEKs are locked (KEY SHARE)
+/// until this transaction ends: an erasure committed first leaves no term behind, and one that
+/// comes later waits, then deletes the terms written here (a term exists only while its DEK
+/// does).
 static INSERT_TERMS: Plan = Plan::new(
-    c"INSERT INTO shred.blind_term (blind_index, key_id)
-      SELECT * FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.bytea[]), pg_catalog.unnest($2::pg_catalog.int8[]))
+    c"WITH live AS (SELECT k.key_id FROM shred.subject_key k
+                     WHERE k.key_id OPERATOR(pg_catalog.=) ANY ($2) FOR KEY SHARE)
+      INSERT INTO shred.blind_term (blind_index, key_id)
+      SELECT t.blind_index, t.key_id
+        FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.bytea[]), pg_catalog.unnest($2::pg_catalog.int8[])) t (blind_index, key_id)
+       WHERE t.key_id OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT key_id FROM live))
       ON CONFLICT DO NOTHING",
     &[pg_sys::BYTEAARRAYOID, pg_sys::INT8ARRAYOID],
 );

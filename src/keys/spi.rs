@@ -256,6 +256,14 @@ pub fn with_role<R>(role: pg_sys::Oid, f: impl FnOnce() -> R) -> R {
     f()
 }
 
+/// Run `f` with `search_path` pinned to `pg_catalog, pg_temp`, as the current role: a saved
+/// plan is parsed again under the search_path in force when PostgreSQL replans it, so a plan
+/// prepared under the pinned path keeps resolving every name it does not qualify there.
+pub fn with_search_path<R>(f: impl FnOnce() -> R) -> R {
+    let _settings = LocalSettings::enter(&[(c"search_path", c"pg_catalog, pg_temp")]);
+    f()
+}
+
 /// A statement of one protected table, prepared once per backend under a pinned
 /// `search_path` and run with the **caller's** rights (the view's trigger writes the table as
 /// the role that wrote the view, as PostgreSQL's own view updates do). Freed on drop.

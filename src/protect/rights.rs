@@ -24,7 +24,7 @@ use super::plans::PlanCache;
 use super::row;
 use crate::crypto::envelope;
 use crate::error::ShredError;
-use crate::keys::spi::{run, with_role, Arg, Mode, Plan, TablePlan};
+use crate::keys::spi::{run, with_role, with_search_path, Arg, Mode, Plan, TablePlan};
 use crate::keys::store;
 
 struct Column {
@@ -37,6 +37,8 @@ struct Column {
 
 struct Reader {
     owner: pg_sys::Oid,
+    /// The subject column's type: the type of the subject-value parameter.
+    subject_type: pg_sys::Oid,
     columns: Vec<Column>,
     /// (as the owner) `to_jsonb` of the rows of one subject ($1 subject column value, $2 subject).
     rows_json: TablePlan,
@@ -62,7 +64,7 @@ pub fn invalidate(relid: pg_sys::Oid) {
 static COLUMNS: Plan = Plan::new(
     c"SELECT c.relowner::pg_catalog.int8, t.view::pg_catalog.oid::pg_catalog.int8,
              shred._qualified(t.relation), pg_catalog.quote_literal(t.subject_prefix), pg_catalog.quote_ident(t.subject_column),
-             pg_catalog.format_type(sa.atttypid, NULL),
+             sa.atttypid::pg_catalog.int8,
              pc.column_name::pg_catalog.text, pg_catalog.quote_ident(pc.column_name), pc.context,
              shred._kind_oid(pc.plain_type)::pg_catalog.int8,
              shred._open_sql(pc, pg_catalog.format('($1::pg_catalog.jsonb OPERATOR(pg_catalog.->>) %L)::shred.sealed', pc.column_name), '$2'),
@@ -102,7 +104,7 @@ fn prepare(sql: String, types: &[pg_sys::Oid]) -> Result<TablePlan, ShredError> 
 impl Reader {
     fn build(table: pg_sys::Oid) -> Result<(Reader, [pg_sys::Oid; 2]), ShredError> {
         let (mut owner, mut view) = (pg_sys::InvalidOid, pg_sys::InvalidOid);
-        let (mut qualified, mut prefix, mut subject, mut subject_type) = (String::new(), String::new(), String::new(), String::new());
+        let (mut qualified, mut prefix, mut subject, mut subject_type) = (String::new(), String::new(), String::new(), pg_sys::InvalidOid);
         let (mut columns, mut quoted, mut openers, mut dropped) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         run(&COLUMNS, &[Arg::Int8(u32::from(table) as i64)], Mode::Write, 0, |rows| {
             for r in rows {
@@ -111,7 +113,7 @@ impl Reader {
                 qualified = text(r.bytes(3))?;
                 prefix = text(r.bytes(4))?;
                 subject = text(r.bytes(5))?;
-                subject_type = text(r.bytes(6))?;
+                subject_type = pg_sys::Oid::from(r.int8(6).unwrap_or(0) as u32);
                 let name = text(r.bytes(7))?;
                 quoted.push(text(r.bytes(8))?);
                 openers.push(text(r.bytes(11))?);
@@ -131,19 +133,19 @@ impl Reader {
             return Err(ShredError::NotReady("the table is not protected".into()));
         }
         let subject_sql = format!("({prefix} OPERATOR(pg_catalog.||) b.{subject}::pg_catalog.text)");
-        let filter = format!(
-            "b.{subject} OPERATOR(pg_catalog.=) $1::{subject_type} AND {subject_sql} OPERATOR(pg_catalog.=) $2"
-        );
+        // $1: the subject column's value, a parameter of the column's own type (no cast whose
+        // name the caller's search_path could resolve); $2: the subject.
+        let filter = format!("b.{subject} OPERATOR(pg_catalog.=) $1 AND {subject_sql} OPERATOR(pg_catalog.=) $2");
         let sealed: Vec<String> = quoted.iter().map(|q| format!("b.{q}::pg_catalog.text")).collect();
         let rows_json = prepare(
-            format!("SELECT pg_catalog.to_jsonb(b)::pg_catalog.text FROM ONLY {qualified} b WHERE {filter}"),
-            &[pg_sys::TEXTOID, pg_sys::TEXTOID],
+            format!("SELECT pg_catalog.to_jsonb(b)::pg_catalog.text FROM {qualified} b WHERE {filter}"),
+            &[subject_type, pg_sys::TEXTOID],
         )?;
         let rows_sealed = prepare(
-            format!("SELECT {} FROM ONLY {qualified} b WHERE {filter}", sealed.join(", ")),
-            &[pg_sys::TEXTOID, pg_sys::TEXTOID],
+            format!("SELECT {} FROM {qualified} b WHERE {filter}", sealed.join(", ")),
+            &[subject_type, pg_sys::TEXTOID],
         )?;
-        let all_sealed = prepare(format!("SELECT {subject_sql}, {} FROM ONLY {qualified} b", sealed.join(", ")), &[])?;
+        let all_sealed = prepare(format!("SELECT {subject_sql}, {} FROM {qualified} b", sealed.join(", ")), &[])?;
         // The row's JSON is $1; the opener expressions read a column c as ($1 ->> 'c') and the
         // subject as $2 (shred._open_sql with no row alias).
         let pairs: Vec<String> = columns
@@ -160,7 +162,7 @@ impl Reader {
             object = format!("{object} OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object({})", chunk.join(", "));
         }
         let open_json = prepare(format!("SELECT ({object})::pg_catalog.text"), &[pg_sys::TEXTOID, pg_sys::TEXTOID])?;
-        Ok((Reader { owner, columns, rows_json, open_json, rows_sealed, all_sealed }, [table, view]))
+        Ok((Reader { owner, subject_type, columns, rows_json, open_json, rows_sealed, all_sealed }, [table, view]))
     }
 }
 
@@ -175,8 +177,11 @@ fn reader(tbl: pg_sys::Oid) -> Result<Option<Rc<Reader>>, ShredError> {
             return Ok(None);
         }
         let name = format!("{}.{}", CStr::from_ptr(schema).to_string_lossy(), CStr::from_ptr(name).to_string_lossy());
-        let select = pg_sys::pg_class_aclcheck(tbl, pg_sys::GetUserId(), pg_sys::ACL_SELECT as pg_sys::AclMode)
-            == pg_sys::AclResult::ACLCHECK_OK;
+        // what reading the table would need: USAGE on its schema and SELECT on it
+        let select = pg_sys::pg_namespace_aclcheck(pg_sys::get_rel_namespace(tbl), pg_sys::GetUserId(), pg_sys::ACL_USAGE as pg_sys::AclMode)
+            == pg_sys::AclResult::ACLCHECK_OK
+            && pg_sys::pg_class_aclcheck(tbl, pg_sys::GetUserId(), pg_sys::ACL_SELECT as pg_sys::AclMode)
+                == pg_sys::AclResult::ACLCHECK_OK;
         let rel = pg_sys::RelationIdGetRelation(tbl);
         let rls = !rel.is_null() && (*(*rel).rd_rel).relrowsecurity;
         if !rel.is_null() {
@@ -208,13 +213,14 @@ fn texts(rows: &[crate::keys::spi::Row], width: usize) -> Vec<Vec<Option<Vec<u8>
 /// as a JSON array; `None` when it has none or the table was skipped.
 pub fn export(tbl: pg_sys::Oid, key: &[u8], subject: &[u8]) -> Result<Option<String>, ShredError> {
     let Some(r) = reader(tbl)? else { return Ok(None) };
-    let mut args = [text_datum(key), text_datum(subject)];
+    let mut args = [row::input(r.subject_type, key)?, text_datum(subject)];
     let rows = with_role(r.owner, || r.rows_json.query(&mut args, &[false, false], |rows| Ok(texts(rows, 1))))?;
     let mut objects = Vec::with_capacity(rows.len());
     for row in rows {
         let Some(Some(json)) = row.into_iter().next() else { continue };
         let mut args = [text_datum(&json), text_datum(subject)];
-        let opened = r.open_json.query(&mut args, &[false, false], |rows| Ok(rows.first().and_then(|x| x.bytes(1))))?;
+        // as the caller, but with the search_path the statement was prepared under
+        let opened = with_search_path(|| r.open_json.query(&mut args, &[false, false], |rows| Ok(rows.first().and_then(|x| x.bytes(1)))))?;
         objects.push(text(opened)?);
     }
     Ok((!objects.is_empty()).then(|| format!("[{}]", objects.join(", "))))
@@ -224,7 +230,7 @@ pub fn export(tbl: pg_sys::Oid, key: &[u8], subject: &[u8]) -> Result<Option<Str
 /// erased). Empty when it holds no row of the subject or was skipped.
 pub fn footprint(tbl: pg_sys::Oid, key: &[u8], subject: &[u8]) -> Result<Vec<(String, i64, i64, bool)>, ShredError> {
     let Some(r) = reader(tbl)? else { return Ok(Vec::new()) };
-    let mut args = [text_datum(key), text_datum(subject)];
+    let mut args = [row::input(r.subject_type, key)?, text_datum(subject)];
     let width = r.columns.len();
     let rows = with_role(r.owner, || r.rows_sealed.query(&mut args, &[false, false], |rows| Ok(texts(rows, width))))?;
     if rows.is_empty() {

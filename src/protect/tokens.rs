@@ -64,11 +64,13 @@ pub fn rebuild(tbl: pg_sys::Oid) -> Result<i64, ShredError> {
         return Ok(0);
     }
     let select = format!(
-        "SELECT ctid::pg_catalog.text, pg_catalog.convert_to({subject_column}::pg_catalog.text, pg_catalog.getdatabaseencoding()), {} FROM ONLY {qualified}",
+        "SELECT tableoid::pg_catalog.text OPERATOR(pg_catalog.||) ':' OPERATOR(pg_catalog.||) ctid::pg_catalog.text,
+                pg_catalog.convert_to({subject_column}::pg_catalog.text, pg_catalog.getdatabaseencoding()), {} FROM {qualified}",
         columns.iter().map(|c| format!("{}::pg_catalog.text", c.column)).collect::<Vec<_>>().join(", ")
     );
     let update = format!(
-        "UPDATE ONLY {qualified} SET {} WHERE ctid OPERATOR(pg_catalog.=) $1::pg_catalog.tid",
+        "UPDATE {qualified} SET {} WHERE tableoid OPERATOR(pg_catalog.=) pg_catalog.split_part($1, ':', 1)::pg_catalog.oid
+            AND ctid OPERATOR(pg_catalog.=) pg_catalog.split_part($1, ':', 2)::pg_catalog.tid",
         columns.iter().enumerate().map(|(i, c)| format!("{} = ${}", c.bidx, i + 2)).collect::<Vec<_>>().join(", ")
     );
     let owner = owner::owner_of(tbl)?;

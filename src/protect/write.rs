@@ -190,7 +190,7 @@ impl Writer {
         let mut wheres = Vec::new();
         for k in &keys {
             utypes.push(k.base_type);
-            wheres.push(format!("{} = ${}", k.name, utypes.len()));
+            wheres.push(format!("{} OPERATOR(pg_catalog.=) ${}", k.name, utypes.len()));
         }
         let insert_sql = format!(
             "INSERT INTO {qualified} ({}){overriding} VALUES ({})",
@@ -198,7 +198,8 @@ impl Writer {
             params.join(", ")
         );
         let update_sql = format!("UPDATE {qualified} SET {} WHERE {}", sets.join(", "), wheres.join(" AND "));
-        // Operators of the key columns' types resolve in pg_catalog first, then the table's schema.
+        // Every name is qualified (the table, the key columns' `=`; parameters have their
+        // columns' types), so no search_path in force when PostgreSQL replans can change them.
         let path = CString::new(format!("pg_catalog, {schema}, pg_temp")).map_err(|_| ShredError::Internal("schema name"))?;
         let sql = |s: String| CString::new(s).map_err(|_| ShredError::Internal("a statement with a zero byte"));
         let insert = TablePlan::prepare(&sql(insert_sql)?, &types, &path)?;

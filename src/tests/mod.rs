@@ -213,7 +213,7 @@ fn sql_labels_and_privileges() {
         ("shred.open_timestamptz(shred.sealed,text)", "v", false, "u", "shred_reader"),
         ("shred.open_jsonb(shred.sealed,text)", "v", false, "u", "shred_reader"),
         ("shred.blind_index(text,text,text)", "s", false, "u", "shred_reader,shred_writer"),
-        ("shred.blind_match(text,text,text)", "s", true, "u", "shred_reader,shred_writer"),
+        ("shred.blind_match(text,text,text)", "s", true, "u", "shred_reader"),
         ("shred.blind_token(text,text,text,text)", "v", false, "u", "shred_writer"),
         ("shred._open_row(shred.sealed,text,text,anyelement)", "s", false, "u", "shred_reader"),
         ("shred.pseudonym(text,text)", "v", true, "u", "shred_reader,shred_writer"),

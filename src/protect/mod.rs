@@ -32,6 +32,13 @@ unsafe extern "C-unwind" fn relcache_callback(_arg: pg_sys::Datum, relid: pg_sys
     rights::invalidate(relid);
 }
 
+/// A text column of a catalog query (a name or SQL fragment pg_shred built), as a `String`.
+pub(crate) fn catalog_text(bytes: Option<Vec<u8>>) -> Result<String, crate::error::ShredError> {
+    use crate::error::ShredError;
+    String::from_utf8(bytes.ok_or(ShredError::Internal("a protected table's catalog row is incomplete"))?)
+        .map_err(|_| ShredError::Internal("a catalog name is not UTF-8"))
+}
+
 /// Register the invalidation callback of the statement caches; called once from `_PG_init`.
 pub fn register_callbacks() {
     // SAFETY: called once per backend at library load; the callback lives as long as the library.

@@ -20,6 +20,7 @@ use std::rc::Rc;
 
 use pgrx::prelude::*;
 
+use super::catalog_text;
 use super::plans::PlanCache;
 use super::row;
 use crate::crypto::envelope;
@@ -84,10 +85,6 @@ static ERASED: Plan = Plan::new(
     &[pg_sys::INT8ARRAYOID],
 );
 
-fn text(bytes: Option<Vec<u8>>) -> Result<String, ShredError> {
-    String::from_utf8(bytes.ok_or(ShredError::Internal("a protected table's catalog row is incomplete"))?)
-        .map_err(|_| ShredError::Internal("a catalog name is not UTF-8"))
-}
 
 /// A SQL string literal of `s`.
 fn literal(s: &str) -> Result<String, ShredError> {
@@ -110,16 +107,16 @@ impl Reader {
             for r in rows {
                 owner = pg_sys::Oid::from(r.int8(1).unwrap_or(0) as u32);
                 view = pg_sys::Oid::from(r.int8(2).unwrap_or(0) as u32);
-                qualified = text(r.bytes(3))?;
-                prefix = text(r.bytes(4))?;
-                subject = text(r.bytes(5))?;
+                qualified = catalog_text(r.bytes(3))?;
+                prefix = catalog_text(r.bytes(4))?;
+                subject = catalog_text(r.bytes(5))?;
                 subject_type = pg_sys::Oid::from(r.int8(6).unwrap_or(0) as u32);
-                let name = text(r.bytes(7))?;
-                quoted.push(text(r.bytes(8))?);
-                openers.push(text(r.bytes(11))?);
+                let name = catalog_text(r.bytes(7))?;
+                quoted.push(catalog_text(r.bytes(8))?);
+                openers.push(catalog_text(r.bytes(11))?);
                 dropped.push(name.clone());
                 if let Some(bidx) = r.bytes(12) {
-                    dropped.push(text(Some(bidx))?);
+                    dropped.push(catalog_text(Some(bidx))?);
                 }
                 columns.push(Column {
                     name,
@@ -221,7 +218,7 @@ pub fn export(tbl: pg_sys::Oid, key: &[u8], subject: &[u8]) -> Result<Option<Str
         let mut args = [text_datum(&json), text_datum(subject)];
         // as the caller, but with the search_path the statement was prepared under
         let opened = with_search_path(|| r.open_json.query(&mut args, &[false, false], |rows| Ok(rows.first().and_then(|x| x.bytes(1)))))?;
-        objects.push(text(opened)?);
+        objects.push(catalog_text(opened)?);
     }
     Ok((!objects.is_empty()).then(|| format!("[{}]", objects.join(", "))))
 }

@@ -7,6 +7,7 @@
 use pgrx::prelude::*;
 use pgrx::spi::Spi;
 
+use super::catalog_text;
 use super::{owner, row};
 use crate::crypto::blind::Normalization;
 use crate::crypto::envelope;
@@ -36,9 +37,6 @@ struct Searchable {
     typ: pg_sys::Oid,
 }
 
-fn string(b: Option<Vec<u8>>) -> Result<String, ShredError> {
-    String::from_utf8(b.ok_or(ShredError::Internal("an incomplete catalog row"))?).map_err(|_| ShredError::Internal("a catalog name is not UTF-8"))
-}
 
 /// Recompute every row token of `tbl`; returns the number of rows updated.
 pub fn rebuild(tbl: pg_sys::Oid) -> Result<i64, ShredError> {
@@ -47,11 +45,11 @@ pub fn rebuild(tbl: pg_sys::Oid) -> Result<i64, ShredError> {
         rows.iter()
             .map(|r| {
                 prefix = r.bytes(6).unwrap_or_default();
-                subject_column = string(r.bytes(7))?;
-                qualified = string(r.bytes(8))?;
+                subject_column = catalog_text(r.bytes(7))?;
+                qualified = catalog_text(r.bytes(8))?;
                 Ok(Searchable {
-                    column: string(r.bytes(1))?,
-                    bidx: string(r.bytes(2))?,
+                    column: catalog_text(r.bytes(1))?,
+                    bidx: catalog_text(r.bytes(2))?,
                     context: r.bytes(3).unwrap_or_default(),
                     rule: Normalization::from_name(&r.bytes(4).unwrap_or_default())
                         .ok_or(ShredError::Internal("a blind index without normalisation"))?,

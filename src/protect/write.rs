@@ -18,6 +18,7 @@ use std::rc::Rc;
 
 use pgrx::pg_sys;
 
+use super::catalog_text;
 use super::plans::PlanCache;
 use super::row;
 use crate::crypto::blind::Normalization;
@@ -86,10 +87,6 @@ static VIEW_COLUMNS: Plan = Plan::new(
     &[pg_sys::INT8OID],
 );
 
-fn text(bytes: Option<Vec<u8>>) -> Result<String, ShredError> {
-    String::from_utf8(bytes.ok_or(ShredError::Internal("a protected table's catalog row is incomplete"))?)
-        .map_err(|_| ShredError::Internal("a catalog name is not UTF-8"))
-}
 
 impl Writer {
     /// The writer of `view`, and the relations it is built from (the table, the view).
@@ -110,8 +107,8 @@ impl Writer {
                 table = pg_sys::Oid::from(r.int8(1).unwrap_or(0) as u32);
                 seal_fn = pg_sys::Oid::from(r.int8(16).unwrap_or(0) as u32);
                 prefix = r.bytes(2).unwrap_or_default();
-                qualified = text(r.bytes(3))?;
-                schema = text(r.bytes(4))?;
+                qualified = catalog_text(r.bytes(3))?;
+                schema = catalog_text(r.bytes(4))?;
                 let protected = match r.bytes(9) {
                     None => None,
                     Some(context) => Some(Protected {
@@ -133,7 +130,7 @@ impl Writer {
                         key: r.bool(15).unwrap_or(false),
                         identity_always: r.bool(13).unwrap_or(false),
                     },
-                    name: text(r.bytes(6))?,
+                    name: catalog_text(r.bytes(6))?,
                     base_type: pg_sys::Oid::from(r.int8(8).unwrap_or(0) as u32),
                     generated: r.bool(12).unwrap_or(false),
                     subject: r.bool(14).unwrap_or(false),

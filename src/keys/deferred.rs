@@ -56,7 +56,7 @@ static INSERT_TERMS: Plan = Plan::new(
       INSERT INTO shred.blind_term (blind_index, key_id)
       SELECT t.blind_index, t.key_id
         FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.bytea[]), pg_catalog.unnest($2::pg_catalog.int8[])) t (blind_index, key_id)
-       WHERE t.key_id OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT key_id FROM live))
+       WHERE t.key_id IN (SELECT key_id FROM live)
       ON CONFLICT DO NOTHING",
     &[pg_sys::BYTEAARRAYOID, pg_sys::INT8ARRAYOID],
 );

@@ -110,7 +110,7 @@ fn attacker_code(att: &mut postgres::Client, attacker: &str) {
 /// tables gives one row-level security, a user-typed subject, and unprotected columns of its
 /// own types with casts to json and text running its code. protect() and ALTER TABLE refuse
 /// what would run its code; the superuser's and a DPO's check(), export_subject() and
-/// subject_footprint() run none of it and export the row's values as their text output.
+/// subject_footprint() run none of it with their own rights (each table is read as its owner).
 #[test]
 fn check_export_and_footprint_run_no_code_of_the_table_owner() {
     let (att_name, dpo_name) = ("ps_esc_att", "ps_esc_dpo");

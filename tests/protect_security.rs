@@ -869,3 +869,34 @@ fn view_writes_resolve_no_name_through_the_callers_search_path() {
     assert_eq!(one(&mut c, "SELECT count(*) FROM shared.loot"), "0");
     assert_eq!(rows(&mut c, "SELECT id, name, country FROM customer_plain WHERE id < 3 ORDER BY id"), vec!["1 | Ada | ES", "2 | Bobby | FR"]);
 }
+
+/// An owner's code that raises while its table is read for a subject-rights request (here a
+/// cast to json of one of its types) skips that table with a WARNING: it cannot make the
+/// export of every other table fail.
+#[test]
+fn a_raising_table_is_skipped_not_fatal() {
+    let db = "ps_raise";
+    let mut c = fresh_db(db);
+    customers(&mut c);
+    c.batch_execute(
+        "CREATE TYPE mood AS ENUM ('ok');
+         CREATE FUNCTION mood_json(mood) RETURNS json LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'no'; END $$;
+         CREATE CAST (mood AS json) WITH FUNCTION mood_json(mood);
+         CREATE TABLE noisy (id int PRIMARY KEY, subj text, m mood, v text);
+         INSERT INTO noisy VALUES (1, 'customer:1', 'ok', 'x');
+         SELECT shred.protect('noisy', 'subj', ARRAY['v']);",
+    )
+    .unwrap();
+    let (mut s, notices) = connect_collecting(db, "postgres");
+    assert_eq!(one(&mut s, "SELECT shred.export_subject('customer:1') -> 'tables' -> 'public.customer' -> 0 ->> 'name'"), "Ada");
+    assert_eq!(one(&mut s, "SELECT shred.export_subject('customer:1') -> 'tables' ? 'public.noisy'"), "f");
+    assert!(
+        notices.lock().unwrap().iter().any(|n| n.contains("skipped table public.noisy: reading it as its owner raised an error (P0001)")),
+        "{:?}",
+        notices.lock().unwrap()
+    );
+    // the footprint reads no json: both tables
+    assert_eq!(rows(&mut s, "SELECT relation::text FROM shred.subject_footprint('customer:1') ORDER BY 1"), vec!["customer", "customer", "noisy"]);
+    // and the session goes on normally
+    assert_eq!(one(&mut s, "SELECT count(*) FROM customer_plain"), "3");
+}

@@ -163,9 +163,9 @@ impl Reader {
     }
 }
 
-/// The reader of protected table `tbl`, or `None` (with a NOTICE or WARNING saying why) when
-/// the caller may not read it or reading it could run its owner's code.
-fn reader(tbl: pg_sys::Oid) -> Result<Option<Rc<Reader>>, ShredError> {
+/// The qualified name and reader of protected table `tbl`, or `None` (with a NOTICE or WARNING
+/// saying why) when the caller may not read it or reading it could run its owner's code.
+fn reader(tbl: pg_sys::Oid) -> Result<Option<(String, Rc<Reader>)>, ShredError> {
     // SAFETY: catalog lookups and an ACL check inside a transaction.
     let (name, select, rls) = unsafe {
         let name = pg_sys::get_rel_name(tbl);
@@ -194,7 +194,7 @@ fn reader(tbl: pg_sys::Oid) -> Result<Option<Rc<Reader>>, ShredError> {
         pgrx::warning!("pg_shred: skipped table {name}: row-level security is enabled on it (its policies are its owner's code)");
         return Ok(None);
     }
-    READERS.with(|r| r.get(tbl, || Reader::build(tbl))).map(Some)
+    READERS.with(|r| r.get(tbl, || Reader::build(tbl))).map(|r| Some((name, r)))
 }
 
 fn text_datum(s: &[u8]) -> pg_sys::Datum {
@@ -206,12 +206,57 @@ fn texts(rows: &[crate::keys::spi::Row], width: usize) -> Vec<Vec<Option<Vec<u8>
     rows.iter().map(|r| (1..=width as i32).map(|i| r.bytes(i)).collect()).collect()
 }
 
+/// Run `read` (statements over table `name` as its owner) in a subtransaction: an ERROR that
+/// the owner's code raises there (a cast, an index expression) skips this table with a
+/// WARNING naming it and the SQLSTATE, instead of failing the request for every table. The
+/// owner's message is not repeated: it could hold anything.
+fn skipping_errors<R>(name: &str, read: impl FnOnce() -> Result<R, ShredError>) -> Result<Option<R>, ShredError> {
+    // SAFETY: PostgreSQL's own pattern for an internal subtransaction (as PL/pgSQL's exception
+    // blocks): begin, run, then release or roll back, restoring the memory context and
+    // resource owner either way.
+    unsafe {
+        let context = pg_sys::CurrentMemoryContext;
+        let owner = pg_sys::CurrentResourceOwner;
+        pg_sys::BeginInternalSubTransaction(std::ptr::null());
+        pg_sys::MemoryContextSwitchTo(context);
+        let read = std::panic::AssertUnwindSafe(read);
+        let outcome: Result<Result<R, ShredError>, String> = pgrx::PgTryBuilder::new(move || Ok(read()))
+            .catch_others(|e: pgrx::pg_sys::panic::CaughtError| {
+                Err(match e {
+                    pgrx::pg_sys::panic::CaughtError::PostgresError(r) | pgrx::pg_sys::panic::CaughtError::ErrorReport(r) => {
+                        // the five characters of the SQLSTATE, six bits each (PGUNSIXBIT)
+                        let code = r.sql_error_code() as i64;
+                        (0..5).map(|i| char::from((((code >> (6 * i)) & 0x3F) as u8) + b'0')).collect()
+                    }
+                    _ => "an internal error".to_string(),
+                })
+            })
+            .execute();
+        match outcome {
+            Ok(result) => {
+                pg_sys::ReleaseCurrentSubTransaction();
+                pg_sys::MemoryContextSwitchTo(context);
+                pg_sys::CurrentResourceOwner = owner;
+                result.map(Some)
+            }
+            Err(sqlstate) => {
+                pg_sys::RollbackAndReleaseCurrentSubTransaction();
+                pg_sys::MemoryContextSwitchTo(context);
+                pg_sys::CurrentResourceOwner = owner;
+                pgrx::warning!("pg_shred: skipped table {name}: reading it as its owner raised an error ({sqlstate})");
+                Ok(None)
+            }
+        }
+    }
+}
+
 /// The rows of `subject` (whose subject column value is `key`) in `tbl` as its view shows them,
 /// as a JSON array; `None` when it has none or the table was skipped.
 pub fn export(tbl: pg_sys::Oid, key: &[u8], subject: &[u8]) -> Result<Option<String>, ShredError> {
-    let Some(r) = reader(tbl)? else { return Ok(None) };
+    let Some((name, r)) = reader(tbl)? else { return Ok(None) };
     let mut args = [row::input(r.subject_type, key)?, text_datum(subject)];
-    let rows = with_role(r.owner, || r.rows_json.query(&mut args, &[false, false], |rows| Ok(texts(rows, 1))))?;
+    let read = || with_role(r.owner, || r.rows_json.query(&mut args, &[false, false], |rows| Ok(texts(rows, 1))));
+    let Some(rows) = skipping_errors(&name, read)? else { return Ok(None) };
     let mut objects = Vec::with_capacity(rows.len());
     for row in rows {
         let Some(Some(json)) = row.into_iter().next() else { continue };
@@ -226,10 +271,11 @@ pub fn export(tbl: pg_sys::Oid, key: &[u8], subject: &[u8]) -> Result<Option<Str
 /// Per protected column of `tbl`: (column, rows of `subject`, non-NULL values, whether any is
 /// erased). Empty when it holds no row of the subject or was skipped.
 pub fn footprint(tbl: pg_sys::Oid, key: &[u8], subject: &[u8]) -> Result<Vec<(String, i64, i64, bool)>, ShredError> {
-    let Some(r) = reader(tbl)? else { return Ok(Vec::new()) };
+    let Some((name, r)) = reader(tbl)? else { return Ok(Vec::new()) };
     let mut args = [row::input(r.subject_type, key)?, text_datum(subject)];
     let width = r.columns.len();
-    let rows = with_role(r.owner, || r.rows_sealed.query(&mut args, &[false, false], |rows| Ok(texts(rows, width))))?;
+    let read = || with_role(r.owner, || r.rows_sealed.query(&mut args, &[false, false], |rows| Ok(texts(rows, width))));
+    let Some(rows) = skipping_errors(&name, read)? else { return Ok(Vec::new()) };
     if rows.is_empty() {
         return Ok(Vec::new());
     }
@@ -251,9 +297,10 @@ pub fn footprint(tbl: pg_sys::Oid, key: &[u8], subject: &[u8]) -> Result<Vec<(St
 /// Per protected column of `tbl`: (column, problem, count) for values that do not open, whose
 /// DEK is missing without an erasure record, and that are erased.
 pub fn check(tbl: pg_sys::Oid) -> Result<Vec<(String, &'static str, i64)>, ShredError> {
-    let Some(r) = reader(tbl)? else { return Ok(Vec::new()) };
+    let Some((name, r)) = reader(tbl)? else { return Ok(Vec::new()) };
     let width = r.columns.len() + 1;
-    let rows = with_role(r.owner, || r.all_sealed.query(&mut [], &[], |rows| Ok(texts(rows, width))))?;
+    let read = || with_role(r.owner, || r.all_sealed.query(&mut [], &[], |rows| Ok(texts(rows, width))));
+    let Some(rows) = skipping_errors(&name, read)? else { return Ok(Vec::new()) };
     let mut out = Vec::new();
     for (i, c) in r.columns.iter().enumerate() {
         let (mut bad, mut missing) = (0i64, Vec::new());

@@ -10,7 +10,7 @@ use crate::keys::{root, store, terms};
 use crate::protect::row;
 use super::varlena::RawDatum;
 
-/// Arguments 0..3 of `_open_row` / `_check_row`: (value shred.sealed, subject text, context
+/// Arguments 0..3 of `_open_row`: (value shred.sealed, subject text, context
 /// text, the type to open as: anyelement). `None` for a NULL value.
 ///
 /// # Safety

@@ -4,6 +4,7 @@
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::{PgLogLevel, PgSqlErrorCode};
 
+use crate::crypto::typed::PlainType;
 use crate::crypto::CryptoError;
 
 /// Which text/binary input path a malformed envelope came from (they have distinct SQLSTATEs).
@@ -255,6 +256,15 @@ impl ShredError {
                 ErrorReport::new(ERRCODE_INTERNAL_ERROR, format!("pg_shred: key store: {why}"), fname)
             }
         }
+    }
+
+    /// Refuse (42804) to open a value sealed as `sealed` as `wanted` unless
+    /// [`PlainType::opens`] allows it.
+    pub fn check_type(sealed: Option<PlainType>, wanted: PlainType) -> Result<(), ShredError> {
+        if wanted.opens(sealed) {
+            return Ok(());
+        }
+        Err(ShredError::WrongType { sealed: sealed.map(|t| t.name()).unwrap_or("text or bytea"), wanted: wanted.name() })
     }
 
     /// Report this error as a WARNING (same message, detail and hint) and carry on.

@@ -70,6 +70,15 @@ impl PlainType {
 
     /// The type's name as PostgreSQL prints it (`format_type`), for error messages such as
     /// "the value was sealed as text, not as integer". Stable.
+    /// Whether a value sealed as `sealed` (`None`: an untyped format-v1 envelope, which holds
+    /// text or bytes) may be opened as `self`.
+    pub fn opens(self, sealed: Option<PlainType>) -> bool {
+        match sealed {
+            None => matches!(self, PlainType::Text | PlainType::Bytea),
+            Some(t) => t == self,
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             PlainType::Text => "text",

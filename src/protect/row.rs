@@ -98,14 +98,7 @@ pub fn open(value: &[u8], subject: &[u8], context: &[u8], typ: pg_sys::Oid) -> R
     let wanted = plain_type(typ).ok_or(ShredError::InvalidParameter("protected columns open as text, bytea, integer, bigint, numeric, date, timestamptz or jsonb"))?;
     root::require_root_key()?;
     let env = envelope::parse_any(value)?;
-    let sealed = env.plain_type();
-    let type_ok = match sealed {
-        None => matches!(wanted, PlainType::Text | PlainType::Bytea),
-        Some(t) => t == wanted,
-    };
-    if !type_ok {
-        return Err(ShredError::WrongType { sealed: sealed.map(|t| t.name()).unwrap_or("text or bytea"), wanted: wanted.name() });
-    }
+    ShredError::check_type(env.plain_type(), wanted)?;
     let aad = row_aad(context, subject)?;
     let Some(dek) = store::dek_for_row(env.key_id() as i64, subject)? else { return Ok(None) };
     let datum = match envelope::open_typed(&dek, &env, &aad)? {

@@ -72,7 +72,8 @@ static VIEW_COLUMNS: Plan = Plan::new(
              EXISTS (SELECT FROM pg_catalog.pg_index i
                       WHERE i.indrelid OPERATOR(pg_catalog.=) t.relation AND i.indisprimary
                         AND ba.attnum OPERATOR(pg_catalog.=) ANY (i.indkey::pg_catalog.int2[])),
-             pg_catalog.to_regprocedure('shred.seal(pg_catalog.text, pg_catalog.text, pg_catalog.text)')::pg_catalog.oid::pg_catalog.int8
+             pg_catalog.to_regprocedure('shred.seal(pg_catalog.text, pg_catalog.text, pg_catalog.text)')::pg_catalog.oid::pg_catalog.int8,
+             'shred.sealed'::pg_catalog.regtype::pg_catalog.oid::pg_catalog.int8
         FROM shred.protected_table t
         JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.relation
         JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
@@ -99,13 +100,14 @@ impl Writer {
             subject: bool,
             bidx: Option<String>,
         }
-        let (mut table, mut seal_fn) = (pg_sys::InvalidOid, pg_sys::InvalidOid);
+        let (mut table, mut seal_fn, mut sealed) = (pg_sys::InvalidOid, pg_sys::InvalidOid, pg_sys::InvalidOid);
         let (mut prefix, mut qualified, mut schema) = (Vec::new(), String::new(), String::new());
         let cols = run(&VIEW_COLUMNS, &[Arg::Int8(u32::from(view) as i64)], Mode::Write, 0, |rows| {
             let mut cols = Vec::new();
             for r in rows {
                 table = pg_sys::Oid::from(r.int8(1).unwrap_or(0) as u32);
                 seal_fn = pg_sys::Oid::from(r.int8(16).unwrap_or(0) as u32);
+                sealed = pg_sys::Oid::from(r.int8(17).unwrap_or(0) as u32);
                 prefix = r.bytes(2).unwrap_or_default();
                 qualified = catalog_text(r.bytes(3))?;
                 schema = catalog_text(r.bytes(4))?;
@@ -152,7 +154,6 @@ impl Writer {
         let (mut names, mut types, mut params) = (Vec::new(), Vec::new(), Vec::new());
         // UPDATE: SET items; a protected column keeps its envelope (and row token) when $keep.
         let (mut sets, mut utypes) = (Vec::new(), Vec::new());
-        let sealed = sealed_type()?;
         let mut overriding = "";
         for c in cols.iter().filter(|c| !c.generated) {
             let value_type = if c.column.protected.is_some() { sealed } else { c.base_type };
@@ -215,26 +216,6 @@ impl Writer {
         }
         Ok((Writer { prefix, subject, columns, insert, update, seal_fn }, [table, view]))
     }
-}
-
-/// The OID of type `shred.sealed`.
-fn sealed_type() -> Result<pg_sys::Oid, ShredError> {
-    // SAFETY: catalog lookups inside a transaction.
-    let oid = unsafe {
-        let ns = pg_sys::get_namespace_oid(c"shred".as_ptr(), true);
-        pg_sys::GetSysCacheOid(
-            pg_sys::SysCacheIdentifier::TYPENAMENSP as i32,
-            pg_sys::Anum_pg_type_oid as i16,
-            pg_sys::Datum::from(c"sealed".as_ptr()),
-            pg_sys::Datum::from(ns),
-            pg_sys::Datum::from(0usize),
-            pg_sys::Datum::from(0usize),
-        )
-    };
-    if oid == pg_sys::InvalidOid {
-        return Err(ShredError::KeyStore("type shred.sealed is missing".into()));
-    }
-    Ok(oid)
 }
 
 /// The writer of `view`, built on first use or after an invalidation.

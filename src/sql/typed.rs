@@ -21,15 +21,7 @@ use crate::keys::{root, store};
 /// Raise an error unless `env` may be opened as `wanted`: an untyped (v1) envelope holds text
 /// or bytes; a typed one opens only as the type it records.
 pub(super) fn check_type(env: &Envelope<'_>, wanted: PlainType) {
-    let sealed = env.plain_type();
-    let ok = match sealed {
-        None => matches!(wanted, PlainType::Text | PlainType::Bytea),
-        Some(t) => t == wanted,
-    };
-    if !ok {
-        ShredError::WrongType { sealed: sealed.map(|t| t.name()).unwrap_or("text or bytea"), wanted: wanted.name() }
-            .report();
-    }
+    ShredError::check_type(env.plain_type(), wanted).or_report();
 }
 
 /// Seal `value` for `subject` in envelope format v2.

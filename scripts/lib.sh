@@ -69,4 +69,6 @@ install_extension() {
     cat sql/upgrade/0.2.0--0.3.0-before.sql sql/protect.sql sql/upgrade/0.2.0--0.3.0-after.sql \
         >"$ext_dir/pg_shred--0.2.0--0.3.0.sql"
     chmod 644 "$ext_dir/pg_shred--0.2.0--0.3.0.sql"
+    # 0.3.0 -> 0.4.0: the key store's changes.
+    install -m 644 sql/key_store.sql "$ext_dir/pg_shred--0.3.0--0.4.0.sql"
 }

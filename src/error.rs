@@ -66,6 +66,10 @@ pub enum ShredError {
     NotOwner(String),
     /// A write through a plaintext view would change a GENERATED ALWAYS identity column.
     GeneratedAlways,
+    /// A sealed value names a key id this key store never held (nor erased).
+    UnknownKey,
+    /// A sealed numeric or jsonb plaintext does not parse as its type (altered before sealing).
+    BadTypedText(&'static str),
 }
 
 impl From<CryptoError> for ShredError {
@@ -238,6 +242,19 @@ impl ShredError {
             )
             .set_detail("Nothing was ever indexed under this context, so no value can match it.")
             .set_hint("Contexts are '<table>.<column>' of a searchable column of a protected table (shred.protect(..., searchable => ...)); shred.blind_token() creates the key of a new context."),
+            ShredError::UnknownKey => ErrorReport::new(
+                ERRCODE_UNDEFINED_OBJECT,
+                "pg_shred: the sealed value's key is not in this key store",
+                fname,
+            )
+            .set_detail("No DEK with the value's key id exists here and none was erased here: the value comes from another database or key store, or its envelope was altered.")
+            .set_hint("Open the value where it was sealed. In a protected table, shred.check() counts such values; after restoring an older backup, shred.replay_erasures() records the erasures made since."),
+            ShredError::BadTypedText(what) => ErrorReport::new(
+                ERRCODE_DATA_CORRUPTED,
+                format!("pg_shred: a sealed {what} value does not parse as {what}"),
+                fname,
+            )
+            .set_detail("The plaintext was not produced by PostgreSQL's output function for the type. It is not shown."),
             ShredError::GeneratedAlways => ErrorReport::new(
                 ERRCODE_GENERATED_ALWAYS,
                 "pg_shred: a GENERATED ALWAYS identity column can only be updated to DEFAULT",

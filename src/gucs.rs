@@ -17,6 +17,7 @@ pub static ROOT_KEY_COMMAND: GucSetting<Option<CString>> = GucSetting::<Option<C
 pub static ROOT_KEY_COMMAND_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(30);
 
 /// `shred.key_cache_size`: how many unwrapped DEKs each backend keeps (0 disables the cache).
+/// Superuser-only (it sizes backend memory).
 pub static KEY_CACHE_SIZE: GucSetting<i32> = GucSetting::<i32>::new(16384);
 
 /// `shred.allow_drop_with_keys`: confirm a DROP EXTENSION pg_shred (or DROP SCHEMA shred) that
@@ -39,7 +40,8 @@ pub fn init() {
         &KEY_CACHE_SIZE,
         0,
         1_000_000,
-        GucContext::Userset,
+        // Superuser-only: up to 1,000,000 entries of about 1.2 KiB each per backend.
+        GucContext::Suset,
         GucFlags::default(),
     );
     GucRegistry::define_int_guc(

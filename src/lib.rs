@@ -13,6 +13,7 @@ pub mod crypto;
 mod error;
 mod gucs;
 mod keys;
+mod pg;
 mod protect;
 mod sql;
 
@@ -25,7 +26,9 @@ pgrx::extension_sql_file!("../sql/pg_shred--0.1.0--0.2.0.sql", name = "v0_2_0", 
 // 0.3.0: the protected-table layer rebuilt (see sql/README.md for how the upgrade script is made).
 pgrx::extension_sql_file!("../sql/upgrade/0.2.0--0.3.0-before.sql", name = "v0_3_0_before", requires = ["v0_2_0"]);
 pgrx::extension_sql_file!("../sql/protect.sql", name = "protect", requires = ["v0_3_0_before"]);
-pgrx::extension_sql_file!("../sql/upgrade/0.2.0--0.3.0-after.sql", name = "v0_3_0_after", requires = ["protect"], finalize);
+pgrx::extension_sql_file!("../sql/upgrade/0.2.0--0.3.0-after.sql", name = "v0_3_0_after", requires = ["protect"]);
+// 0.4.0: the key store (set-based key creation, unknown keys told from erased ones).
+pgrx::extension_sql_file!("../sql/key_store.sql", name = "key_store", requires = ["v0_3_0_after"], finalize);
 
 #[allow(non_snake_case)]
 #[pg_guard]

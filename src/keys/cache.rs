@@ -252,7 +252,6 @@ thread_local! {
     static META_RELS: Cell<(pg_sys::Oid, pg_sys::Oid)> = const { Cell::new((pg_sys::InvalidOid, pg_sys::InvalidOid)) };
     /// root-key version → its stored row.
     static VERSIONS: RefCell<HashMap<i32, VersionRow>> = RefCell::new(HashMap::new());
-    static KEY_IDS: RefCell<Vec<i64>> = const { RefCell::new(Vec::new()) };
 }
 
 fn flush_metadata() {
@@ -260,11 +259,6 @@ fn flush_metadata() {
     VERSIONS.with(|v| {
         if let Ok(mut versions) = v.try_borrow_mut() {
             versions.clear();
-        }
-    });
-    KEY_IDS.with(|k| {
-        if let Ok(mut ids) = k.try_borrow_mut() {
-            ids.clear();
         }
     });
 }
@@ -303,20 +297,6 @@ pub fn set_version_row(version: i32, row: VersionRow) {
     }
 }
 
-/// A key id from the pool, refilled by `refill` (which takes ids from the sequence).
-pub fn next_key_id<E>(refill: impl FnOnce() -> Result<Vec<i64>, E>) -> Result<Option<i64>, E> {
-    if let Some(id) = KEY_IDS.with(|k| k.borrow_mut().pop()) {
-        return Ok(Some(id));
-    }
-    let mut ids = refill()?;
-    // pop() takes from the end: reverse so that ids are used in ascending order
-    ids.reverse();
-    let id = ids.pop();
-    if watch_metadata() {
-        KEY_IDS.with(|k| *k.borrow_mut() = ids);
-    }
-    Ok(id)
-}
 
 unsafe extern "C-unwind" fn xact_callback(event: pg_sys::XactEvent::Type, _arg: *mut std::ffi::c_void) {
     if event == pg_sys::XactEvent::XACT_EVENT_ABORT || event == pg_sys::XactEvent::XACT_EVENT_PARALLEL_ABORT {

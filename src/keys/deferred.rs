@@ -98,6 +98,11 @@ pub fn erased(key_id: i64, digest: Option<Vec<u8>>) -> Result<(), ShredError> {
     queue(Write::Erased { key_id, digest })
 }
 
+/// Whether this transaction queued the erasure of `key_id` (not yet written).
+pub fn erasure_queued(key_id: i64) -> bool {
+    QUEUE.with(|q| q.borrow().iter().any(|e| matches!(e.write, Write::Erased { key_id: k, .. } if k == key_id)))
+}
+
 /// Write every queued entry (see the module documentation).
 pub fn flush() -> Result<(), ShredError> {
     let entries = QUEUE.with(|q| std::mem::take(&mut *q.borrow_mut()));

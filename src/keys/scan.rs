@@ -17,7 +17,7 @@ use pgrx::pg_sys;
 
 use crate::error::ShredError;
 
-/// Columns of `shred.subject_key` and `shred.root_key_version`, by number.
+/// Columns of `shred.subject_key`, `shred.root_key_version` and `shred.erasure_log`, by number.
 pub mod col {
     pub const KEY_ID: i16 = 1;
     pub const SUBJECT: i16 = 2;
@@ -38,6 +38,8 @@ pub enum Key<'a> {
     Subject(&'a [u8]),
     /// `shred.root_key_version.version` (primary key).
     Version(i32),
+    /// `shred.erasure_log.key_id` (primary key; 0.2.0 on).
+    Erasure(i64),
 }
 
 /// One column value copied out of the tuple.
@@ -93,6 +95,7 @@ pub fn fetch(key: Key<'_>, columns: &[i16]) -> Result<Option<Vec<Value>>, ShredE
             (c"subject_key", c"subject_key_subject_key", col::SUBJECT, pg_sys::F_TEXTEQ, d)
         }
         Key::Version(v) => (c"root_key_version", c"root_key_version_pkey", col::VERSION, pg_sys::F_INT4EQ, pg_sys::Datum::from(v)),
+        Key::Erasure(id) => (c"erasure_log", c"erasure_log_pkey", col::KEY_ID, pg_sys::F_INT8EQ, pg_sys::Datum::from(id)),
     };
     let relid = relation(table)?;
     let indexid = relation(index)?;

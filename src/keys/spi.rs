@@ -75,9 +75,31 @@ pub enum Arg<'a> {
     Int4Array(&'a [i32]),
     Int8Array(&'a [i64]),
     ByteaArray(&'a [Vec<u8>]),
+    /// A `text[]` of values in the database encoding.
+    TextArray(&'a [Vec<u8>]),
     Bytes(&'a [u8]),
     /// A datum passed through unchanged (e.g. a function's own `text[]` argument).
     Datum(pg_sys::Datum),
+}
+
+/// A `text[]` datum (in the current memory context) of `values`.
+fn text_array(values: &[Vec<u8>]) -> pg_sys::Datum {
+    // SAFETY: each element is a palloc'd text made from a Rust slice; construct_array copies
+    // them into one array (text: varlena, 4-byte alignment).
+    unsafe {
+        let mut elems: Vec<pg_sys::Datum> = values
+            .iter()
+            .map(|v| pg_sys::Datum::from(pg_sys::cstring_to_text_with_len(v.as_ptr().cast(), v.len() as i32)))
+            .collect();
+        pg_sys::Datum::from(pg_sys::construct_array(
+            elems.as_mut_ptr(),
+            elems.len() as i32,
+            pg_sys::TEXTOID,
+            -1,
+            false,
+            pg_sys::TYPALIGN_INT as std::ffi::c_char,
+        ))
+    }
 }
 
 /// A row of the result, readable while the SPI connection is open.
@@ -188,6 +210,7 @@ pub fn run<R>(
                 Arg::Int4Array(v) => v.to_vec().into_datum(),
                 Arg::Int8Array(v) => v.to_vec().into_datum(),
                 Arg::ByteaArray(v) => v.to_vec().into_datum(),
+                Arg::TextArray(v) => Some(text_array(v)),
                 Arg::Bytes(b) => b.into_datum(),
                 Arg::Datum(d) => Some(*d),
             };

@@ -19,24 +19,51 @@ use super::spi::{run, Arg, Mode, Plan};
 use crate::crypto::keys::DataKey;
 use crate::crypto::CryptoError;
 use crate::error::{ShredError, MAX_SUBJECT_LEN};
-use crate::sql::encoding::server_to_utf8;
+use crate::pg::encoding::server_to_utf8;
 
-/// Key ids are taken from the sequence this many at a time (unused ones are gaps, as with any
-/// sequence).
-const KEY_ID_BATCH: i64 = 32;
+/// Key ids are drawn at random from `[KEY_ID_MIN, 2 * KEY_ID_MIN)`: they tell nothing about the
+/// order in which subjects got their DEKs, stay exact in clients that hold integers as IEEE
+/// doubles (below 2^53), and lie above every id the key store's sequence handed out before
+/// 0.4.0 (it started below 2^52 and counts up by one), so a new id never meets an id erased
+/// before erasures were recorded. An id that is in use or recorded as erased is drawn again
+/// (see [`INSERT_KEYS`]): key ids are never reused.
+const KEY_ID_MIN: i64 = 1 << 52;
 
-static NEXT_KEY_IDS: Plan = Plan::new(
-    c"SELECT pg_catalog.nextval('shred.subject_key_key_id_seq'::pg_catalog.regclass)
-        FROM pg_catalog.generate_series(1, $1)",
-    &[pg_sys::INT8OID],
+/// A random key id (see [`KEY_ID_MIN`]).
+fn random_key_id() -> Result<i64, ShredError> {
+    let mut bytes = [0u8; 8];
+    crate::crypto::fill_nonce(&mut bytes)?;
+    Ok(KEY_ID_MIN + (u64::from_le_bytes(bytes) % KEY_ID_MIN as u64) as i64)
+}
+
+/// Insert new DEKs, skipping any whose subject has a DEK already (created concurrently) or
+/// whose key id is in use or was erased: such rows are not returned, and the caller looks
+/// again. The erasure log exists from 0.2.0 on; [`INSERT_KEYS_OLD`] serves the 0.1.0 schema.
+static INSERT_KEYS: Plan = Plan::new(
+    c"INSERT INTO shred.subject_key (key_id, subject, wrapped_dek, root_key_version)
+      SELECT n.key_id, n.subject, n.wrapped_dek, $4
+        FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.int8[]), pg_catalog.unnest($2::pg_catalog.text[]),
+                        pg_catalog.unnest($3::pg_catalog.bytea[])) n (key_id, subject, wrapped_dek)
+       WHERE NOT EXISTS (SELECT FROM shred.erasure_log l WHERE l.key_id OPERATOR(pg_catalog.=) n.key_id)
+      ON CONFLICT DO NOTHING
+      RETURNING key_id",
+    &[pg_sys::INT8ARRAYOID, pg_sys::TEXTARRAYOID, pg_sys::BYTEAARRAYOID, pg_sys::INT4OID],
 );
 
-static INSERT_KEY: Plan = Plan::new(
+static INSERT_KEYS_OLD: Plan = Plan::new(
     c"INSERT INTO shred.subject_key (key_id, subject, wrapped_dek, root_key_version)
-      VALUES ($1, $2, $3, $4)
-      ON CONFLICT (subject) DO NOTHING
+      SELECT n.key_id, n.subject, n.wrapped_dek, $4
+        FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.int8[]), pg_catalog.unnest($2::pg_catalog.text[]),
+                        pg_catalog.unnest($3::pg_catalog.bytea[])) n (key_id, subject, wrapped_dek)
+      ON CONFLICT DO NOTHING
       RETURNING key_id",
-    &[pg_sys::INT8OID, pg_sys::TEXTOID, pg_sys::BYTEAOID, pg_sys::INT4OID],
+    &[pg_sys::INT8ARRAYOID, pg_sys::TEXTARRAYOID, pg_sys::BYTEAARRAYOID, pg_sys::INT4OID],
+);
+
+/// Which of the subjects have a DEK (latest snapshot).
+static HAVE_KEYS: Plan = Plan::new(
+    c"SELECT subject FROM shred.subject_key WHERE subject OPERATOR(pg_catalog.=) ANY ($1)",
+    &[pg_sys::TEXTARRAYOID],
 );
 
 static DELETE_KEY: Plan = Plan::new(
@@ -168,8 +195,9 @@ fn unwrap_and_cache(row: &KeyRow, seen: u64) -> Result<Rc<DataKey>, ShredError> 
 }
 
 /// The DEK with `key_id`, or `None` when it does not exist (its data subject was erased, in a
-/// transaction committed before this call, or earlier in this one).
-pub fn dek_by_id(key_id: i64) -> Result<Option<Rc<DataKey>>, ShredError> {
+/// transaction committed before this call, or earlier in this one). A key id that names no DEK
+/// is not proof of an erasure: use [`dek_by_id`] to open values.
+pub fn live_dek(key_id: i64) -> Result<Option<Rc<DataKey>>, ShredError> {
     cache::accept_invalidations();
     if let Some(dek) = cache::get_by_id(key_id) {
         return Ok(Some(dek));
@@ -181,10 +209,46 @@ pub fn dek_by_id(key_id: i64) -> Result<Option<Rc<DataKey>>, ShredError> {
     }
 }
 
+/// The DEK that opens a value sealed under `key_id`: `None` only when this key store erased it
+/// ([`erased_here`]); a key id it never held is [`ShredError::UnknownKey`] (the value comes
+/// from another database or was altered), never a silent NULL. Cached DEKs are returned without
+/// any lookup.
+pub fn dek_by_id(key_id: i64) -> Result<Option<Rc<DataKey>>, ShredError> {
+    match live_dek(key_id)? {
+        Some(dek) => Ok(Some(dek)),
+        None if erased_here(key_id)? => Ok(None),
+        None => Err(ShredError::UnknownKey),
+    }
+}
+
+/// Whether this key store erased the DEK with `key_id`: its erasure record exists (latest
+/// snapshot) or is queued by this transaction. Records are written by every erasure since
+/// 0.2.0 and by `shred.replay_erasures`, and are kept by pg_dump. Under the 0.1.0 schema, which
+/// has no erasure log, every missing DEK counts as erased.
+pub fn erased_here(key_id: i64) -> Result<bool, ShredError> {
+    if super::deferred::erasure_queued(key_id) {
+        return Ok(true);
+    }
+    if scan::relation(c"erasure_log").is_err() {
+        return Ok(true);
+    }
+    Ok(scan::fetch(scan::Key::Erasure(key_id), &[])?.is_some())
+}
+
+/// What the key store knows of `key_id`: whether its DEK exists (`Some(false)` when erased
+/// here, `None` when never known here). Needs no root key.
+pub fn key_state(key_id: i64) -> Result<Option<bool>, ShredError> {
+    if key_exists(key_id)? {
+        return Ok(Some(true));
+    }
+    Ok(if erased_here(key_id)? { Some(false) } else { None })
+}
+
 /// The DEK with `key_id` for a value stored in a row of `subject` (database encoding), or
-/// `None` when it no longer exists. A DEK of another subject is refused exactly like a
-/// tampered value ([`CryptoError::AuthenticationFailed`]): a value sealed for one subject never
-/// opens in another subject's row, whatever AAD it was sealed with.
+/// `None` when this key store erased it (an unknown key id is [`ShredError::UnknownKey`], as in
+/// [`dek_by_id`]). A DEK of another subject is refused exactly like a tampered value
+/// ([`CryptoError::AuthenticationFailed`]): a value sealed for one subject never opens in
+/// another subject's row, whatever AAD it was sealed with.
 pub fn dek_for_row(key_id: i64, subject: &[u8]) -> Result<Option<Rc<DataKey>>, ShredError> {
     cache::accept_invalidations();
     if let Some((dek, same)) = cache::get_by_id_for(key_id, subject) {
@@ -194,7 +258,8 @@ pub fn dek_for_row(key_id: i64, subject: &[u8]) -> Result<Option<Rc<DataKey>>, S
     match lookup(By::Id(key_id))? {
         Some(row) if row.subject != subject => Err(CryptoError::AuthenticationFailed.into()),
         Some(row) => Ok(Some(unwrap_and_cache(&row, seen)?)),
-        None => Ok(None),
+        None if erased_here(key_id)? => Ok(None),
+        None => Err(ShredError::UnknownKey),
     }
 }
 
@@ -315,6 +380,48 @@ pub fn check_subject(subject: &[u8]) -> Result<(), ShredError> {
 /// Prefix of the subjects the key store reserves for pg_shred's own keys.
 pub const RESERVED_SUBJECT_PREFIX: &[u8] = b"pg_shred:";
 
+/// How often key creation draws again for subjects whose new row was not inserted (created
+/// concurrently, or a key id already taken) before giving up with 40001.
+const CREATE_ATTEMPTS: usize = 4;
+
+/// Generate, wrap and insert, in one statement, a new DEK for each of `subjects` (database
+/// encoding, checked, distinct). Returns (position in `subjects`, key id, DEK) of the rows
+/// inserted; a subject given a DEK concurrently, or whose drawn key id is in use or erased, is
+/// left out and the caller looks again. Key ids are bound into the wrapped DEKs' AAD.
+fn insert_new(subjects: &[&[u8]]) -> Result<Vec<(usize, i64, DataKey)>, ShredError> {
+    let (version, row) = current_version()?;
+    let mut ids = Vec::with_capacity(subjects.len());
+    let mut deks = Vec::with_capacity(subjects.len());
+    let mut wrapped = Vec::with_capacity(subjects.len());
+    root::with_kek(version, &row.salt, &row.key_check, |kek| {
+        for subject in subjects {
+            let key_id = random_key_id()?;
+            let dek = DataKey::generate()?;
+            wrapped.push(kek.wrap(&dek, key_id as u64, &server_to_utf8(subject, "subject")?)?);
+            ids.push(key_id);
+            deks.push(Some(dek));
+        }
+        Ok(())
+    })?;
+    let texts: Vec<Vec<u8>> = subjects.iter().map(|s| s.to_vec()).collect();
+    let plan = if scan::relation(c"erasure_log").is_ok() { &INSERT_KEYS } else { &INSERT_KEYS_OLD };
+    let inserted = run(
+        plan,
+        &[Arg::Int8Array(&ids), Arg::TextArray(&texts), Arg::ByteaArray(&wrapped), Arg::Int4(version)],
+        Mode::Write,
+        0,
+        |rows| Ok(rows.iter().filter_map(|r| r.int8(1)).collect::<std::collections::HashSet<i64>>()),
+    )?;
+    // SAFETY: plain call; makes the new rows visible to later reads in this statement.
+    unsafe { pg_sys::CommandCounterIncrement() };
+    Ok(ids
+        .iter()
+        .enumerate()
+        .filter(|(_, id)| inserted.contains(id))
+        .filter_map(|(i, id)| Some((i, *id, deks[i].take()?)))
+        .collect())
+}
+
 /// The key id and DEK of `subject` (database encoding), creating and storing a new random DEK
 /// on first use. Race-safe: concurrent first seals of one subject end with one DEK.
 pub fn get_or_create(subject: &[u8]) -> Result<(i64, Rc<DataKey>), ShredError> {
@@ -323,42 +430,55 @@ pub fn get_or_create(subject: &[u8]) -> Result<(i64, Rc<DataKey>), ShredError> {
         return Ok(hit);
     }
     let seen = cache::generation();
-    if let Some(row) = lookup(By::Subject(subject))? {
-        return Ok((row.key_id, unwrap_and_cache(&row, seen)?));
+    for _ in 0..CREATE_ATTEMPTS {
+        if let Some(row) = lookup(By::Subject(subject))? {
+            // A DEK that existed, or one another transaction created first and committed.
+            return Ok((row.key_id, unwrap_and_cache(&row, seen)?));
+        }
+        if let Some((_, key_id, dek)) = insert_new(&[subject])?.pop() {
+            // Cached at once; an abort of this (sub)transaction flushes the cache.
+            let dek = Rc::new(dek);
+            cache::insert(key_id, subject, dek.clone(), seen);
+            return Ok((key_id, dek));
+        }
     }
-    let (version, row) = current_version()?;
-    let key_id = cache::next_key_id(|| {
-        run(&NEXT_KEY_IDS, &[Arg::Int8(KEY_ID_BATCH)], Mode::Write, 0, |rows| {
-            rows.iter().map(|r| r.int8(1).ok_or_else(|| missing("key id"))).collect()
-        })
-    })?
-    .ok_or_else(|| missing("key id"))?;
-    let dek = DataKey::generate()?;
-    let subject_utf8 = server_to_utf8(subject, "subject")?;
-    let wrapped = root::with_kek(version, &row.salt, &row.key_check, |kek| {
-        Ok(kek.wrap(&dek, key_id as u64, &subject_utf8)?)
-    })?;
-    let inserted = run(
-        &INSERT_KEY,
-        &[Arg::Int8(key_id), Arg::Bytes(subject), Arg::Bytes(&wrapped), Arg::Int4(version)],
-        Mode::Write,
-        0,
-        |rows| Ok(!rows.is_empty()),
-    )?;
-    // SAFETY: plain call; makes the new row visible to later reads in this statement.
-    unsafe { pg_sys::CommandCounterIncrement() };
-    if inserted {
-        // Cached at once; an abort of this (sub)transaction flushes the cache.
-        let dek = Rc::new(dek);
-        cache::insert(key_id, subject, dek.clone(), seen);
-        return Ok((key_id, dek));
+    Err(ShredError::Serialization("a DEK created concurrently is not visible"))
+}
+
+/// Create the DEKs of every subject in `subjects` (database encoding, checked) that has none,
+/// set-based: one lookup, one `INSERT` of every new DEK, and the same again only for subjects
+/// that lost a race (created concurrently: theirs is kept) or drew a key id in use. Returns how
+/// many DEKs this call created. The new DEKs are cached (the cache keeps the newest).
+pub fn create_keys(subjects: &[&[u8]]) -> Result<i64, ShredError> {
+    cache::accept_invalidations();
+    let seen = cache::generation();
+    let mut wanted: Vec<&[u8]> = subjects.to_vec();
+    wanted.sort_unstable();
+    wanted.dedup();
+    let mut created = 0i64;
+    for _ in 0..CREATE_ATTEMPTS {
+        let list: Vec<Vec<u8>> = wanted.iter().map(|s| s.to_vec()).collect();
+        let have = run(&HAVE_KEYS, &[Arg::TextArray(&list)], Mode::ReadLatest, 0, |rows| {
+            Ok(rows.iter().filter_map(|r| r.bytes(1)).collect::<std::collections::HashSet<Vec<u8>>>())
+        })?;
+        wanted.retain(|s| !have.contains(*s));
+        if wanted.is_empty() {
+            return Ok(created);
+        }
+        let made = insert_new(&wanted)?;
+        created += made.len() as i64;
+        let mut done = vec![false; wanted.len()];
+        for (i, key_id, dek) in made {
+            cache::insert(key_id, wanted[i], Rc::new(dek), seen);
+            done[i] = true;
+        }
+        let mut flags = done.into_iter();
+        wanted.retain(|_| !flags.next().unwrap_or(true));
+        if wanted.is_empty() {
+            return Ok(created);
+        }
     }
-    // Another transaction created this subject's DEK first and committed: use the winner's.
-    drop(dek);
-    match lookup(By::Subject(subject))? {
-        Some(row) => Ok((row.key_id, unwrap_and_cache(&row, seen)?)),
-        None => Err(ShredError::Serialization("a DEK created concurrently is not visible")),
-    }
+    Err(ShredError::Serialization("DEKs created concurrently are not visible"))
 }
 
 /// Whether statements of this transaction share one snapshot (REPEATABLE READ, SERIALIZABLE).
@@ -459,16 +579,38 @@ fn after_erasure(erased: &[(i64, Vec<u8>)]) -> Result<(), ShredError> {
     Ok(())
 }
 
+/// pg_shred's own keys (reserved `pg_shred:` subjects) are never deleted by key id.
 static DELETE_KEY_IDS: Plan = Plan::new(
-    c"DELETE FROM shred.subject_key WHERE key_id OPERATOR(pg_catalog.=) ANY ($1) RETURNING key_id, subject",
+    c"DELETE FROM shred.subject_key
+       WHERE key_id OPERATOR(pg_catalog.=) ANY ($1) AND NOT pg_catalog.starts_with(subject, 'pg_shred:')
+      RETURNING key_id, subject",
+    &[pg_sys::INT8ARRAYOID],
+);
+
+/// Erasure records, without a subject digest, for key ids this key store does not hold and has
+/// no record of (from 0.4.0 on, when `subject_digest` may be NULL): DEKs created and erased
+/// after the restored backup was taken.
+static RECORD_UNHELD: Plan = Plan::new(
+    c"INSERT INTO shred.erasure_log (key_id, subject_digest)
+      SELECT DISTINCT i.id, NULL::pg_catalog.bytea FROM pg_catalog.unnest($1::pg_catalog.int8[]) i (id)
+       WHERE i.id IS NOT NULL
+         AND NOT EXISTS (SELECT FROM shred.subject_key k WHERE k.key_id OPERATOR(pg_catalog.=) i.id)
+         AND NOT (SELECT a.attnotnull FROM pg_catalog.pg_attribute a
+                   WHERE a.attrelid OPERATOR(pg_catalog.=) 'shred.erasure_log'::pg_catalog.regclass
+                     AND a.attname OPERATOR(pg_catalog.=) 'subject_digest')
+      ON CONFLICT (key_id) DO NOTHING",
     &[pg_sys::INT8ARRAYOID],
 );
 
 /// Erase again, after a restore of an older backup, the DEKs with the key ids in `key_ids` (a
 /// `bigint[]` datum, e.g. the key ids of a newer `shred.erasure_log`): key ids are never reused,
 /// so this erases exactly the subjects erased since the backup. Records the erasures and clears
-/// blind-index terms as `shred.erase` does. Returns how many DEKs were deleted.
+/// blind-index terms as `shred.erase` does; key ids this key store never held are recorded as
+/// erased too (without a subject digest), so values sealed under them open as erased rather
+/// than unknown. pg_shred's own keys are never deleted. Returns how many DEKs were deleted.
 pub fn replay_erasures(key_ids: pg_sys::Datum) -> Result<i64, ShredError> {
+    super::deferred::flush()?;
+    run(&RECORD_UNHELD, &[Arg::Datum(key_ids)], Mode::Write, 0, |_| Ok(()))?;
     let erased = run(&DELETE_KEY_IDS, &[Arg::Datum(key_ids)], Mode::Write, 0, |rows| {
         rows.iter()
             .map(|r| Ok((r.int8(1).ok_or_else(|| missing("key id"))?, r.bytes(2).ok_or_else(|| missing("subject"))?)))
@@ -501,6 +643,22 @@ pub fn erase_many(subjects: pg_sys::Datum, count: i64) -> Result<i64, ShredError
     }
     Ok(deleted)
 }
+
+/// Whether one of `roles` (OIDs) owns the pg_shred extension or its key table: `DROP OWNED BY`
+/// such a role would drop the key store.
+pub fn owns_key_store(roles: &[i64]) -> Result<bool, ShredError> {
+    run(&OWNS_KEY_STORE, &[Arg::Int8Array(roles)], Mode::ReadLatest, 1, |rows| Ok(!rows.is_empty()))
+}
+
+static OWNS_KEY_STORE: Plan = Plan::new(
+    c"SELECT FROM pg_catalog.pg_extension e
+       WHERE e.extname OPERATOR(pg_catalog.=) 'pg_shred' AND e.extowner::pg_catalog.int8 OPERATOR(pg_catalog.=) ANY ($1)
+      UNION ALL
+      SELECT FROM pg_catalog.pg_class c
+       WHERE c.oid OPERATOR(pg_catalog.=) 'shred.subject_key'::pg_catalog.regclass
+         AND c.relowner::pg_catalog.int8 OPERATOR(pg_catalog.=) ANY ($1)",
+    &[pg_sys::INT8ARRAYOID],
+);
 
 /// How many data subjects' DEKs the key store holds (latest snapshot).
 pub fn key_count() -> Result<i64, ShredError> {

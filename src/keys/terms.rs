@@ -21,7 +21,7 @@ use super::spi::{run, Arg, Mode, Plan};
 use super::store;
 use crate::crypto::blind::{normalize, BlindIndexKey, Normalization, BLIND_INDEX_LEN};
 use crate::error::ShredError;
-use crate::sql::encoding::server_to_utf8;
+use crate::pg::encoding::server_to_utf8;
 
 static KEY_IDS: Plan = Plan::new(
     c"SELECT key_id FROM shred.blind_term WHERE blind_index OPERATOR(pg_catalog.=) $1",

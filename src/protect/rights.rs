@@ -254,7 +254,9 @@ fn skipping_errors<R>(name: &str, read: impl FnOnce() -> Result<R, ShredError>) 
 /// as a JSON array; `None` when it has none or the table was skipped.
 pub fn export(tbl: pg_sys::Oid, key: &[u8], subject: &[u8]) -> Result<Option<String>, ShredError> {
     let Some((name, r)) = reader(tbl)? else { return Ok(None) };
-    let mut args = [row::input(r.subject_type, key)?, text_datum(subject)];
+    // A subject that is no value of the subject column's type has no row here.
+    let Some(key) = row::input(r.subject_type, key) else { return Ok(None) };
+    let mut args = [key, text_datum(subject)];
     let read = || with_role(r.owner, || r.rows_json.query(&mut args, &[false, false], |rows| Ok(texts(rows, 1))));
     let Some(rows) = skipping_errors(&name, read)? else { return Ok(None) };
     let mut objects = Vec::with_capacity(rows.len());
@@ -272,7 +274,8 @@ pub fn export(tbl: pg_sys::Oid, key: &[u8], subject: &[u8]) -> Result<Option<Str
 /// erased). Empty when it holds no row of the subject or was skipped.
 pub fn footprint(tbl: pg_sys::Oid, key: &[u8], subject: &[u8]) -> Result<Vec<(String, i64, i64, bool)>, ShredError> {
     let Some((name, r)) = reader(tbl)? else { return Ok(Vec::new()) };
-    let mut args = [row::input(r.subject_type, key)?, text_datum(subject)];
+    let Some(key) = row::input(r.subject_type, key) else { return Ok(Vec::new()) };
+    let mut args = [key, text_datum(subject)];
     let width = r.columns.len();
     let read = || with_role(r.owner, || r.rows_sealed.query(&mut args, &[false, false], |rows| Ok(texts(rows, width))));
     let Some(rows) = skipping_errors(&name, read)? else { return Ok(Vec::new()) };

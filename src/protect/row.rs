@@ -9,7 +9,6 @@
 //! under another subject's DEK with this row's AAD (which a writer could forge) is refused like
 //! a tampered value, and `shred.check()` lists it.
 
-use std::ffi::{CStr, CString};
 
 use pgrx::datum::TimestampWithTimeZone;
 use pgrx::prelude::*;
@@ -21,7 +20,7 @@ use crate::crypto::typed::{PlainType, TypedValue};
 use crate::crypto::CryptoError;
 use crate::error::ShredError;
 use crate::keys::{root, store, terms};
-use crate::sql::encoding::{server_to_utf8, utf8_to_server};
+use crate::pg::encoding::{server_to_utf8, utf8_to_server};
 
 /// How a column of SQL type `typ` is sealed; `None` for a type protect() does not support.
 pub fn plain_type(typ: pg_sys::Oid) -> Option<PlainType> {
@@ -66,29 +65,13 @@ pub fn varlena_datum(bytes: &[u8]) -> pg_sys::Datum {
     pg_sys::Datum::from(unsafe { pg_sys::cstring_to_text_with_len(bytes.as_ptr().cast(), bytes.len() as i32) })
 }
 
-/// The text output of a datum of type `typ` (its output function: what `::text` gives for the
-/// built-in types pg_shred accepts).
-///
-/// # Safety
-/// `datum` must be a non-NULL value of type `typ`.
-pub unsafe fn output(typ: pg_sys::Oid, datum: pg_sys::Datum) -> Vec<u8> {
-    unsafe {
-        let (mut func, mut varlena) = (pg_sys::InvalidOid, false);
-        pg_sys::getTypeOutputInfo(typ, &mut func, &mut varlena);
-        let out = pg_sys::OidOutputFunctionCall(func, datum);
-        CStr::from_ptr(out).to_bytes().to_vec()
-    }
-}
+pub use crate::pg::io::output;
 
-/// A datum of type `typ` from its text form (database encoding, no zero byte).
-pub fn input(typ: pg_sys::Oid, text: &[u8]) -> Result<pg_sys::Datum, ShredError> {
-    let text = CString::new(text).map_err(|_| ShredError::NotText)?;
-    // SAFETY: the type's input function on a valid C string.
-    Ok(unsafe {
-        let (mut func, mut ioparam) = (pg_sys::InvalidOid, pg_sys::InvalidOid);
-        pg_sys::getTypeInputInfo(typ, &mut func, &mut ioparam);
-        pg_sys::OidInputFunctionCall(func, text.as_ptr().cast_mut(), ioparam, -1)
-    })
+
+/// A datum of type `typ` from its text form (database encoding), or `None` when it is not one
+/// (the input function's message, which quotes the text, is dropped: see [`crate::pg::io`]).
+pub fn input(typ: pg_sys::Oid, text: &[u8]) -> Option<pg_sys::Datum> {
+    crate::pg::io::parse(typ, text)
 }
 
 /// Open `value` (envelope bytes) of a row of `subject` in column `context` as SQL type `typ`:
@@ -111,7 +94,12 @@ pub fn open(value: &[u8], subject: &[u8], context: &[u8], typ: pg_sys::Oid) -> R
             TimestampWithTimeZone::try_from(us).map_err(|_| CryptoError::MalformedPlaintext("timestamp out of range"))?;
             pg_sys::Datum::from(us)
         }
-        Opened::Typed(TypedValue::Numeric(text) | TypedValue::Jsonb(text)) => input(typ, &utf8_to_server(text.as_bytes())?)?,
+        Opened::Typed(TypedValue::Numeric(text)) => {
+            input(typ, &utf8_to_server(text.as_bytes())?).ok_or(ShredError::BadTypedText("numeric"))?
+        }
+        Opened::Typed(TypedValue::Jsonb(text)) => {
+            input(typ, &utf8_to_server(text.as_bytes())?).ok_or(ShredError::BadTypedText("jsonb"))?
+        }
         Opened::Typed(_) => return Err(ShredError::Internal("a typed value of an unexpected type")),
     };
     Ok(Some(datum))
@@ -141,8 +129,10 @@ pub fn check(value: &[u8], subject: Option<&[u8]>, context: &[u8], typ: pg_sys::
             )
             | ShredError::WrongType { .. }
             | ShredError::NotText
-            | ShredError::NotRepresentable,
+            | ShredError::NotRepresentable
+            | ShredError::BadTypedText(_),
         ) => Ok(Status::DoesNotOpen),
+        Err(ShredError::UnknownKey) => Ok(Status::KeyMissing),
         Err(e) => Err(e),
     }
 }
@@ -213,7 +203,7 @@ pub fn match_value(context: &[u8], value: &[u8], rule: Normalization) -> Result<
     let index = key.compute_value(value, rule)?;
     let mut tokens = Vec::new();
     for key_id in terms::key_ids(&index)? {
-        if let Some(dek) = store::dek_by_id(key_id)? {
+        if let Some(dek) = store::live_dek(key_id)? {
             tokens.push(row_token(&dek, &index).to_vec());
         }
     }

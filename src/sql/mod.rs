@@ -4,7 +4,6 @@
 //! the SQL names, defaults, volatility, strictness and parallel labels are in one reviewed
 //! file. Arguments of type `text` and `shred.sealed` arrive as raw varlena bytes.
 
-pub mod encoding;
 mod protect;
 mod tokens;
 mod typed;
@@ -19,7 +18,7 @@ use crate::crypto::envelope;
 use crate::crypto::typed::PlainType;
 use crate::error::{Input, OrReport, ShredError};
 use crate::keys::{root, store};
-use encoding::{server_to_utf8, utf8_to_server};
+use crate::pg::encoding::{server_to_utf8, utf8_to_server};
 use varlena::Varlena;
 
 // ---------------------------------------------------------------------------------------------
@@ -177,13 +176,13 @@ fn erased_at(subject: &[u8]) -> Option<pgrx::datum::TimestampWithTimeZone> {
     unsafe { pgrx::datum::TimestampWithTimeZone::from_datum(datum, false) }
 }
 
-/// `shred.erase(subjects text[])`: erase many data subjects with one DELETE. Every element is
-/// checked like the subject of `shred.erase(text)` first.
-#[pg_extern(volatile, parallel_unsafe, sql = false)]
-fn erase_many(fcinfo: pg_sys::FunctionCallInfo) -> i64 {
+/// The `text[]` argument 0 of a function called with `fcinfo`: the detoasted array datum and
+/// its elements, each checked like the subject of `shred.erase(text)` (NULL array or element:
+/// 22004).
+fn subjects_arg<'a>(fcinfo: pg_sys::FunctionCallInfo) -> (pg_sys::Datum, Vec<&'a [u8]>) {
     // SAFETY: argument 0 of a function declared (text[]), checked for NULL first; the elements
     // are text datums of the detoasted array, alive for this call.
-    let (subjects, count) = unsafe {
+    unsafe {
         if pgrx::fcinfo::pg_arg_is_null(fcinfo, 0) {
             ShredError::NullArgument("subjects").report();
         }
@@ -200,20 +199,37 @@ fn erase_many(fcinfo: pg_sys::FunctionCallInfo) -> i64 {
             &mut nulls,
             &mut n,
         );
-        for i in 0..n as usize {
-            let subject = if *nulls.add(i) { None } else { <&[u8]>::from_datum(*elems.add(i), false) };
-            subject_arg(subject);
-        }
-        (pg_sys::Datum::from(array), n as i64)
-    };
+        let subjects = (0..n as usize)
+            .map(|i| subject_arg(if *nulls.add(i) { None } else { <&[u8]>::from_datum(*elems.add(i), false) }))
+            .collect();
+        (pg_sys::Datum::from(array), subjects)
+    }
+}
+
+/// `shred.erase(subjects text[])`: erase many data subjects with one DELETE.
+#[pg_extern(volatile, parallel_unsafe, sql = false)]
+fn erase_many(fcinfo: pg_sys::FunctionCallInfo) -> i64 {
+    let (subjects, list) = subjects_arg(fcinfo);
     store::verify_root_key().or_report();
-    store::erase_many(subjects, count).or_report()
+    store::erase_many(subjects, list.len() as i64).or_report()
+}
+
+/// `shred.create_keys(subjects text[]) -> bigint`: create the missing DEKs of many subjects
+/// set-based; returns how many were created.
+#[pg_extern(volatile, parallel_unsafe, sql = false)]
+fn create_keys(fcinfo: pg_sys::FunctionCallInfo) -> i64 {
+    let (_, subjects) = subjects_arg(fcinfo);
+    root::require_root_key().or_report();
+    store::create_keys(&subjects).or_report()
 }
 
 #[pg_extern(volatile, strict, parallel_unsafe, sql = false)]
 fn is_erased(value: &[u8]) -> bool {
     let env = envelope::parse_any(value).or_report();
-    !store::key_exists(env.key_id() as i64).or_report()
+    match store::key_state(env.key_id() as i64).or_report() {
+        Some(live) => !live,
+        None => ShredError::UnknownKey.report(),
+    }
 }
 
 #[pg_extern(immutable, strict, parallel_safe, sql = false)]
@@ -232,40 +248,25 @@ fn subject_key_changed<'a>(
     Ok(None)
 }
 
-/// Event trigger (ddl_command_start, DROP EXTENSION and DROP SCHEMA): refuse to drop pg_shred
-/// or its schema while DEKs exist, unless `shred.allow_drop_with_keys` is on. Such a drop would
-/// erase every data subject at once.
+/// Event trigger (ddl_command_start: DROP EXTENSION, DROP SCHEMA, DROP OWNED): refuse to drop
+/// pg_shred or its schema, or the objects of a role that owns the extension or its key table,
+/// while DEKs exist, unless `shred.allow_drop_with_keys` is on. Such a drop would erase every
+/// data subject at once.
 #[pg_extern(sql = false)]
 fn refuse_drop_with_keys(fcinfo: pg_sys::FunctionCallInfo) -> Option<i32> {
     // SAFETY: called by the event trigger manager, whose context is an EventTriggerData; the
-    // parse tree and its name list are only read.
-    let targets_pg_shred = unsafe {
+    // parse tree and its lists are only read.
+    let target = unsafe {
         let ctx = (*fcinfo).context;
         if ctx.is_null() || (*ctx).type_ != pg_sys::NodeTag::T_EventTriggerData {
             return None;
         }
-        let tree = (*ctx.cast::<pg_sys::EventTriggerData>()).parsetree;
-        if tree.is_null() || (*tree).type_ != pg_sys::NodeTag::T_DropStmt {
-            return None;
-        }
-        let stmt = tree.cast::<pg_sys::DropStmt>();
-        let name: &[u8] = match (*stmt).removeType {
-            pg_sys::ObjectType::OBJECT_EXTENSION => b"pg_shred",
-            pg_sys::ObjectType::OBJECT_SCHEMA => b"shred",
-            _ => return None,
-        };
-        let list = (*stmt).objects;
-        let cells = if list.is_null() {
-            &[][..]
-        } else {
-            std::slice::from_raw_parts((*list).elements, (*list).length as usize)
-        };
-        cells.iter().any(|cell| {
-            let node = cell.ptr_value.cast::<pg_sys::Node>();
-            !node.is_null()
-                && (*node).type_ == pg_sys::NodeTag::T_String
-                && CStr::from_ptr((*node.cast::<pg_sys::String>()).sval).to_bytes() == name
-        })
+        drop_target((*ctx.cast::<pg_sys::EventTriggerData>()).parsetree)
+    };
+    let targets_pg_shred = match target {
+        DropTarget::Nothing => false,
+        DropTarget::PgShred => true,
+        DropTarget::OwnedBy(roles) => store::owns_key_store(&roles).or_report(),
     };
     if !targets_pg_shred || crate::gucs::ALLOW_DROP_WITH_KEYS.get() {
         return None;
@@ -275,6 +276,60 @@ fn refuse_drop_with_keys(fcinfo: pg_sys::FunctionCallInfo) -> Option<i32> {
         ShredError::DropWithKeys(n).report();
     }
     None
+}
+
+/// What a DROP statement may take with it.
+enum DropTarget {
+    Nothing,
+    /// `DROP EXTENSION pg_shred` or `DROP SCHEMA shred`.
+    PgShred,
+    /// `DROP OWNED BY` these roles (OIDs; roles that do not exist are left out).
+    OwnedBy(Vec<i64>),
+}
+
+/// # Safety
+/// `tree` is NULL or a parse tree node.
+unsafe fn drop_target(tree: *mut pg_sys::Node) -> DropTarget {
+    unsafe {
+        if tree.is_null() {
+            return DropTarget::Nothing;
+        }
+        let cells = |list: *mut pg_sys::List| {
+            if list.is_null() {
+                &[][..]
+            } else {
+                std::slice::from_raw_parts((*list).elements, (*list).length as usize)
+            }
+        };
+        match (*tree).type_ {
+            pg_sys::NodeTag::T_DropStmt => {
+                let stmt = tree.cast::<pg_sys::DropStmt>();
+                let name: &[u8] = match (*stmt).removeType {
+                    pg_sys::ObjectType::OBJECT_EXTENSION => b"pg_shred",
+                    pg_sys::ObjectType::OBJECT_SCHEMA => b"shred",
+                    _ => return DropTarget::Nothing,
+                };
+                let named = cells((*stmt).objects).iter().any(|cell| {
+                    let node = cell.ptr_value.cast::<pg_sys::Node>();
+                    !node.is_null()
+                        && (*node).type_ == pg_sys::NodeTag::T_String
+                        && CStr::from_ptr((*node.cast::<pg_sys::String>()).sval).to_bytes() == name
+                });
+                if named { DropTarget::PgShred } else { DropTarget::Nothing }
+            }
+            pg_sys::NodeTag::T_DropOwnedStmt => {
+                let stmt = tree.cast::<pg_sys::DropOwnedStmt>();
+                let roles = cells((*stmt).roles)
+                    .iter()
+                    .map(|cell| pg_sys::get_rolespec_oid(cell.ptr_value.cast::<pg_sys::RoleSpec>(), true))
+                    .filter(|oid| *oid != pg_sys::InvalidOid)
+                    .map(|oid| u32::from(oid) as i64)
+                    .collect();
+                DropTarget::OwnedBy(roles)
+            }
+            _ => DropTarget::Nothing,
+        }
+    }
 }
 
 /// Number of DEKs cached in this backend (for tests and monitoring).

@@ -92,7 +92,7 @@ fn _rebuild_row_tokens(tbl: pg_sys::Oid) -> i64 {
 fn _export_rows(tbl: pg_sys::Oid, key: &[u8], subject: &[u8]) -> Option<RawDatum> {
     let subject = subject_arg(Some(subject));
     let json = crate::protect::rights::export(tbl, key, subject).or_report()?;
-    Some(RawDatum(row::input(pg_sys::JSONBOID, json.as_bytes()).or_report()))
+    Some(RawDatum(row::input(pg_sys::JSONBOID, json.as_bytes()).unwrap_or_else(|| ShredError::Internal("an export is not valid jsonb").report())))
 }
 
 /// `shred._footprint_rows(tbl regclass, subject_key text, subject text) -> TABLE (...)`.

@@ -15,7 +15,7 @@
 
 use pgrx::prelude::*;
 
-use super::encoding::server_to_utf8;
+use crate::pg::encoding::server_to_utf8;
 use super::{required, subject_arg};
 use crate::crypto::blind::Normalization;
 use crate::crypto::pseudonym;

@@ -3,15 +3,17 @@
 //! [`crate::crypto::typed`]); `shred.open_<type>` opens them as that type and nothing else.
 //!
 //! `numeric` and `jsonb` are sealed as their canonical text output (`numeric_out`,
-//! `jsonb_out`) by SQL wrappers declared next to these functions; dates and timestamps as
+//! `jsonb_out`, called here on the datum itself) and opened through their input functions,
+//! whose errors never show the text; dates and timestamps as
 //! PostgreSQL's internal day and microsecond counts, so neither `DateStyle` nor `TimeZone`
 //! changes what is sealed.
 
 use pgrx::datum::{Date, TimestampWithTimeZone};
+use pgrx::pg_sys;
 use pgrx::prelude::*;
 
-use super::encoding::{server_to_utf8, utf8_to_server};
-use super::varlena::Varlena;
+use crate::pg::encoding::{server_to_utf8, utf8_to_server};
+use super::varlena::{RawDatum, Varlena};
 use super::{required, sealing_key, subject_arg};
 use crate::crypto::envelope::{self, Envelope};
 use crate::crypto::typed::{PlainType, TypedValue};
@@ -50,18 +52,45 @@ fn open_value(value: Option<&[u8]>, context: Option<&[u8]>, wanted: PlainType) -
     }
 }
 
-/// The text of a numeric or jsonb value, converted from UTF-8 to the database encoding.
-fn utf8_text(value: Option<&[u8]>) -> Option<TypedText> {
-    value.map(|v| TypedText(server_to_utf8(v, "plaintext").or_report().into_owned()))
+/// Argument `n` of a function called with `fcinfo`, as the bytes of a varlena; `None` for NULL.
+///
+/// # Safety
+/// Argument `n` must exist and be of a varlena type.
+unsafe fn varlena_arg<'a>(fcinfo: pg_sys::FunctionCallInfo, n: usize) -> Option<&'a [u8]> {
+    unsafe {
+        if pgrx::fcinfo::pg_arg_is_null(fcinfo, n) {
+            return None;
+        }
+        <&[u8]>::from_datum(pgrx::fcinfo::pg_getarg_datum_raw(fcinfo, n), false)
+    }
 }
 
-struct TypedText(Vec<u8>);
+/// `shred.seal(subject, plaintext <typ>, context)` for a type sealed as its exact text form
+/// (`numeric`, `jsonb`): the output function of the datum itself writes it, so nothing but a
+/// value of the type can be sealed as one.
+fn seal_by_output(fcinfo: pg_sys::FunctionCallInfo, typ: pg_sys::Oid, wrap: fn(String) -> TypedValue) -> Option<Varlena> {
+    // SAFETY: arguments (text, typ, text) as declared in SQL; the plaintext datum is read only
+    // when not NULL.
+    let (subject, context, text) = unsafe {
+        let text = if pgrx::fcinfo::pg_arg_is_null(fcinfo, 1) {
+            None
+        } else {
+            Some(crate::pg::io::output(typ, pgrx::fcinfo::pg_getarg_datum_raw(fcinfo, 1)))
+        };
+        (varlena_arg(fcinfo, 0), varlena_arg(fcinfo, 2), text)
+    };
+    let value = text.map(|t| {
+        let utf8 = server_to_utf8(&t, "plaintext").or_report().into_owned();
+        wrap(String::from_utf8(utf8).unwrap_or_else(|_| ShredError::NotUtf8("plaintext").report()))
+    });
+    seal_value(subject, value, context)
+}
 
-impl TypedText {
-    fn into_string(self) -> String {
-        // server_to_utf8 returned valid UTF-8
-        String::from_utf8(self.0).unwrap_or_else(|_| ShredError::NotUtf8("plaintext").report())
-    }
+/// A datum of `typ` from the opened canonical text of a sealed numeric or jsonb; a text that is
+/// not one (a value altered before it was sealed) raises an error that does not show it.
+fn datum_from_text(typ: pg_sys::Oid, text: &str, what: &'static str) -> RawDatum {
+    let server = utf8_to_server(text.as_bytes()).or_report();
+    RawDatum(crate::pg::io::parse(typ, &server).unwrap_or_else(|| ShredError::BadTypedText(what).report()))
 }
 
 #[pg_extern(volatile, parallel_unsafe, sql = false)]
@@ -88,16 +117,18 @@ fn seal_timestamptz(
     seal_value(subject, plaintext.map(|t| TypedValue::Timestamptz(t.into_inner())), context)
 }
 
-/// `numeric` given as its canonical text (`plaintext::text` in the SQL wrapper).
+/// `shred.seal(subject text, plaintext numeric, context text)`: sealed as `numeric_out`'s exact
+/// text (scale, NaN and infinities kept).
 #[pg_extern(volatile, parallel_unsafe, sql = false)]
-fn seal_numeric_text(subject: Option<&[u8]>, plaintext: Option<&[u8]>, context: Option<&[u8]>) -> Option<Varlena> {
-    seal_value(subject, utf8_text(plaintext).map(|t| TypedValue::Numeric(t.into_string())), context)
+fn seal_numeric(fcinfo: pg_sys::FunctionCallInfo) -> Option<Varlena> {
+    seal_by_output(fcinfo, pg_sys::NUMERICOID, TypedValue::Numeric)
 }
 
-/// `jsonb` given as its canonical text (`plaintext::text` in the SQL wrapper).
+/// `shred.seal(subject text, plaintext jsonb, context text)`: sealed as `jsonb_out`'s canonical
+/// text.
 #[pg_extern(volatile, parallel_unsafe, sql = false)]
-fn seal_jsonb_text(subject: Option<&[u8]>, plaintext: Option<&[u8]>, context: Option<&[u8]>) -> Option<Varlena> {
-    seal_value(subject, utf8_text(plaintext).map(|t| TypedValue::Jsonb(t.into_string())), context)
+fn seal_jsonb(fcinfo: pg_sys::FunctionCallInfo) -> Option<Varlena> {
+    seal_by_output(fcinfo, pg_sys::JSONBOID, TypedValue::Jsonb)
 }
 
 #[pg_extern(volatile, parallel_unsafe, sql = false)]
@@ -135,28 +166,72 @@ fn open_timestamptz(value: Option<&[u8]>, context: Option<&[u8]>) -> Option<Time
     }
 }
 
-/// UTF-8 text as a `text` value in the database encoding.
-fn text_result(text: &str) -> Varlena {
-    let converted = utf8_to_server(text.as_bytes()).or_report();
-    let mut out = Varlena::alloc(converted.len());
-    out.data_mut().copy_from_slice(&converted);
-    out
-}
-
-/// The canonical text of a sealed `numeric` (cast back by the SQL wrapper).
+/// `shred.open_numeric(value, context)`.
 #[pg_extern(volatile, parallel_unsafe, sql = false)]
-fn open_numeric_text(value: Option<&[u8]>, context: Option<&[u8]>) -> Option<Varlena> {
+fn open_numeric(value: Option<&[u8]>, context: Option<&[u8]>) -> Option<RawDatum> {
     match open_value(value, context, PlainType::Numeric)? {
-        TypedValue::Numeric(text) => Some(text_result(&text)),
+        TypedValue::Numeric(text) => Some(datum_from_text(pg_sys::NUMERICOID, &text, "numeric")),
         _ => ShredError::Internal("a value opened as numeric is not a numeric").report(),
     }
 }
 
-/// The canonical text of a sealed `jsonb` (cast back by the SQL wrapper).
+/// `shred.open_jsonb(value, context)`.
 #[pg_extern(volatile, parallel_unsafe, sql = false)]
-fn open_jsonb_text(value: Option<&[u8]>, context: Option<&[u8]>) -> Option<Varlena> {
+fn open_jsonb(value: Option<&[u8]>, context: Option<&[u8]>) -> Option<RawDatum> {
     match open_value(value, context, PlainType::Jsonb)? {
-        TypedValue::Jsonb(text) => Some(text_result(&text)),
+        TypedValue::Jsonb(text) => Some(datum_from_text(pg_sys::JSONBOID, &text, "jsonb")),
         _ => ShredError::Internal("a value opened as jsonb is not a jsonb").report(),
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The text-taking helpers of 0.2.0 and 0.3.0's SQL (`shred.seal_numeric_text` and friends),
+// kept for databases not yet updated to 0.4.0 (ALTER EXTENSION pg_shred UPDATE drops them).
+// The text must be a value of the type: it is parsed, and sealed as the type's canonical text.
+// ---------------------------------------------------------------------------------------------
+
+/// The canonical text of `text` (database encoding) as a value of `typ`; refused without
+/// showing it when it is not one.
+fn canonical_text(typ: pg_sys::Oid, text: &[u8], what: &'static str) -> String {
+    let datum = crate::pg::io::parse(typ, text).unwrap_or_else(|| ShredError::BadTypedText(what).report());
+    // SAFETY: a non-NULL datum of `typ` just made by its input function.
+    let canonical = unsafe { crate::pg::io::output(typ, datum) };
+    let utf8 = server_to_utf8(&canonical, "plaintext").or_report().into_owned();
+    String::from_utf8(utf8).unwrap_or_else(|_| ShredError::NotUtf8("plaintext").report())
+}
+
+#[pg_extern(volatile, parallel_unsafe, sql = false)]
+fn seal_numeric_text(subject: Option<&[u8]>, plaintext: Option<&[u8]>, context: Option<&[u8]>) -> Option<Varlena> {
+    let value = plaintext.map(|t| TypedValue::Numeric(canonical_text(pg_sys::NUMERICOID, t, "numeric")));
+    seal_value(subject, value, context)
+}
+
+#[pg_extern(volatile, parallel_unsafe, sql = false)]
+fn seal_jsonb_text(subject: Option<&[u8]>, plaintext: Option<&[u8]>, context: Option<&[u8]>) -> Option<Varlena> {
+    let value = plaintext.map(|t| TypedValue::Jsonb(canonical_text(pg_sys::JSONBOID, t, "jsonb")));
+    seal_value(subject, value, context)
+}
+
+/// The canonical text of a sealed numeric or jsonb, checked to parse as the type (so the old
+/// SQL wrapper's cast never fails on it and never shows it).
+fn checked_text(value: Option<&[u8]>, context: Option<&[u8]>, wanted: PlainType, typ: pg_sys::Oid, what: &'static str) -> Option<Varlena> {
+    let text = match open_value(value, context, wanted)? {
+        TypedValue::Numeric(text) | TypedValue::Jsonb(text) => text,
+        _ => ShredError::Internal("a typed value of an unexpected type").report(),
+    };
+    let server = utf8_to_server(text.as_bytes()).or_report();
+    crate::pg::io::parse(typ, &server).unwrap_or_else(|| ShredError::BadTypedText(what).report());
+    let mut out = Varlena::alloc(server.len());
+    out.data_mut().copy_from_slice(&server);
+    Some(out)
+}
+
+#[pg_extern(volatile, parallel_unsafe, sql = false)]
+fn open_numeric_text(value: Option<&[u8]>, context: Option<&[u8]>) -> Option<Varlena> {
+    checked_text(value, context, PlainType::Numeric, pg_sys::NUMERICOID, "numeric")
+}
+
+#[pg_extern(volatile, parallel_unsafe, sql = false)]
+fn open_jsonb_text(value: Option<&[u8]>, context: Option<&[u8]>) -> Option<Varlena> {
+    checked_text(value, context, PlainType::Jsonb, pg_sys::JSONBOID, "jsonb")
 }

@@ -23,6 +23,11 @@ fn open(c: &mut postgres::Client, env: &str, context: &str) -> Option<String> {
     c.query_one(OPEN, &[&env, &context]).expect("open").get(0)
 }
 
+/// The SQLSTATE with which opening `env` fails.
+fn open_fails(c: &mut postgres::Client, env: &str, context: &str) -> String {
+    sqlstate(c.query_one(OPEN, &[&env, &context]))
+}
+
 /// DEKs of data subjects (pg_shred's own keys, under reserved `pg_shred:` subjects, left out).
 fn key_count(c: &mut postgres::Client) -> i64 {
     c.query_one("SELECT count(*) FROM shred.subject_key WHERE NOT starts_with(subject, 'pg_shred:')", &[])
@@ -88,7 +93,7 @@ fn aborted_first_seal_leaves_no_orphan_key() {
     assert_eq!(open(&mut a, &v, "").as_deref(), Some("x"));
     a.batch_execute("ROLLBACK").unwrap();
     assert_eq!(key_count(&mut a), before);
-    assert_eq!(open(&mut a, &v, ""), None, "its DEK was never committed");
+    assert_eq!(open_fails(&mut a, &v, ""), "42704", "its DEK was never committed: not erased, unknown");
     let w = seal(&mut a, "customer:new", "y", "");
     assert_eq!(open(&mut a, &w, "").as_deref(), Some("y"));
     assert_eq!(key_count(&mut a), before + 1);
@@ -480,7 +485,9 @@ fn dump_and_restore_keep_every_envelope() {
             .get(0);
         assert_eq!(opened, original.iter().filter(|r| r.4.is_some()).count() as i64);
         let new_id: i64 = dst.query_one("SELECT shred.key_id(shred.seal('person:new', 'n'))", &[]).unwrap().get(0);
-        assert!(new_id > max_id, "{format}: the key id sequence was restored");
+        let owner: String = dst.query_one("SELECT subject FROM shred.subject_key WHERE key_id = $1", &[&new_id]).unwrap().get(0);
+        assert_eq!(owner, "person:new", "{format}: a new key id is none of the restored ones");
+        assert!(new_id != max_id);
         if format == "plain" {
             let text = std::fs::read_to_string(&path).unwrap();
             assert!(!text.contains("p5@example.org") && !text.contains("Nåme"), "no plaintext in the dump");
@@ -588,10 +595,11 @@ fn cache_invalidation_rules() {
     assert_eq!(open(&mut a, &v[1], "").as_deref(), Some("v1"));
 
     b.batch_execute("DELETE FROM shred.subject_key WHERE subject = 'customer:1'").unwrap();
-    assert_eq!(open(&mut a, &v[1], ""), None, "a DBA's DELETE invalidates too");
+    // deleted behind pg_shred's back, without an erasure record: unknown, not erased
+    assert_eq!(open_fails(&mut a, &v[1], ""), "42704", "a DBA's DELETE invalidates too");
 
     b.batch_execute("SET session_replication_role = replica; DELETE FROM shred.subject_key WHERE subject = 'customer:2'; RESET session_replication_role").unwrap();
-    assert_eq!(open(&mut a, &v[2], ""), None, "also as a replication apply would run it");
+    assert_eq!(open_fails(&mut a, &v[2], ""), "42704", "also as a replication apply would run it");
     assert_eq!(open(&mut a, &v[3], "").as_deref(), Some("v3"));
 
     // within the erasing transaction, its own cache is dropped at once, for every erasure
@@ -674,7 +682,7 @@ fn metadata_cache_follows_the_key_store() {
 
     b.batch_execute("SET shred.allow_drop_with_keys = on; DROP EXTENSION pg_shred CASCADE; CREATE EXTENSION pg_shred; RESET shred.allow_drop_with_keys")
         .unwrap();
-    assert_eq!(open(&mut a, &va, ""), None, "the old key store is gone with the extension");
+    assert_eq!(open_fails(&mut a, &va, ""), "42704", "the old key store is gone with the extension");
     let wb = seal(&mut b, "customer:b", "again b", "");
     let wa = seal(&mut a, "customer:a", "again a", "");
     assert_eq!(open(&mut b, &wa, "").as_deref(), Some("again a"));
@@ -686,11 +694,10 @@ fn metadata_cache_follows_the_key_store() {
         .map(|r| r.get(0))
         .collect();
     assert_eq!(ids.len(), 2);
-    // the fresh key store starts its key ids elsewhere: old envelopes stay erased
+    // the fresh key store draws its own key ids: old envelopes are not from it (42704)
     for old in [&va, &vb] {
-        let erased: bool = a.query_one("SELECT shred.is_erased($1::text::shred.sealed)", &[old]).unwrap().get(0);
-        assert!(erased);
-        assert_eq!(open(&mut a, old, ""), None);
+        assert_eq!(sqlstate(a.query_one("SELECT shred.is_erased($1::text::shred.sealed)", &[old])), "42704");
+        assert_eq!(open_fails(&mut a, old, ""), "42704");
     }
 }
 
@@ -952,7 +959,7 @@ fn application_role_with_documented_grants() {
     // the caller's identity is restored after the key store writes, also after an error
     let user: String = app.query_one("SELECT current_user::text", &[]).unwrap().get(0);
     assert_eq!(user, "it_app");
-    app.batch_execute("SET shred.key_cache_size = 0").unwrap();
+    assert_eq!(sqlstate(app.batch_execute("SET shred.key_cache_size = 0")), "42501", "superuser-only");
     assert_eq!(sqlstate(app.query_one("SELECT shred.seal(NULL, 'x')", &[])), "22004");
     let user: String = app.query_one("SELECT current_user::text", &[]).unwrap().get(0);
     assert_eq!(user, "it_app");

@@ -115,7 +115,7 @@ fn upgrade_from_0_2_0_keeps_every_protected_table_working() {
     assert_eq!(lookup_0_2_0(&mut c, " ADA@Example.org"), vec![1, 5]);
 
     c.batch_execute("ALTER EXTENSION pg_shred UPDATE").unwrap();
-    assert_eq!(extversion(&mut c), "0.3.0");
+    assert_eq!(extversion(&mut c), env!("CARGO_PKG_VERSION"));
     // Every row reads exactly as before, in a new session too.
     assert_eq!(rows(&mut c, CUSTOMER), customers);
     assert_eq!(rows(&mut c, INVOICE), invoices);
@@ -298,9 +298,9 @@ fn fresh_install_equals_upgraded_install() {
     let mut upgraded = db_0_2_0("pu_cat_upgraded");
     let old = catalogue(&mut upgraded);
     upgraded.batch_execute("ALTER EXTENSION pg_shred UPDATE").unwrap();
-    assert_eq!(extversion(&mut upgraded), "0.3.0");
+    assert_eq!(extversion(&mut upgraded), env!("CARGO_PKG_VERSION"));
     let mut fresh = fresh_db("pu_cat_fresh");
-    assert_eq!(extversion(&mut fresh), "0.3.0");
+    assert_eq!(extversion(&mut fresh), env!("CARGO_PKG_VERSION"));
     let new = catalogue(&mut fresh);
     assert_eq!(catalogue(&mut upgraded), new);
     // what the comparison covers is in the listing, and tells 0.2.0 from 0.3.0
@@ -358,7 +358,7 @@ fn dump_and_restore_of_protected_tables() {
     pg("pg_dump", &["-Fc", "-f", dump, "pu_dump"]);
     let mut r = empty_db("pu_restored");
     pg("pg_restore", &["-d", "pu_restored", dump]);
-    assert_eq!(extversion(&mut r), "0.3.0");
+    assert_eq!(extversion(&mut r), env!("CARGO_PKG_VERSION"));
     assert_eq!(rows(&mut r, CUSTOMER), view);
     assert_eq!(rows(&mut r, stored), rows(&mut c, stored));
     assert_eq!(rows(&mut r, catalog), rows(&mut c, catalog));
@@ -398,7 +398,7 @@ fn dump_and_restore_of_protected_tables() {
 fn no_privilege_holes_after_upgrade() {
     let mut c = db_0_2_0("pu_privileges");
     c.batch_execute("ALTER EXTENSION pg_shred UPDATE").unwrap();
-    assert_eq!(extversion(&mut c), "0.3.0");
+    assert_eq!(extversion(&mut c), env!("CARGO_PKG_VERSION"));
     c.batch_execute(
         "DO $$ BEGIN
            IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'pu_plain') THEN CREATE ROLE pu_plain LOGIN; END IF;

@@ -527,7 +527,7 @@ fn upgrade_from_0_1_0() {
     c.batch_execute("SELECT shred.erase('u:20')").unwrap();
     c.batch_execute("ALTER EXTENSION pg_shred UPDATE").unwrap();
     let version: String = c.query_one("SELECT extversion FROM pg_extension WHERE extname = 'pg_shred'", &[]).unwrap().get(0);
-    assert_eq!(version, "0.3.0");
+    assert_eq!(version, env!("CARGO_PKG_VERSION"));
     let rows = c.query("SELECT id, shred.open(v) FROM t ORDER BY id", &[]).unwrap();
     for r in &rows {
         let id: i32 = r.get(0);

@@ -223,7 +223,11 @@ pub fn dek_by_id(key_id: i64) -> Result<Option<Rc<DataKey>>, ShredError> {
 
 /// Whether this key store erased the DEK with `key_id`: its erasure record exists (latest
 /// snapshot) or is queued by this transaction. Records are written by every erasure since
-/// 0.2.0 and by `shred.replay_erasures`, and are kept by pg_dump. Under the 0.1.0 schema, which
+/// 0.2.0 and by `shred.replay_erasures`, and are kept by pg_dump.
+///
+/// Erasures under 0.1.0 left no record. So a key id below [`KEY_ID_MIN`] (handed out by the
+/// key store's sequence before 0.4.0) that the sequence has handed out counts as erased without
+/// one; above what it handed out, it was never this key store's. Under the 0.1.0 schema, which
 /// has no erasure log, every missing DEK counts as erased.
 pub fn erased_here(key_id: i64) -> Result<bool, ShredError> {
     if super::deferred::erasure_queued(key_id) {
@@ -232,8 +236,23 @@ pub fn erased_here(key_id: i64) -> Result<bool, ShredError> {
     if scan::relation(c"erasure_log").is_err() {
         return Ok(true);
     }
-    Ok(scan::fetch(scan::Key::Erasure(key_id), &[])?.is_some())
+    if scan::fetch(scan::Key::Erasure(key_id), &[])?.is_some() {
+        return Ok(true);
+    }
+    if key_id >= KEY_ID_MIN {
+        return Ok(false);
+    }
+    run(&SEQUENCE_HANDED_OUT, &[], Mode::ReadLatest, 1, |rows| {
+        Ok(rows.first().and_then(|r| r.int8(1)).is_some_and(|last| key_id <= last))
+    })
 }
+
+/// The highest key id the key store's sequence has handed out (pre-0.4.0 key ids).
+static SEQUENCE_HANDED_OUT: Plan = Plan::new(
+    c"SELECT CASE WHEN is_called THEN last_value ELSE last_value OPERATOR(pg_catalog.-) 1 END
+        FROM shred.subject_key_key_id_seq",
+    &[],
+);
 
 /// What the key store knows of `key_id`: whether its DEK exists (`Some(false)` when erased
 /// here, `None` when never known here). Needs no root key.

@@ -36,6 +36,13 @@ fn random_key_id() -> Result<i64, ShredError> {
     Ok(KEY_ID_MIN + (u64::from_le_bytes(bytes) % KEY_ID_MIN as u64) as i64)
 }
 
+/// Key ids from the key store's sequence (the 0.1.0 schema only, see `insert_new`).
+static NEXT_KEY_IDS: Plan = Plan::new(
+    c"SELECT pg_catalog.nextval('shred.subject_key_key_id_seq'::pg_catalog.regclass)
+        FROM pg_catalog.generate_series(1, $1)",
+    &[pg_sys::INT8OID],
+);
+
 /// Insert new DEKs, skipping any whose subject has a DEK already (created concurrently) or
 /// whose key id is in use or was erased: such rows are not returned, and the caller looks
 /// again. The erasure log exists from 0.2.0 on; [`INSERT_KEYS_OLD`] serves the 0.1.0 schema.
@@ -225,9 +232,10 @@ pub fn dek_by_id(key_id: i64) -> Result<Option<Rc<DataKey>>, ShredError> {
 /// snapshot) or is queued by this transaction. Records are written by every erasure since
 /// 0.2.0 and by `shred.replay_erasures`, and are kept by pg_dump.
 ///
-/// Erasures under 0.1.0 left no record. So a key id below [`KEY_ID_MIN`] (handed out by the
-/// key store's sequence before 0.4.0) that the sequence has handed out counts as erased without
-/// one; above what it handed out, it was never this key store's. Under the 0.1.0 schema, which
+/// Erasures under the 0.1.0 schema leave no record. So a key id below [`KEY_ID_MIN`] (handed
+/// out by the key store's sequence: before 0.4.0, or under the 0.1.0 schema) that the sequence
+/// has handed out counts as erased without one; above what it handed out, it was never this
+/// key store's. Under the 0.1.0 schema, which
 /// has no erasure log, every missing DEK counts as erased.
 pub fn erased_here(key_id: i64) -> Result<bool, ShredError> {
     if super::deferred::erasure_queued(key_id) {
@@ -409,21 +417,28 @@ const CREATE_ATTEMPTS: usize = 4;
 /// left out and the caller looks again. Key ids are bound into the wrapped DEKs' AAD.
 fn insert_new(subjects: &[&[u8]]) -> Result<Vec<(usize, i64, DataKey)>, ShredError> {
     let (version, row) = current_version()?;
-    let mut ids = Vec::with_capacity(subjects.len());
+    // Under the 0.1.0 schema erasures leave no record: key ids keep coming from the sequence,
+    // so that `erased_here` can still tell them (see there).
+    let recorded = scan::relation(c"erasure_log").is_ok();
+    let ids = if recorded {
+        subjects.iter().map(|_| random_key_id()).collect::<Result<Vec<_>, _>>()?
+    } else {
+        run(&NEXT_KEY_IDS, &[Arg::Int8(subjects.len() as i64)], Mode::Write, 0, |rows| {
+            rows.iter().map(|r| r.int8(1).ok_or_else(|| missing("key id"))).collect::<Result<Vec<_>, _>>()
+        })?
+    };
     let mut deks = Vec::with_capacity(subjects.len());
     let mut wrapped = Vec::with_capacity(subjects.len());
     root::with_kek(version, &row.salt, &row.key_check, |kek| {
-        for subject in subjects {
-            let key_id = random_key_id()?;
+        for (subject, key_id) in subjects.iter().zip(&ids) {
             let dek = DataKey::generate()?;
-            wrapped.push(kek.wrap(&dek, key_id as u64, &server_to_utf8(subject, "subject")?)?);
-            ids.push(key_id);
+            wrapped.push(kek.wrap(&dek, *key_id as u64, &server_to_utf8(subject, "subject")?)?);
             deks.push(Some(dek));
         }
         Ok(())
     })?;
     let texts: Vec<Vec<u8>> = subjects.iter().map(|s| s.to_vec()).collect();
-    let plan = if scan::relation(c"erasure_log").is_ok() { &INSERT_KEYS } else { &INSERT_KEYS_OLD };
+    let plan = if recorded { &INSERT_KEYS } else { &INSERT_KEYS_OLD };
     let inserted = run(
         plan,
         &[Arg::Int8Array(&ids), Arg::TextArray(&texts), Arg::ByteaArray(&wrapped), Arg::Int4(version)],

@@ -43,16 +43,18 @@ static NEXT_KEY_IDS: Plan = Plan::new(
     &[pg_sys::INT8OID],
 );
 
-/// Insert new DEKs, skipping any whose subject has a DEK already (created concurrently) or
-/// whose key id is in use or was erased: such rows are not returned, and the caller looks
-/// again. The erasure log exists from 0.2.0 on; [`INSERT_KEYS_OLD`] serves the 0.1.0 schema.
+/// Insert new DEKs (arrays of key ids, subjects, wrapped DEKs), skipping any whose subject has
+/// a DEK already (created concurrently: the statement waits for its transaction) or whose key
+/// id is in use or recorded as erased: such rows are not returned, and the caller looks again.
+/// The erasure log exists from 0.2.0 on; [`INSERT_KEYS_OLD`] serves the 0.1.0 schema.
 static INSERT_KEYS: Plan = Plan::new(
     c"INSERT INTO shred.subject_key (key_id, subject, wrapped_dek, root_key_version)
       SELECT n.key_id, n.subject, n.wrapped_dek, $4
         FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.int8[]), pg_catalog.unnest($2::pg_catalog.text[]),
                         pg_catalog.unnest($3::pg_catalog.bytea[])) n (key_id, subject, wrapped_dek)
-       WHERE NOT EXISTS (SELECT FROM shred.erasure_log l WHERE l.key_id OPERATOR(pg_catalog.=) n.key_id)
-      ON CONFLICT DO NOTHING
+       WHERE NOT EXISTS (SELECT FROM shred.subject_key k WHERE k.key_id OPERATOR(pg_catalog.=) n.key_id)
+         AND NOT EXISTS (SELECT FROM shred.erasure_log l WHERE l.key_id OPERATOR(pg_catalog.=) n.key_id)
+      ON CONFLICT (subject) DO NOTHING
       RETURNING key_id",
     &[pg_sys::INT8ARRAYOID, pg_sys::TEXTARRAYOID, pg_sys::BYTEAARRAYOID, pg_sys::INT4OID],
 );
@@ -62,9 +64,19 @@ static INSERT_KEYS_OLD: Plan = Plan::new(
       SELECT n.key_id, n.subject, n.wrapped_dek, $4
         FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.int8[]), pg_catalog.unnest($2::pg_catalog.text[]),
                         pg_catalog.unnest($3::pg_catalog.bytea[])) n (key_id, subject, wrapped_dek)
-      ON CONFLICT DO NOTHING
+      ON CONFLICT (subject) DO NOTHING
       RETURNING key_id",
     &[pg_sys::INT8ARRAYOID, pg_sys::TEXTARRAYOID, pg_sys::BYTEAARRAYOID, pg_sys::INT4OID],
+);
+
+/// One new DEK (the first seal of a subject): its key id was checked free beforehand by index
+/// probes ([`key_id_free`]), so only the subject's conflict is handled here.
+static INSERT_KEY: Plan = Plan::new(
+    c"INSERT INTO shred.subject_key (key_id, subject, wrapped_dek, root_key_version)
+      VALUES ($1, $2, $3, $4)
+      ON CONFLICT (subject) DO NOTHING
+      RETURNING key_id",
+    &[pg_sys::INT8OID, pg_sys::TEXTOID, pg_sys::BYTEAOID, pg_sys::INT4OID],
 );
 
 /// Which of the subjects have a DEK (latest snapshot).
@@ -411,32 +423,49 @@ pub const RESERVED_SUBJECT_PREFIX: &[u8] = b"pg_shred:";
 /// concurrently, or a key id already taken) before giving up with 40001.
 const CREATE_ATTEMPTS: usize = 4;
 
-/// Generate, wrap and insert, in one statement, a new DEK for each of `subjects` (database
-/// encoding, checked, distinct). Returns (position in `subjects`, key id, DEK) of the rows
-/// inserted; a subject given a DEK concurrently, or whose drawn key id is in use or erased, is
-/// left out and the caller looks again. Key ids are bound into the wrapped DEKs' AAD.
-fn insert_new(subjects: &[&[u8]]) -> Result<Vec<(usize, i64, DataKey)>, ShredError> {
+/// Whether `key_id` is neither in use nor recorded as erased (latest snapshot; index probes,
+/// no executor). Another transaction drawing the same random id at the same moment (chance
+/// about 2^-52 per id) makes the insert fail with a unique violation.
+fn key_id_free(key_id: i64) -> Result<bool, ShredError> {
+    Ok(!key_exists(key_id)? && scan::fetch(scan::Key::Erasure(key_id), &[])?.is_none())
+}
+
+/// New key ids for `n` DEKs: random (see [`KEY_ID_MIN`]), or from the sequence under the 0.1.0
+/// schema, where erasures leave no record and `erased_here` relies on the sequence.
+fn new_key_ids(n: usize, recorded: bool) -> Result<Vec<i64>, ShredError> {
+    if recorded {
+        return (0..n).map(|_| random_key_id()).collect();
+    }
+    run(&NEXT_KEY_IDS, &[Arg::Int8(n as i64)], Mode::Write, 0, |rows| {
+        rows.iter().map(|r| r.int8(1).ok_or_else(|| missing("key id"))).collect()
+    })
+}
+
+/// A new random DEK for each of `subjects`, wrapped under the newest root-key version for its
+/// key id and subject (both bound into the AAD). Returns the version and the wrapped DEKs.
+fn generate_wrapped(subjects: &[&[u8]], ids: &[i64]) -> Result<(i32, Vec<DataKey>, Vec<Vec<u8>>), ShredError> {
     let (version, row) = current_version()?;
-    // Under the 0.1.0 schema erasures leave no record: key ids keep coming from the sequence,
-    // so that `erased_here` can still tell them (see there).
-    let recorded = scan::relation(c"erasure_log").is_ok();
-    let ids = if recorded {
-        subjects.iter().map(|_| random_key_id()).collect::<Result<Vec<_>, _>>()?
-    } else {
-        run(&NEXT_KEY_IDS, &[Arg::Int8(subjects.len() as i64)], Mode::Write, 0, |rows| {
-            rows.iter().map(|r| r.int8(1).ok_or_else(|| missing("key id"))).collect::<Result<Vec<_>, _>>()
-        })?
-    };
     let mut deks = Vec::with_capacity(subjects.len());
     let mut wrapped = Vec::with_capacity(subjects.len());
     root::with_kek(version, &row.salt, &row.key_check, |kek| {
-        for (subject, key_id) in subjects.iter().zip(&ids) {
+        for (subject, key_id) in subjects.iter().zip(ids) {
             let dek = DataKey::generate()?;
             wrapped.push(kek.wrap(&dek, *key_id as u64, &server_to_utf8(subject, "subject")?)?);
-            deks.push(Some(dek));
+            deks.push(dek);
         }
         Ok(())
     })?;
+    Ok((version, deks, wrapped))
+}
+
+/// Generate, wrap and insert, in one statement, a new DEK for each of `subjects` (database
+/// encoding, checked, distinct). Returns (position in `subjects`, key id, DEK) of the rows
+/// inserted; a subject given a DEK concurrently, or whose drawn key id is in use or erased, is
+/// left out and the caller looks again.
+fn insert_new(subjects: &[&[u8]]) -> Result<Vec<(usize, i64, DataKey)>, ShredError> {
+    let recorded = scan::relation(c"erasure_log").is_ok();
+    let ids = new_key_ids(subjects.len(), recorded)?;
+    let (version, deks, wrapped) = generate_wrapped(subjects, &ids)?;
     let texts: Vec<Vec<u8>> = subjects.iter().map(|s| s.to_vec()).collect();
     let plan = if recorded { &INSERT_KEYS } else { &INSERT_KEYS_OLD };
     let inserted = run(
@@ -449,11 +478,35 @@ fn insert_new(subjects: &[&[u8]]) -> Result<Vec<(usize, i64, DataKey)>, ShredErr
     // SAFETY: plain call; makes the new rows visible to later reads in this statement.
     unsafe { pg_sys::CommandCounterIncrement() };
     Ok(ids
-        .iter()
+        .into_iter()
+        .zip(deks)
         .enumerate()
-        .filter(|(_, id)| inserted.contains(id))
-        .filter_map(|(i, id)| Some((i, *id, deks[i].take()?)))
+        .filter(|(_, (id, _))| inserted.contains(id))
+        .map(|(i, (id, dek))| (i, id, dek))
         .collect())
+}
+
+/// Insert one new DEK for `subject` (the first seal): `None` when another transaction created
+/// the subject's DEK first (the caller reads it), or the drawn key id was taken.
+fn insert_one(subject: &[u8]) -> Result<Option<(i64, DataKey)>, ShredError> {
+    let recorded = scan::relation(c"erasure_log").is_ok();
+    let ids = new_key_ids(1, recorded)?;
+    let key_id = *ids.first().ok_or_else(|| missing("key id"))?;
+    if recorded && !key_id_free(key_id)? {
+        return Ok(None);
+    }
+    let (version, mut deks, wrapped) = generate_wrapped(&[subject], &ids)?;
+    let wrapped = wrapped.first().ok_or_else(|| missing("wrapped DEK"))?;
+    let inserted = run(
+        &INSERT_KEY,
+        &[Arg::Int8(key_id), Arg::Bytes(subject), Arg::Bytes(wrapped), Arg::Int4(version)],
+        Mode::Write,
+        0,
+        |rows| Ok(!rows.is_empty()),
+    )?;
+    // SAFETY: plain call; makes the new row visible to later reads in this statement.
+    unsafe { pg_sys::CommandCounterIncrement() };
+    Ok(if inserted { deks.pop().map(|dek| (key_id, dek)) } else { None })
 }
 
 /// The key id and DEK of `subject` (database encoding), creating and storing a new random DEK
@@ -469,7 +522,7 @@ pub fn get_or_create(subject: &[u8]) -> Result<(i64, Rc<DataKey>), ShredError> {
             // A DEK that existed, or one another transaction created first and committed.
             return Ok((row.key_id, unwrap_and_cache(&row, seen)?));
         }
-        if let Some((_, key_id, dek)) = insert_new(&[subject])?.pop() {
+        if let Some((key_id, dek)) = insert_one(subject)? {
             // Cached at once; an abort of this (sub)transaction flushes the cache.
             let dek = Rc::new(dek);
             cache::insert(key_id, subject, dek.clone(), seen);

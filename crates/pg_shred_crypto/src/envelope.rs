@@ -204,15 +204,20 @@ pub fn sealed_len(plaintext_len: usize) -> usize {
     MIN_LEN + plaintext_len
 }
 
+/// A fresh nonce from [`fill_nonce`].
+fn fresh_nonce() -> Result<[u8; NONCE_LEN], CryptoError> {
+    let mut nonce = [0u8; NONCE_LEN];
+    fill_nonce(&mut nonce)?;
+    Ok(nonce)
+}
+
 /// Seal `plaintext` under `dek` (whose key id is `key_id`) with a fresh random nonce.
 ///
 /// Returns the envelope bytes (`plaintext.len() + 37`). Errors:
 /// [`CryptoError::PlaintextTooLarge`] above [`MAX_PLAINTEXT_LEN`], [`CryptoError::Random`].
 pub fn seal(dek: &DataKey, key_id: u64, context: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, CryptoError> {
     check_seal_args(key_id, plaintext.len())?;
-    let mut out = vec![0u8; sealed_len(plaintext.len())];
-    seal_into(dek, key_id, context, plaintext, &mut out)?;
-    Ok(out)
+    seal_format(dek, key_id, None, context, plaintext, &fresh_nonce()?)
 }
 
 /// Seal into `out`, which must be exactly [`sealed_len`]`(plaintext.len())` bytes (for
@@ -224,13 +229,12 @@ pub fn seal_into(
     plaintext: &[u8],
     out: &mut [u8],
 ) -> Result<(), CryptoError> {
-    let mut nonce = [0u8; NONCE_LEN];
-    fill_nonce(&mut nonce)?;
-    seal_into_with_nonce(dek, key_id, context, plaintext, &nonce, out)
+    seal_format_into(dek, key_id, None, context, plaintext, &fresh_nonce()?, out)
 }
 
 /// Seal with a caller-chosen nonce. Only for known-answer tests: a nonce must never repeat
 /// under one DEK.
+#[cfg(any(test, feature = "test-vectors"))]
 pub fn seal_with_nonce(
     dek: &DataKey,
     key_id: u64,
@@ -238,24 +242,34 @@ pub fn seal_with_nonce(
     plaintext: &[u8],
     nonce: &[u8; NONCE_LEN],
 ) -> Result<Vec<u8>, CryptoError> {
-    check_seal_args(key_id, plaintext.len())?;
-    let mut out = vec![0u8; sealed_len(plaintext.len())];
-    seal_into_with_nonce(dek, key_id, context, plaintext, nonce, &mut out)?;
-    Ok(out)
+    seal_format(dek, key_id, None, context, plaintext, nonce)
 }
 
-fn seal_into_with_nonce(
+/// Seal as v1 (`plain_type` `None`) or v2 into a new vector of the exact length: the
+/// arguments (and, for v2, the plaintext's encoding) are checked before anything is allocated.
+fn seal_format(
     dek: &DataKey,
     key_id: u64,
+    plain_type: Option<PlainType>,
     context: &[u8],
     plaintext: &[u8],
     nonce: &[u8; NONCE_LEN],
-    out: &mut [u8],
-) -> Result<(), CryptoError> {
-    seal_format_into(dek, key_id, None, context, plaintext, nonce, out)
+) -> Result<Vec<u8>, CryptoError> {
+    check_seal_args(key_id, plaintext.len())?;
+    let len = match plain_type {
+        None => sealed_len(plaintext.len()),
+        Some(t) => {
+            typed::check(t, plaintext)?;
+            sealed_len_v2(plaintext.len())
+        }
+    };
+    let mut out = vec![0u8; len];
+    seal_format_into(dek, key_id, plain_type, context, plaintext, nonce, &mut out)?;
+    Ok(out)
 }
 
-/// Seal as v1 (`plain_type` `None`) or v2 into `out`, which must have the exact length.
+/// Seal as v1 (`plain_type` `None`) or v2 into `out`, which must have the exact length: the
+/// one function every seal ends in.
 fn seal_format_into(
     dek: &DataKey,
     key_id: u64,
@@ -338,9 +352,7 @@ pub fn seal_v2(
     plain_type: PlainType,
     plaintext: &[u8],
 ) -> Result<Vec<u8>, CryptoError> {
-    let mut nonce = [0u8; NONCE_LEN];
-    fill_nonce(&mut nonce)?;
-    seal_v2_with_nonce(dek, key_id, context, plain_type, plaintext, &nonce)
+    seal_format(dek, key_id, Some(plain_type), context, plaintext, &fresh_nonce()?)
 }
 
 /// [`seal_v2`] into `out`, which must be exactly [`sealed_len_v2`]`(plaintext.len())` bytes.
@@ -353,13 +365,12 @@ pub fn seal_v2_into(
     out: &mut [u8],
 ) -> Result<(), CryptoError> {
     typed::check(plain_type, plaintext)?;
-    let mut nonce = [0u8; NONCE_LEN];
-    fill_nonce(&mut nonce)?;
-    seal_format_into(dek, key_id, Some(plain_type), context, plaintext, &nonce, out)
+    seal_format_into(dek, key_id, Some(plain_type), context, plaintext, &fresh_nonce()?, out)
 }
 
 /// [`seal_v2`] with a caller-chosen nonce. Only for known-answer tests: a nonce must never
 /// repeat under one DEK.
+#[cfg(any(test, feature = "test-vectors"))]
 pub fn seal_v2_with_nonce(
     dek: &DataKey,
     key_id: u64,
@@ -368,11 +379,7 @@ pub fn seal_v2_with_nonce(
     plaintext: &[u8],
     nonce: &[u8; NONCE_LEN],
 ) -> Result<Vec<u8>, CryptoError> {
-    check_seal_args(key_id, plaintext.len())?;
-    typed::check(plain_type, plaintext)?;
-    let mut out = vec![0u8; sealed_len_v2(plaintext.len())];
-    seal_format_into(dek, key_id, Some(plain_type), context, plaintext, nonce, &mut out)?;
-    Ok(out)
+    seal_format(dek, key_id, Some(plain_type), context, plaintext, nonce)
 }
 
 /// Seal a typed value as a v2 envelope: [`seal_v2`] of its type and

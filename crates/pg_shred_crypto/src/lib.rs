@@ -21,6 +21,12 @@
 //!   envelopes of both formats, which must keep opening in every later version);
 //! - `cargo bench -p pg_shred_crypto`: criterion benchmarks of seal/open (16 B to 64 KiB),
 //!   DEK wrap/unwrap and generation, and KEK derivation.
+//!
+//! Feature `test-vectors` (off by default; the crate's own tests have it through
+//! `cfg(test)`): constructors with a caller-chosen nonce (`envelope::seal_with_nonce`,
+//! `envelope::seal_v2_with_nonce`, `keys::Kek::wrap_with_nonce`) and the addresses of key
+//! memory (`keys::DataKey::addr`, `secret::Secret::addr`), for known-answer and core-dump
+//! tests only.
 
 pub mod audit;
 pub mod blind;

@@ -40,6 +40,19 @@
 //! [`seal_typed`]; [`parse_any`] and [`from_text_any`] accept both formats, [`open`] and
 //! [`open_into`] open either, and [`open_typed`] also decodes a v2 plaintext.
 //!
+//! One seal, one open: every seal function draws its nonce (or, with the feature
+//! `test-vectors`, takes the caller's) and ends in one private function that writes the
+//! header, encrypts and appends the tag; [`open`] and [`open_typed`] end in [`open_into`].
+//! Which to call:
+//!
+//! | to                                     | call                                           |
+//! |----------------------------------------|------------------------------------------------|
+//! | seal text or bytea (v1)                | [`seal`], or [`seal_into`] into your buffer    |
+//! | seal a typed value (v2)                | [`seal_typed`]                                 |
+//! | seal an already encoded typed value    | [`seal_v2`], or [`seal_v2_into`]               |
+//! | open either format                     | [`parse_any`], then [`open_typed`]             |
+//! | open to raw plaintext bytes            | [`open`], or [`open_into`] into your buffer    |
+//!
 //! A random 96-bit nonce per seal keeps the chance of a nonce collision under one DEK below
 //! 2^-32 for up to 2^32 values per data subject (NIST SP 800-38D, section 8.3).
 

@@ -15,6 +15,11 @@
 //! - The envelope formats v1 (untyped) and v2 (typed plaintext, see [`typed`]); see
 //!   [`envelope`].
 //!
+//! Entry points: [`envelope::seal`] (v1) and [`envelope::seal_typed`] (v2) seal a value,
+//! [`envelope::parse_any`] then [`envelope::open_typed`] opens either format; the other seal
+//! and open functions are the same two operations with the caller's buffer or an encoded
+//! typed plaintext (the table in [`envelope`] says which to call).
+//!
 //! Testing and benchmarking, from the workspace root:
 //! - `cargo test -p pg_shred_crypto`: unit tests of every module, and known-answer tests
 //!   (NIST AES-GCM and RFC 5869 HKDF vectors, golden key check value, wrapped DEK and

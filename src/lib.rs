@@ -1,7 +1,8 @@
 //! pg_shred: pseudonymise personal data with per-subject keys and erase a data subject by
 //! destroying their key (crypto-shredding).
 //!
-//! - [`crypto`]: the pure core (envelope format, AES-256-GCM, HKDF key hierarchy); no pgrx.
+//! - [`crypto`]: the pure core (envelope format, AES-256-GCM, HKDF key hierarchy), the
+//!   `pg_shred_crypto` crate of this workspace (`crates/pg_shred_crypto`); no pgrx.
 //! - `keys`: the root key, the key store (index-scan reads, SPI writes) and the backend's DEK
 //!   cache with its commit-time invalidation.
 //! - `sql`: the SQL functions and the `shred.sealed` type, declared in `sql/pg_shred--0.1.0.sql`
@@ -9,7 +10,7 @@
 
 use pgrx::prelude::*;
 
-pub mod crypto;
+pub use pg_shred_crypto as crypto;
 mod error;
 mod gucs;
 mod keys;

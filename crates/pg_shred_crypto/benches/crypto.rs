@@ -1,13 +1,9 @@
-//! Criterion benchmarks of the pure core (no PostgreSQL): `cargo bench --bench crypto`.
+//! Criterion benchmarks of the pure core (no PostgreSQL): `cargo bench -p pg_shred_crypto`.
 
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 
-#[allow(dead_code, unused_imports)]
-#[path = "../src/crypto/mod.rs"]
-mod crypto;
-
-use crypto::envelope;
-use crypto::keys::{DataKey, RootKey};
+use pg_shred_crypto::envelope;
+use pg_shred_crypto::keys::{DataKey, RootKey};
 
 fn seal_open(c: &mut Criterion) {
     let dek = DataKey::from_bytes(&[0x42; 32]);

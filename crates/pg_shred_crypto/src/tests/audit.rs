@@ -1,7 +1,7 @@
 //! Known-answer tests of `crypto::audit`. The expected digests were computed independently:
 //! HKDF-SHA256 written out from RFC 5869 over Python's `hmac`/`hashlib`, then HMAC-SHA256.
-use crate::crypto::audit::*;
-use crate::crypto::keys::DataKey;
+use crate::audit::*;
+use crate::keys::DataKey;
 
 #[test]
 fn known_answers() {
@@ -23,5 +23,5 @@ fn digests_separate_subjects_and_keys() {
     assert_ne!(subject_digest(&a, b"customer:42"), subject_digest(&a, b"customer:43"));
     assert_ne!(subject_digest(&a, b"customer:42"), subject_digest(&b, b"customer:42"));
     assert!(LABEL_AUDIT.starts_with(b"pg_shred v1 "));
-    assert_ne!(LABEL_AUDIT, crate::crypto::pseudonym::LABEL_PSEUDONYM);
+    assert_ne!(LABEL_AUDIT, crate::pseudonym::LABEL_PSEUDONYM);
 }

@@ -1,7 +1,9 @@
 //! The pure cryptographic core of pg_shred.
 //!
-//! Nothing in this module (or below it) imports pgrx or touches PostgreSQL, so it is unit
-//! tested with `cargo test`, fuzzed and benchmarked with criterion on its own.
+//! A crate of its own in the pg_shred workspace, with no PostgreSQL dependency: it does not
+//! depend on pgrx and needs neither `pg_config` nor libclang to build, nor a server to test.
+//! The extension re-exports it as `pg_shred::crypto`, and its SQL layer is the only place that
+//! turns these bytes into PostgreSQL values.
 //!
 //! Constructions and their sources:
 //! - AES-256-GCM (NIST SP 800-38D) for DEK wrapping and for sealing values, through the
@@ -12,6 +14,24 @@
 //!   subject digests of erasure records ([`audit`]).
 //! - The envelope formats v1 (untyped) and v2 (typed plaintext, see [`typed`]); see
 //!   [`envelope`].
+//!
+//! Entry points: [`envelope::seal`] (v1) and [`envelope::seal_typed`] (v2) seal a value,
+//! [`envelope::parse_any`] then [`envelope::open_typed`] opens either format; the other seal
+//! and open functions are the same two operations with the caller's buffer or an encoded
+//! typed plaintext (the table in [`envelope`] says which to call).
+//!
+//! Testing and benchmarking, from the workspace root:
+//! - `cargo test -p pg_shred_crypto`: unit tests of every module, and known-answer tests
+//!   (NIST AES-GCM and RFC 5869 HKDF vectors, golden key check value, wrapped DEK and
+//!   envelopes of both formats, which must keep opening in every later version);
+//! - `cargo bench -p pg_shred_crypto`: criterion benchmarks of seal/open (16 B to 64 KiB),
+//!   DEK wrap/unwrap and generation, and KEK derivation.
+//!
+//! Feature `test-vectors` (off by default; the crate's own tests have it through
+//! `cfg(test)`): constructors with a caller-chosen nonce (`envelope::seal_with_nonce`,
+//! `envelope::seal_v2_with_nonce`, `keys::Kek::wrap_with_nonce`) and the addresses of key
+//! memory (`keys::DataKey::addr`, `secret::Secret::addr`), for known-answer and core-dump
+//! tests only.
 
 pub mod audit;
 pub mod blind;

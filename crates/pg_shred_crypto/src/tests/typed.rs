@@ -1,7 +1,7 @@
 //! Unit tests of `crypto::typed`. The expected encodings of dates and timestamps were computed
 //! independently with Python's `datetime` and `struct.pack(">i"/">q")`.
-use crate::crypto::typed::*;
-use crate::crypto::CryptoError;
+use crate::typed::*;
+use crate::CryptoError;
 
 #[test]
 fn type_bytes_are_fixed() {

@@ -1,8 +1,8 @@
 //! Unit tests of `crypto::keys`.
 use base64::Engine;
 
-use crate::crypto::keys::*;
-use crate::crypto::CryptoError;
+use crate::keys::*;
+use crate::CryptoError;
 
 fn root() -> RootKey {
     RootKey::parse(&[7u8; 32]).expect("valid test key")
@@ -39,7 +39,7 @@ fn root_key_rejects_bad_material() {
 
 #[test]
 fn labels_are_distinct_and_versioned() {
-    let labels = [LABEL_KEK, LABEL_KEY_CHECK, crate::crypto::envelope::AAD_PREFIX, WRAP_AAD_PREFIX];
+    let labels = [LABEL_KEK, LABEL_KEY_CHECK, crate::envelope::AAD_PREFIX, WRAP_AAD_PREFIX];
     for (i, a) in labels.iter().enumerate() {
         for b in &labels[i + 1..] {
             assert_ne!(a, b);
@@ -190,7 +190,7 @@ fn key_material_is_excluded_from_core_dumps_and_zeroed() {
     for (i, k) in keys.iter().enumerate() {
         assert_eq!(k.as_bytes(), &[i as u8 + 1; 32]);
     }
-    let secret = crate::crypto::secret::Secret::new([9u8; 32]);
+    let secret = crate::secret::Secret::new([9u8; 32]);
     assert!(mapping_flags(secret.addr()).contains("dd"));
     assert_eq!(*secret, [9u8; 32]);
 }

@@ -144,6 +144,7 @@ impl<T> Secret<T> {
     }
 
     /// Address of the slot (tests check that its pages are excluded from core dumps).
+    #[cfg(any(test, feature = "test-vectors"))]
     pub fn addr(&self) -> usize {
         self.ptr.as_ptr() as usize
     }

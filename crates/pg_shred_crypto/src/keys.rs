@@ -264,12 +264,24 @@ impl Kek {
     pub fn wrap(&self, dek: &DataKey, key_id: u64, subject: &[u8]) -> Result<Vec<u8>, CryptoError> {
         let mut nonce = [0u8; NONCE_LEN];
         fill_nonce(&mut nonce)?;
-        self.wrap_with_nonce(dek, key_id, subject, &nonce)
+        self.wrap_nonce(dek, key_id, subject, &nonce)
     }
 
     /// Wrap with a caller-chosen nonce. Only for known-answer tests: a nonce must never repeat
     /// under one KEK.
+    #[cfg(any(test, feature = "test-vectors"))]
     pub fn wrap_with_nonce(
+        &self,
+        dek: &DataKey,
+        key_id: u64,
+        subject: &[u8],
+        nonce: &[u8; NONCE_LEN],
+    ) -> Result<Vec<u8>, CryptoError> {
+        self.wrap_nonce(dek, key_id, subject, nonce)
+    }
+
+    /// Wrap with `nonce`: version, nonce, encrypted DEK, tag.
+    fn wrap_nonce(
         &self,
         dek: &DataKey,
         key_id: u64,
@@ -361,6 +373,7 @@ impl DataKey {
     }
 
     /// Address of the key's memory (tests check it is excluded from core dumps).
+    #[cfg(any(test, feature = "test-vectors"))]
     pub fn addr(&self) -> usize {
         self.0.addr()
     }

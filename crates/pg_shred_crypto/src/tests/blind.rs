@@ -6,8 +6,8 @@
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use crate::crypto::blind::*;
-use crate::crypto::keys::{DataKey, LABEL_KEK, LABEL_KEY_CHECK};
+use crate::blind::*;
+use crate::keys::{DataKey, LABEL_KEK, LABEL_KEY_CHECK};
 
 /// The context key of the known answers.
 fn key() -> DataKey {
@@ -77,7 +77,7 @@ fn contexts_keys_and_values_separate_indexes() {
 #[test]
 fn label_is_versioned_and_never_another_label() {
     assert_eq!(LABEL_BLIND_INDEX_PREFIX, b"pg_shred v1 blind-index ");
-    for other in [LABEL_KEK, LABEL_KEY_CHECK, crate::crypto::pseudonym::LABEL_PSEUDONYM, LABEL_ROW_TOKEN] {
+    for other in [LABEL_KEK, LABEL_KEY_CHECK, crate::pseudonym::LABEL_PSEUDONYM, LABEL_ROW_TOKEN] {
         // no context turns the blind-index label into another purpose's label
         assert!(!other.starts_with(LABEL_BLIND_INDEX_PREFIX));
         assert!(!LABEL_BLIND_INDEX_PREFIX.starts_with(other));

@@ -7,9 +7,9 @@ use aes_gcm::{Aes256Gcm, Nonce};
 use hkdf::Hkdf;
 use sha2::Sha256;
 
-use crate::crypto::envelope;
-use crate::crypto::keys::{DataKey, RootKey};
-use crate::crypto::typed::{PlainType, TypedValue};
+use crate::envelope;
+use crate::keys::{DataKey, RootKey};
+use crate::typed::{PlainType, TypedValue};
 
 fn h(s: &str) -> Vec<u8> {
     hex::decode(s).expect("test vector hex")

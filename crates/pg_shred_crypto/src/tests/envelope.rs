@@ -1,7 +1,7 @@
 //! Unit tests of `crypto::envelope`.
-use crate::crypto::envelope::*;
-use crate::crypto::keys::{DataKey, NONCE_LEN};
-use crate::crypto::CryptoError;
+use crate::envelope::*;
+use crate::keys::{DataKey, NONCE_LEN};
+use crate::CryptoError;
 
 fn dek() -> DataKey {
     DataKey::from_bytes(&[0x42; 32])
@@ -164,7 +164,7 @@ fn into_buffers_must_have_the_exact_length() {
 /// A forked child reseeds its nonce generator: parent and child draw different nonces.
 #[test]
 fn forked_processes_do_not_share_nonces() {
-    use crate::crypto::fill_nonce;
+    use crate::fill_nonce;
     let mut first = [0u8; 12];
     fill_nonce(&mut first).expect("seeded before the fork");
     let mut fds = [0i32; 2];
@@ -283,7 +283,7 @@ fn mutated_envelopes_never_open_to_something_else() {
 
 // ---- format v2 (typed plaintext) ----
 
-use crate::crypto::typed::{PlainType, TypedValue};
+use crate::typed::{PlainType, TypedValue};
 
 fn typed_values() -> Vec<TypedValue> {
     vec![

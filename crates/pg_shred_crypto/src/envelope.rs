@@ -40,6 +40,19 @@
 //! [`seal_typed`]; [`parse_any`] and [`from_text_any`] accept both formats, [`open`] and
 //! [`open_into`] open either, and [`open_typed`] also decodes a v2 plaintext.
 //!
+//! One seal, one open: every seal function draws its nonce (or, with the feature
+//! `test-vectors`, takes the caller's) and ends in one private function that writes the
+//! header, encrypts and appends the tag; [`open`] and [`open_typed`] end in [`open_into`].
+//! Which to call:
+//!
+//! | to                                     | call                                           |
+//! |----------------------------------------|------------------------------------------------|
+//! | seal text or bytea (v1)                | [`seal`], or [`seal_into`] into your buffer    |
+//! | seal a typed value (v2)                | [`seal_typed`]                                 |
+//! | seal an already encoded typed value    | [`seal_v2`], or [`seal_v2_into`]               |
+//! | open either format                     | [`parse_any`], then [`open_typed`]             |
+//! | open to raw plaintext bytes            | [`open`], or [`open_into`] into your buffer    |
+//!
 //! A random 96-bit nonce per seal keeps the chance of a nonce collision under one DEK below
 //! 2^-32 for up to 2^32 values per data subject (NIST SP 800-38D, section 8.3).
 
@@ -204,15 +217,20 @@ pub fn sealed_len(plaintext_len: usize) -> usize {
     MIN_LEN + plaintext_len
 }
 
+/// A fresh nonce from [`fill_nonce`].
+fn fresh_nonce() -> Result<[u8; NONCE_LEN], CryptoError> {
+    let mut nonce = [0u8; NONCE_LEN];
+    fill_nonce(&mut nonce)?;
+    Ok(nonce)
+}
+
 /// Seal `plaintext` under `dek` (whose key id is `key_id`) with a fresh random nonce.
 ///
 /// Returns the envelope bytes (`plaintext.len() + 37`). Errors:
 /// [`CryptoError::PlaintextTooLarge`] above [`MAX_PLAINTEXT_LEN`], [`CryptoError::Random`].
 pub fn seal(dek: &DataKey, key_id: u64, context: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, CryptoError> {
     check_seal_args(key_id, plaintext.len())?;
-    let mut out = vec![0u8; sealed_len(plaintext.len())];
-    seal_into(dek, key_id, context, plaintext, &mut out)?;
-    Ok(out)
+    seal_format(dek, key_id, None, context, plaintext, &fresh_nonce()?)
 }
 
 /// Seal into `out`, which must be exactly [`sealed_len`]`(plaintext.len())` bytes (for
@@ -224,13 +242,12 @@ pub fn seal_into(
     plaintext: &[u8],
     out: &mut [u8],
 ) -> Result<(), CryptoError> {
-    let mut nonce = [0u8; NONCE_LEN];
-    fill_nonce(&mut nonce)?;
-    seal_into_with_nonce(dek, key_id, context, plaintext, &nonce, out)
+    seal_format_into(dek, key_id, None, context, plaintext, &fresh_nonce()?, out)
 }
 
 /// Seal with a caller-chosen nonce. Only for known-answer tests: a nonce must never repeat
 /// under one DEK.
+#[cfg(any(test, feature = "test-vectors"))]
 pub fn seal_with_nonce(
     dek: &DataKey,
     key_id: u64,
@@ -238,24 +255,34 @@ pub fn seal_with_nonce(
     plaintext: &[u8],
     nonce: &[u8; NONCE_LEN],
 ) -> Result<Vec<u8>, CryptoError> {
-    check_seal_args(key_id, plaintext.len())?;
-    let mut out = vec![0u8; sealed_len(plaintext.len())];
-    seal_into_with_nonce(dek, key_id, context, plaintext, nonce, &mut out)?;
-    Ok(out)
+    seal_format(dek, key_id, None, context, plaintext, nonce)
 }
 
-fn seal_into_with_nonce(
+/// Seal as v1 (`plain_type` `None`) or v2 into a new vector of the exact length: the
+/// arguments (and, for v2, the plaintext's encoding) are checked before anything is allocated.
+fn seal_format(
     dek: &DataKey,
     key_id: u64,
+    plain_type: Option<PlainType>,
     context: &[u8],
     plaintext: &[u8],
     nonce: &[u8; NONCE_LEN],
-    out: &mut [u8],
-) -> Result<(), CryptoError> {
-    seal_format_into(dek, key_id, None, context, plaintext, nonce, out)
+) -> Result<Vec<u8>, CryptoError> {
+    check_seal_args(key_id, plaintext.len())?;
+    let len = match plain_type {
+        None => sealed_len(plaintext.len()),
+        Some(t) => {
+            typed::check(t, plaintext)?;
+            sealed_len_v2(plaintext.len())
+        }
+    };
+    let mut out = vec![0u8; len];
+    seal_format_into(dek, key_id, plain_type, context, plaintext, nonce, &mut out)?;
+    Ok(out)
 }
 
-/// Seal as v1 (`plain_type` `None`) or v2 into `out`, which must have the exact length.
+/// Seal as v1 (`plain_type` `None`) or v2 into `out`, which must have the exact length: the
+/// one function every seal ends in.
 fn seal_format_into(
     dek: &DataKey,
     key_id: u64,
@@ -338,9 +365,7 @@ pub fn seal_v2(
     plain_type: PlainType,
     plaintext: &[u8],
 ) -> Result<Vec<u8>, CryptoError> {
-    let mut nonce = [0u8; NONCE_LEN];
-    fill_nonce(&mut nonce)?;
-    seal_v2_with_nonce(dek, key_id, context, plain_type, plaintext, &nonce)
+    seal_format(dek, key_id, Some(plain_type), context, plaintext, &fresh_nonce()?)
 }
 
 /// [`seal_v2`] into `out`, which must be exactly [`sealed_len_v2`]`(plaintext.len())` bytes.
@@ -353,13 +378,12 @@ pub fn seal_v2_into(
     out: &mut [u8],
 ) -> Result<(), CryptoError> {
     typed::check(plain_type, plaintext)?;
-    let mut nonce = [0u8; NONCE_LEN];
-    fill_nonce(&mut nonce)?;
-    seal_format_into(dek, key_id, Some(plain_type), context, plaintext, &nonce, out)
+    seal_format_into(dek, key_id, Some(plain_type), context, plaintext, &fresh_nonce()?, out)
 }
 
 /// [`seal_v2`] with a caller-chosen nonce. Only for known-answer tests: a nonce must never
 /// repeat under one DEK.
+#[cfg(any(test, feature = "test-vectors"))]
 pub fn seal_v2_with_nonce(
     dek: &DataKey,
     key_id: u64,
@@ -368,11 +392,7 @@ pub fn seal_v2_with_nonce(
     plaintext: &[u8],
     nonce: &[u8; NONCE_LEN],
 ) -> Result<Vec<u8>, CryptoError> {
-    check_seal_args(key_id, plaintext.len())?;
-    typed::check(plain_type, plaintext)?;
-    let mut out = vec![0u8; sealed_len_v2(plaintext.len())];
-    seal_format_into(dek, key_id, Some(plain_type), context, plaintext, nonce, &mut out)?;
-    Ok(out)
+    seal_format(dek, key_id, Some(plain_type), context, plaintext, nonce)
 }
 
 /// Seal a typed value as a v2 envelope: [`seal_v2`] of its type and

@@ -3,8 +3,8 @@
 //! The expected pseudonyms were computed independently of this crate: HKDF-SHA256 written out
 //! from RFC 5869 over Python's `hmac`/`hashlib` (checked against RFC 5869 test case 1), then
 //! `hmac.new(key, domain, sha256)`, the first 16 bytes, `base64.urlsafe_b64encode` without `=`.
-use crate::crypto::keys::{DataKey, LABEL_KEK, LABEL_KEY_CHECK};
-use crate::crypto::pseudonym::*;
+use crate::keys::{DataKey, LABEL_KEK, LABEL_KEY_CHECK};
+use crate::pseudonym::*;
 
 fn dek(byte: u8) -> DataKey {
     DataKey::from_bytes(&[byte; 32])
@@ -64,5 +64,5 @@ fn label_is_versioned_and_distinct() {
     assert_eq!(LABEL_PSEUDONYM, b"pg_shred v1 pseudonym");
     assert_ne!(LABEL_PSEUDONYM, LABEL_KEK);
     assert_ne!(LABEL_PSEUDONYM, LABEL_KEY_CHECK);
-    assert!(!LABEL_PSEUDONYM.starts_with(crate::crypto::blind::LABEL_BLIND_INDEX_PREFIX));
+    assert!(!LABEL_PSEUDONYM.starts_with(crate::blind::LABEL_BLIND_INDEX_PREFIX));
 }

@@ -1,0 +1,10 @@
+//! Tests of the pure core (`cargo test -p pg_shred_crypto`): unit tests per module and
+//! known-answer vectors.
+
+mod audit;
+mod blind;
+mod envelope;
+mod kat;
+mod keys;
+mod pseudonym;
+mod typed;

@@ -1,9 +1,0 @@
-//! Tests of the pure core: unit tests per module and known-answer vectors.
-
-mod audit;
-mod blind;
-mod envelope;
-mod kat;
-mod keys;
-mod pseudonym;
-mod typed;

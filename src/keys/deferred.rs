@@ -61,10 +61,12 @@ static INSERT_TERMS: Plan = Plan::new(
     &[pg_sys::BYTEAARRAYOID, pg_sys::INT8ARRAYOID],
 );
 
+/// A key id is recorded once: its DEK existed until this transaction deleted it, and no DEK is
+/// ever created under a recorded key id. A record that exists anyway (written into the erasure
+/// log by hand) makes the COMMIT fail (23505) rather than go unnoticed.
 static LOG_ERASURES: Plan = Plan::new(
     c"INSERT INTO shred.erasure_log (key_id, subject_digest)
-      SELECT * FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.int8[]), pg_catalog.unnest($2::pg_catalog.bytea[]))
-      ON CONFLICT (key_id) DO NOTHING",
+      SELECT * FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.int8[]), pg_catalog.unnest($2::pg_catalog.bytea[]))",
     &[pg_sys::INT8ARRAYOID, pg_sys::BYTEAARRAYOID],
 );
 

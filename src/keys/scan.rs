@@ -83,6 +83,19 @@ pub fn relation(name: &CStr) -> Result<pg_sys::Oid, ShredError> {
     Ok(oid)
 }
 
+/// The collation of the first column of index `indexid`.
+///
+/// # Safety
+/// Inside a transaction; `indexid` is an index.
+unsafe fn index_collation(indexid: pg_sys::Oid) -> pg_sys::Oid {
+    unsafe {
+        let irel = pg_sys::index_open(indexid, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
+        let collation = *(*irel).rd_indcollation;
+        pg_sys::index_close(irel, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
+        collation
+    }
+}
+
 /// Fetch the row matching `key` (at most one: every key is unique) and copy out `columns`
 /// (1-based column numbers of integer, timestamptz (as microseconds), text or bytea columns;
 /// a number beyond the table's columns reads as NULL).
@@ -102,6 +115,9 @@ pub fn fetch(key: Key<'_>, columns: &[i16]) -> Result<Option<Vec<Value>>, ShredE
     // SAFETY: standard relation/index scan protocol; every resource acquired here is released
     // below, or by transaction abort cleanup if PostgreSQL raises an ERROR in between.
     unsafe {
+        // A text key compares under the index's own collation ("C" from 0.4.0 on, the
+        // database's default before), or the search would not follow the index's order.
+        let collation = if proc_ == pg_sys::F_TEXTEQ { index_collation(indexid) } else { pg_sys::InvalidOid };
         let rel = pg_sys::table_open(relid, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
         let snapshot = pg_sys::RegisterSnapshot(pg_sys::GetLatestSnapshot());
         let mut skey: pg_sys::ScanKeyData = std::mem::zeroed();
@@ -111,7 +127,7 @@ pub fn fetch(key: Key<'_>, columns: &[i16]) -> Result<Option<Vec<Value>>, ShredE
             attno,
             pg_sys::BTEqualStrategyNumber as u16,
             pg_sys::InvalidOid,
-            pg_sys::DEFAULT_COLLATION_OID,
+            collation,
             pg_sys::Oid::from(proc_),
             datum,
         );

@@ -52,9 +52,8 @@ static INSERT_KEYS: Plan = Plan::new(
       SELECT n.key_id, n.subject, n.wrapped_dek, $4
         FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.int8[]), pg_catalog.unnest($2::pg_catalog.text[]),
                         pg_catalog.unnest($3::pg_catalog.bytea[])) n (key_id, subject, wrapped_dek)
-       WHERE NOT EXISTS (SELECT FROM shred.subject_key k WHERE k.key_id OPERATOR(pg_catalog.=) n.key_id)
-         AND NOT EXISTS (SELECT FROM shred.erasure_log l WHERE l.key_id OPERATOR(pg_catalog.=) n.key_id)
-      ON CONFLICT (subject) DO NOTHING
+       WHERE NOT EXISTS (SELECT FROM shred.erasure_log l WHERE l.key_id OPERATOR(pg_catalog.=) n.key_id)
+      ON CONFLICT DO NOTHING
       RETURNING key_id",
     &[pg_sys::INT8ARRAYOID, pg_sys::TEXTARRAYOID, pg_sys::BYTEAARRAYOID, pg_sys::INT4OID],
 );
@@ -64,17 +63,25 @@ static INSERT_KEYS_OLD: Plan = Plan::new(
       SELECT n.key_id, n.subject, n.wrapped_dek, $4
         FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.int8[]), pg_catalog.unnest($2::pg_catalog.text[]),
                         pg_catalog.unnest($3::pg_catalog.bytea[])) n (key_id, subject, wrapped_dek)
-      ON CONFLICT (subject) DO NOTHING
+      ON CONFLICT DO NOTHING
       RETURNING key_id",
     &[pg_sys::INT8ARRAYOID, pg_sys::TEXTARRAYOID, pg_sys::BYTEAARRAYOID, pg_sys::INT4OID],
 );
 
-/// One new DEK (the first seal of a subject): its key id was checked free beforehand by index
-/// probes ([`key_id_free`]), so only the subject's conflict is handled here.
+/// One new DEK (the first seal of a subject), as [`INSERT_KEYS`] does for many.
 static INSERT_KEY: Plan = Plan::new(
     c"INSERT INTO shred.subject_key (key_id, subject, wrapped_dek, root_key_version)
+      SELECT $1, $2, $3, $4
+       WHERE NOT EXISTS (SELECT FROM shred.erasure_log l WHERE l.key_id OPERATOR(pg_catalog.=) $1)
+      ON CONFLICT DO NOTHING
+      RETURNING key_id",
+    &[pg_sys::INT8OID, pg_sys::TEXTOID, pg_sys::BYTEAOID, pg_sys::INT4OID],
+);
+
+static INSERT_KEY_OLD: Plan = Plan::new(
+    c"INSERT INTO shred.subject_key (key_id, subject, wrapped_dek, root_key_version)
       VALUES ($1, $2, $3, $4)
-      ON CONFLICT (subject) DO NOTHING
+      ON CONFLICT DO NOTHING
       RETURNING key_id",
     &[pg_sys::INT8OID, pg_sys::TEXTOID, pg_sys::BYTEAOID, pg_sys::INT4OID],
 );
@@ -423,13 +430,6 @@ pub const RESERVED_SUBJECT_PREFIX: &[u8] = b"pg_shred:";
 /// concurrently, or a key id already taken) before giving up with 40001.
 const CREATE_ATTEMPTS: usize = 4;
 
-/// Whether `key_id` is neither in use nor recorded as erased (latest snapshot; index probes,
-/// no executor). Another transaction drawing the same random id at the same moment (chance
-/// about 2^-52 per id) makes the insert fail with a unique violation.
-fn key_id_free(key_id: i64) -> Result<bool, ShredError> {
-    Ok(!key_exists(key_id)? && scan::fetch(scan::Key::Erasure(key_id), &[])?.is_none())
-}
-
 /// New key ids for `n` DEKs: random (see [`KEY_ID_MIN`]), or from the sequence under the 0.1.0
 /// schema, where erasures leave no record and `erased_here` relies on the sequence.
 fn new_key_ids(n: usize, recorded: bool) -> Result<Vec<i64>, ShredError> {
@@ -492,13 +492,10 @@ fn insert_one(subject: &[u8]) -> Result<Option<(i64, DataKey)>, ShredError> {
     let recorded = scan::relation(c"erasure_log").is_ok();
     let ids = new_key_ids(1, recorded)?;
     let key_id = *ids.first().ok_or_else(|| missing("key id"))?;
-    if recorded && !key_id_free(key_id)? {
-        return Ok(None);
-    }
     let (version, mut deks, wrapped) = generate_wrapped(&[subject], &ids)?;
     let wrapped = wrapped.first().ok_or_else(|| missing("wrapped DEK"))?;
     let inserted = run(
-        &INSERT_KEY,
+        if recorded { &INSERT_KEY } else { &INSERT_KEY_OLD },
         &[Arg::Int8(key_id), Arg::Bytes(subject), Arg::Bytes(wrapped), Arg::Int4(version)],
         Mode::Write,
         0,
@@ -539,9 +536,22 @@ pub fn get_or_create(subject: &[u8]) -> Result<(i64, Rc<DataKey>), ShredError> {
 pub fn create_keys(subjects: &[&[u8]]) -> Result<i64, ShredError> {
     cache::accept_invalidations();
     let seen = cache::generation();
-    let mut wanted: Vec<&[u8]> = subjects.to_vec();
-    wanted.sort_unstable();
-    wanted.dedup();
+    let mut all: Vec<&[u8]> = subjects.to_vec();
+    all.sort_unstable();
+    all.dedup();
+    let mut created = 0i64;
+    // Chunks bound the memory of DEKs held at once (about 1.2 KiB each, with their key schedule).
+    for chunk in all.chunks(CREATE_CHUNK) {
+        created += create_chunk(chunk.to_vec(), seen)?;
+    }
+    Ok(created)
+}
+
+/// Subjects whose DEKs [`create_keys`] creates with one statement at the most.
+const CREATE_CHUNK: usize = 10_000;
+
+/// [`create_keys`] of at most [`CREATE_CHUNK`] distinct subjects.
+fn create_chunk(mut wanted: Vec<&[u8]>, seen: u64) -> Result<i64, ShredError> {
     let mut created = 0i64;
     for _ in 0..CREATE_ATTEMPTS {
         let list: Vec<Vec<u8>> = wanted.iter().map(|s| s.to_vec()).collect();

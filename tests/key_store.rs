@@ -366,3 +366,78 @@ fn create_keys_against_erase() {
     assert_eq!(again, 100);
     assert_eq!(count(&mut c, "SELECT count(DISTINCT subject) FROM shred.subject_key WHERE subject LIKE 'e%'"), 150);
 }
+
+/// An erasure's record survives a flush of the queue inside a subtransaction that is then rolled
+/// back (a PL/pgSQL exception block): the rolled-back write is queued again and committed, so the
+/// erased values read as erased (NULL), not as unknown, and `erased_at` knows the erasure. The
+/// same holds for blind-index terms written by an enclosing transaction.
+#[test]
+fn erasure_record_survives_rolled_back_subtransaction() {
+    let mut c = fresh_db("ks_subxact");
+    c.batch_execute(
+        "CREATE TABLE pt (id int PRIMARY KEY, subj text NOT NULL, email text);
+         INSERT INTO pt VALUES (1, 'alice', 'a@x'), (2, 'bob', 'b@x');
+         SELECT shred.protect('pt', 'subj', ARRAY['email'], searchable => ARRAY['email']);",
+    )
+    .unwrap();
+    c.batch_execute(
+        "BEGIN;
+         SELECT shred.erase('alice');
+         INSERT INTO pt_plain (id, subj, email) VALUES (3, 'carol', 'c@x');
+         DO $$ BEGIN PERFORM shred.erased_at('zzz'); RAISE EXCEPTION 'x'; EXCEPTION WHEN others THEN NULL; END $$;
+         COMMIT;",
+    )
+    .unwrap();
+    let rows: Vec<(i32, Option<String>)> = c
+        .query("SELECT id, email FROM pt_plain ORDER BY id", &[])
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(rows, vec![(1, None), (2, Some("b@x".into())), (3, Some("c@x".into()))]);
+    assert_eq!(count(&mut c, "SELECT count(*) FROM shred.erasure_log"), 1);
+    assert!(c.query_one("SELECT shred.erased_at('alice') IS NOT NULL", &[]).unwrap().get::<_, bool>(0));
+    let found = count(&mut c, "SELECT count(*) FROM pt WHERE email_bidx IN (SELECT shred.blind_match('c@x', 'pt.email'))");
+    assert_eq!(found, 1, "carol's term was written again after the rollback undid it");
+    let missing = count(&mut c, "SELECT coalesce(sum(value_count), 0)::bigint FROM shred.check() WHERE problem = 'DEK missing (not erased)'");
+    assert_eq!(missing, 0);
+}
+
+/// The drop guard covers every path that drops the key store: the schema the extension was
+/// created in (`DROP SCHEMA public CASCADE` by the database owner) and `DROP OWNED BY` its owner.
+#[test]
+fn drop_guard_covers_the_extension_schema() {
+    let mut admin = connect("postgres");
+    admin
+        .batch_execute("DO $$ BEGIN CREATE ROLE ks_dbown LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$")
+        .unwrap();
+    admin.batch_execute("DROP DATABASE IF EXISTS ks_drop_schema WITH (FORCE)").unwrap();
+    admin.batch_execute("CREATE DATABASE ks_drop_schema OWNER ks_dbown").unwrap();
+    let mut c = connect("ks_drop_schema");
+    c.batch_execute("CREATE EXTENSION pg_shred; ALTER SCHEMA public OWNER TO ks_dbown").unwrap();
+    seal(&mut c, "s1", "x");
+    let mut owner = connect_as("ks_drop_schema", "ks_dbown");
+    assert_eq!(sqlstate(owner.batch_execute("DROP SCHEMA public CASCADE")), "2BP01");
+    assert_eq!(sqlstate(owner.batch_execute("DROP OWNED BY ks_dbown CASCADE")), "2BP01");
+    assert_eq!(count(&mut c, "SELECT count(*) FROM pg_extension WHERE extname = 'pg_shred'"), 1);
+    // another schema is no concern of pg_shred's
+    owner.batch_execute("CREATE SCHEMA other; DROP SCHEMA other CASCADE").unwrap();
+}
+
+/// On a fresh key store no sequential key id was ever handed out: a pre-0.4.0-shaped value (key
+/// id 7) from elsewhere is unknown (42704), not erased.
+#[test]
+fn unissued_sequential_key_id_is_unknown() {
+    let mut c = fresh_db("ks_unissued");
+    let v = seal(&mut c, "s1", "x");
+    let forged: String = c
+        .query_one(
+            "SELECT 'shred1:' || encode(overlay(shred.sealed_send($1::text::shred.sealed) placing '\\x0000000000000007'::bytea from 2 for 8), 'base64')",
+            &[&v],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(key_id(&mut c, &forged), 7);
+    assert_eq!(sqlstate(c.query_one(IS_ERASED, &[&forged])), "42704");
+    assert_eq!(sqlstate(c.query_one(OPEN, &[&forged])), "42704");
+}

@@ -15,6 +15,10 @@
 //! - Each entry carries the subtransaction that queued it: a rolled-back subtransaction drops
 //!   its entries (and its descendants'), like the rows and DEK deletions they follow; an
 //!   aborted transaction drops all.
+//! - A flush inside a subtransaction writes the entries of enclosing ones too, and a rollback
+//!   of that subtransaction undoes those writes: entries written there are kept aside
+//!   ([`WRITTEN`]) until no rollback short of the whole transaction's can undo them, and a
+//!   rollback puts the enclosing subtransactions' entries back in the queue.
 //! - A table that does not exist (an older schema, or the extension dropped in this
 //!   transaction) takes no write.
 
@@ -44,7 +48,13 @@ struct Entry {
 
 thread_local! {
     static QUEUE: RefCell<Vec<Entry>> = const { RefCell::new(Vec::new()) };
+    /// Entries written by a flush inside a subtransaction that is still open, each with the
+    /// subtransaction whose rollback would undo the write.
+    static WRITTEN: RefCell<Vec<(pg_sys::SubTransactionId, Entry)>> = const { RefCell::new(Vec::new()) };
 }
+
+/// PostgreSQL's id of the top-level transaction's (sub)transaction level.
+const TOP_SUBTRANSACTION: pg_sys::SubTransactionId = 1;
 
 /// Terms are written only for DEKs that still exist, and those DEKs are locked (KEY SHARE)
 /// until this transaction ends: an erasure committed first leaves no term behind, and one that
@@ -105,27 +115,31 @@ pub fn erasure_queued(key_id: i64) -> bool {
     QUEUE.with(|q| q.borrow().iter().any(|e| matches!(e.write, Write::Erased { key_id: k, .. } if k == key_id)))
 }
 
-/// Write every queued entry (see the module documentation).
+/// Write every queued entry (see the module documentation). The queue is emptied only once
+/// the writes succeeded.
 pub fn flush() -> Result<(), ShredError> {
-    let entries = QUEUE.with(|q| std::mem::take(&mut *q.borrow_mut()));
-    if entries.is_empty() {
-        return Ok(());
-    }
     let (mut indexes, mut term_ids, mut logged, mut digests, mut erased) = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for e in entries {
-        match e.write {
-            Write::Term { blind_index, key_id } => {
-                indexes.push(blind_index);
-                term_ids.push(key_id);
-            }
-            Write::Erased { key_id, digest } => {
-                if let Some(d) = digest {
-                    logged.push(key_id);
-                    digests.push(d);
+    let queued = QUEUE.with(|q| {
+        let q = q.borrow();
+        for e in q.iter() {
+            match &e.write {
+                Write::Term { blind_index, key_id } => {
+                    indexes.push(blind_index.clone());
+                    term_ids.push(*key_id);
                 }
-                erased.push(key_id);
+                Write::Erased { key_id, digest } => {
+                    if let Some(d) = digest {
+                        logged.push(*key_id);
+                        digests.push(d.clone());
+                    }
+                    erased.push(*key_id);
+                }
             }
         }
+        q.len()
+    });
+    if queued == 0 {
+        return Ok(());
     }
     let terms_table = scan::relation(c"blind_term").is_ok();
     if terms_table && !indexes.is_empty() {
@@ -136,6 +150,12 @@ pub fn flush() -> Result<(), ShredError> {
     }
     if terms_table && !erased.is_empty() {
         run(&FORGET_TERMS, &[Arg::Int8Array(&erased)], Mode::Write, 0, |_| Ok(()))?;
+    }
+    let entries = QUEUE.with(|q| std::mem::take(&mut *q.borrow_mut()));
+    // SAFETY: plain reads of the transaction state.
+    let (nested, current) = unsafe { (pg_sys::GetCurrentTransactionNestLevel() > 1, pg_sys::GetCurrentSubTransactionId()) };
+    if nested {
+        WRITTEN.with(|w| w.borrow_mut().extend(entries.into_iter().map(|e| (current, e))));
     }
     Ok(())
 }
@@ -158,6 +178,10 @@ unsafe extern "C-unwind" fn xact_callback(event: pg_sys::XactEvent::Type, _arg: 
         }
         pg_sys::XactEvent::XACT_EVENT_ABORT | pg_sys::XactEvent::XACT_EVENT_PARALLEL_ABORT => {
             QUEUE.with(|q| q.borrow_mut().clear());
+            WRITTEN.with(|w| w.borrow_mut().clear());
+        }
+        pg_sys::XactEvent::XACT_EVENT_COMMIT | pg_sys::XactEvent::XACT_EVENT_PREPARE => {
+            WRITTEN.with(|w| w.borrow_mut().clear());
         }
         _ => {}
     }
@@ -166,14 +190,40 @@ unsafe extern "C-unwind" fn xact_callback(event: pg_sys::XactEvent::Type, _arg: 
 #[pgrx::pg_guard]
 unsafe extern "C-unwind" fn subxact_callback(
     event: pg_sys::SubXactEvent::Type,
-    aborted: pg_sys::SubTransactionId,
-    _parent: pg_sys::SubTransactionId,
+    sub: pg_sys::SubTransactionId,
+    parent: pg_sys::SubTransactionId,
     _arg: *mut std::ffi::c_void,
 ) {
-    // Subtransactions started after `aborted` while it ran are its descendants: their entries
-    // go with it; those of earlier, committed ones stay.
-    if event == pg_sys::SubXactEvent::SUBXACT_EVENT_ABORT_SUB {
-        QUEUE.with(|q| q.borrow_mut().retain(|e| e.subtransaction < aborted));
+    // Subtransactions started after `sub` while it ran are its descendants.
+    match event {
+        pg_sys::SubXactEvent::SUBXACT_EVENT_ABORT_SUB => {
+            // Its own and its descendants' entries go with it; those of earlier, committed ones
+            // stay. Writes made inside it are undone: the entries of enclosing subtransactions
+            // among them are queued again.
+            QUEUE.with(|q| q.borrow_mut().retain(|e| e.subtransaction < sub));
+            let undone: Vec<Entry> = WRITTEN.with(|w| {
+                let mut w = w.borrow_mut();
+                let (undone, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut *w).into_iter().partition(|(at, _)| *at >= sub);
+                *w = kept;
+                undone.into_iter().map(|(_, e)| e).filter(|e| e.subtransaction < sub).collect()
+            });
+            QUEUE.with(|q| q.borrow_mut().extend(undone));
+        }
+        pg_sys::SubXactEvent::SUBXACT_EVENT_COMMIT_SUB => {
+            // Writes made inside it now belong to its parent; under the top level only the
+            // whole transaction's rollback can undo them, and that drops everything anyway.
+            WRITTEN.with(|w| {
+                let mut w = w.borrow_mut();
+                if parent == TOP_SUBTRANSACTION {
+                    w.retain(|(at, _)| *at < sub);
+                } else {
+                    for (at, _) in w.iter_mut().filter(|(at, _)| *at >= sub) {
+                        *at = parent;
+                    }
+                }
+            });
+        }
+        _ => {}
     }
 }
 

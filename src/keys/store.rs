@@ -58,6 +58,18 @@ static INSERT_KEYS: Plan = Plan::new(
     &[pg_sys::INT8ARRAYOID, pg_sys::TEXTARRAYOID, pg_sys::BYTEAARRAYOID, pg_sys::INT4OID],
 );
 
+/// [`INSERT_KEYS`] without `ON CONFLICT`: a conflict raises a unique violation (see
+/// `insert_new`).
+static INSERT_KEYS_FAST: Plan = Plan::new(
+    c"INSERT INTO shred.subject_key (key_id, subject, wrapped_dek, root_key_version)
+      SELECT n.key_id, n.subject, n.wrapped_dek, $4
+        FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.int8[]), pg_catalog.unnest($2::pg_catalog.text[]),
+                        pg_catalog.unnest($3::pg_catalog.bytea[])) n (key_id, subject, wrapped_dek)
+       WHERE NOT EXISTS (SELECT FROM shred.erasure_log l WHERE l.key_id OPERATOR(pg_catalog.=) n.key_id)
+      RETURNING key_id",
+    &[pg_sys::INT8ARRAYOID, pg_sys::TEXTARRAYOID, pg_sys::BYTEAARRAYOID, pg_sys::INT4OID],
+);
+
 static INSERT_KEYS_OLD: Plan = Plan::new(
     c"INSERT INTO shred.subject_key (key_id, subject, wrapped_dek, root_key_version)
       SELECT n.key_id, n.subject, n.wrapped_dek, $4
@@ -252,9 +264,9 @@ pub fn dek_by_id(key_id: i64) -> Result<Option<Rc<DataKey>>, ShredError> {
 /// 0.2.0 and by `shred.replay_erasures`, and are kept by pg_dump.
 ///
 /// Erasures under the 0.1.0 schema leave no record. So a key id below [`KEY_ID_MIN`] (handed
-/// out by the key store's sequence: before 0.4.0, or under the 0.1.0 schema) that the sequence
-/// has handed out counts as erased without one; above what it handed out, it was never this
-/// key store's. Under the 0.1.0 schema, which
+/// out by the key store's sequence: before 0.4.0, or under the 0.1.0 schema) counts as erased
+/// without one when the sequence handed it out (see [`SEQUENCE_HANDED_OUT`]); otherwise it was
+/// never this key store's. Under the 0.1.0 schema, which
 /// has no erasure log, every missing DEK counts as erased.
 pub fn erased_here(key_id: i64) -> Result<bool, ShredError> {
     if super::deferred::erasure_queued(key_id) {
@@ -269,18 +281,23 @@ pub fn erased_here(key_id: i64) -> Result<bool, ShredError> {
     if key_id >= KEY_ID_MIN {
         return Ok(false);
     }
-    run(&SEQUENCE_HANDED_OUT, &[], Mode::ReadLatest, 1, |rows| {
-        Ok(rows.first().and_then(|r| r.int8(1)).is_some_and(|last| key_id <= last))
+    run(&SEQUENCE_HANDED_OUT, &[Arg::Int8(key_id), Arg::Int8(KEY_ID_MIN)], Mode::ReadLatest, 1, |rows| {
+        Ok(rows.first().and_then(|r| r.bool(1)).unwrap_or(false))
     })
 }
 
-/// The highest key id the key store's sequence has handed out (pre-0.4.0 key ids).
+/// Whether the key store's sequence handed out `$1` (a pre-0.4.0 key id): it was called since
+/// its random start (`is_called`: pg_dump keeps it), and `$1` lies between the lowest sequential
+/// key id still known (a DEK or an erasure record; the start itself is not recorded) and the
+/// last one handed out.
 static SEQUENCE_HANDED_OUT: Plan = Plan::new(
-    c"SELECT CASE WHEN is_called THEN last_value ELSE last_value OPERATOR(pg_catalog.-) 1 END
-        FROM shred.subject_key_key_id_seq",
-    &[],
+    c"SELECT s.is_called AND $1 OPERATOR(pg_catalog.<=) s.last_value
+             AND $1 OPERATOR(pg_catalog.>=) LEAST(
+                 (SELECT pg_catalog.min(k.key_id) FROM shred.subject_key k WHERE k.key_id OPERATOR(pg_catalog.<) $2),
+                 (SELECT pg_catalog.min(l.key_id) FROM shred.erasure_log l WHERE l.key_id OPERATOR(pg_catalog.<) $2))
+        FROM shred.subject_key_key_id_seq s",
+    &[pg_sys::INT8OID, pg_sys::INT8OID],
 );
-
 /// What the key store knows of `key_id`: whether its DEK exists (`Some(false)` when erased
 /// here, `None` when never known here). Needs no root key.
 pub fn key_state(key_id: i64) -> Result<Option<bool>, ShredError> {
@@ -459,22 +476,26 @@ fn generate_wrapped(subjects: &[&[u8]], ids: &[i64]) -> Result<(i32, Vec<DataKey
 }
 
 /// Generate, wrap and insert, in one statement, a new DEK for each of `subjects` (database
-/// encoding, checked, distinct). Returns (position in `subjects`, key id, DEK) of the rows
-/// inserted; a subject given a DEK concurrently, or whose drawn key id is in use or erased, is
-/// left out and the caller looks again.
+/// encoding, checked, distinct, none with a DEK when last looked up). Returns (position in
+/// `subjects`, key id, DEK) of the rows inserted; a subject given a DEK concurrently, or whose
+/// drawn key id is in use or erased, is left out and the caller looks again.
+///
+/// The rows go in first by a plain `INSERT` in a subtransaction: without `ON CONFLICT` each
+/// row costs its two index insertions and no conflict pre-checks. Only when that meets a unique
+/// violation (a subject created concurrently, or a drawn key id in use) is it rolled back and
+/// the statement run again with `ON CONFLICT DO NOTHING`.
 fn insert_new(subjects: &[&[u8]]) -> Result<Vec<(usize, i64, DataKey)>, ShredError> {
     let recorded = scan::relation(c"erasure_log").is_ok();
     let ids = new_key_ids(subjects.len(), recorded)?;
     let (version, deks, wrapped) = generate_wrapped(subjects, &ids)?;
     let texts: Vec<Vec<u8>> = subjects.iter().map(|s| s.to_vec()).collect();
-    let plan = if recorded { &INSERT_KEYS } else { &INSERT_KEYS_OLD };
-    let inserted = run(
-        plan,
-        &[Arg::Int8Array(&ids), Arg::TextArray(&texts), Arg::ByteaArray(&wrapped), Arg::Int4(version)],
-        Mode::Write,
-        0,
-        |rows| Ok(rows.iter().filter_map(|r| r.int8(1)).collect::<std::collections::HashSet<i64>>()),
-    )?;
+    let args = [Arg::Int8Array(&ids), Arg::TextArray(&texts), Arg::ByteaArray(&wrapped), Arg::Int4(version)];
+    let returned = |rows: &[super::spi::Row]| Ok(rows.iter().filter_map(|r| r.int8(1)).collect::<std::collections::HashSet<i64>>());
+    let unique_violation = |code| code == pgrx::PgSqlErrorCode::ERRCODE_UNIQUE_VIOLATION;
+    let inserted = match crate::pg::subxact::attempt(|| run(&INSERT_KEYS_FAST, &args, Mode::Write, 0, returned), unique_violation) {
+        Ok(inserted) if recorded => inserted?,
+        _ => run(if recorded { &INSERT_KEYS } else { &INSERT_KEYS_OLD }, &args, Mode::Write, 0, returned)?,
+    };
     // SAFETY: plain call; makes the new rows visible to later reads in this statement.
     unsafe { pg_sys::CommandCounterIncrement() };
     Ok(ids
@@ -741,8 +762,8 @@ pub fn erase_many(subjects: pg_sys::Datum, count: i64) -> Result<i64, ShredError
     Ok(deleted)
 }
 
-/// Whether one of `roles` (OIDs) owns the pg_shred extension or its key table: `DROP OWNED BY`
-/// such a role would drop the key store.
+/// Whether one of `roles` (OIDs) owns the pg_shred extension, its key table, the schema `shred`
+/// or the schema the extension was created in: `DROP OWNED BY` such a role drops the key store.
 pub fn owns_key_store(roles: &[i64]) -> Result<bool, ShredError> {
     run(&OWNS_KEY_STORE, &[Arg::Int8Array(roles)], Mode::ReadLatest, 1, |rows| Ok(!rows.is_empty()))
 }
@@ -753,8 +774,29 @@ static OWNS_KEY_STORE: Plan = Plan::new(
       UNION ALL
       SELECT FROM pg_catalog.pg_class c
        WHERE c.oid OPERATOR(pg_catalog.=) 'shred.subject_key'::pg_catalog.regclass
-         AND c.relowner::pg_catalog.int8 OPERATOR(pg_catalog.=) ANY ($1)",
+         AND c.relowner::pg_catalog.int8 OPERATOR(pg_catalog.=) ANY ($1)
+      UNION ALL
+      SELECT FROM pg_catalog.pg_namespace n
+       WHERE (n.nspname OPERATOR(pg_catalog.=) 'shred'
+              OR n.oid OPERATOR(pg_catalog.=) (SELECT e.extnamespace FROM pg_catalog.pg_extension e
+                                                WHERE e.extname OPERATOR(pg_catalog.=) 'pg_shred'))
+         AND n.nspowner::pg_catalog.int8 OPERATOR(pg_catalog.=) ANY ($1)",
     &[pg_sys::INT8ARRAYOID],
+);
+
+/// Whether dropping the schemas named `names` drops the key store: one is `shred`, or the
+/// schema the extension was created in (the extension depends on it).
+pub fn schemas_hold_key_store(names: &[Vec<u8>]) -> Result<bool, ShredError> {
+    run(&SCHEMAS_HOLD_KEY_STORE, &[Arg::TextArray(names)], Mode::ReadLatest, 1, |rows| Ok(!rows.is_empty()))
+}
+
+static SCHEMAS_HOLD_KEY_STORE: Plan = Plan::new(
+    c"SELECT FROM pg_catalog.pg_namespace n
+       WHERE n.nspname OPERATOR(pg_catalog.=) ANY ($1::pg_catalog.name[])
+         AND (n.nspname OPERATOR(pg_catalog.=) 'shred'
+              OR n.oid OPERATOR(pg_catalog.=) (SELECT e.extnamespace FROM pg_catalog.pg_extension e
+                                                WHERE e.extname OPERATOR(pg_catalog.=) 'pg_shred'))",
+    &[pg_sys::TEXTARRAYOID],
 );
 
 /// How many data subjects' DEKs the key store holds (latest snapshot).

@@ -211,41 +211,12 @@ fn texts(rows: &[crate::keys::spi::Row], width: usize) -> Vec<Vec<Option<Vec<u8>
 /// WARNING naming it and the SQLSTATE, instead of failing the request for every table. The
 /// owner's message is not repeated: it could hold anything.
 fn skipping_errors<R>(name: &str, read: impl FnOnce() -> Result<R, ShredError>) -> Result<Option<R>, ShredError> {
-    // SAFETY: PostgreSQL's own pattern for an internal subtransaction (as PL/pgSQL's exception
-    // blocks): begin, run, then release or roll back, restoring the memory context and
-    // resource owner either way.
-    unsafe {
-        let context = pg_sys::CurrentMemoryContext;
-        let owner = pg_sys::CurrentResourceOwner;
-        pg_sys::BeginInternalSubTransaction(std::ptr::null());
-        pg_sys::MemoryContextSwitchTo(context);
-        let read = std::panic::AssertUnwindSafe(read);
-        let outcome: Result<Result<R, ShredError>, String> = pgrx::PgTryBuilder::new(move || Ok(read()))
-            .catch_others(|e: pgrx::pg_sys::panic::CaughtError| {
-                Err(match e {
-                    pgrx::pg_sys::panic::CaughtError::PostgresError(r) | pgrx::pg_sys::panic::CaughtError::ErrorReport(r) => {
-                        // the five characters of the SQLSTATE, six bits each (PGUNSIXBIT)
-                        let code = r.sql_error_code() as i64;
-                        (0..5).map(|i| char::from((((code >> (6 * i)) & 0x3F) as u8) + b'0')).collect()
-                    }
-                    _ => "an internal error".to_string(),
-                })
-            })
-            .execute();
-        match outcome {
-            Ok(result) => {
-                pg_sys::ReleaseCurrentSubTransaction();
-                pg_sys::MemoryContextSwitchTo(context);
-                pg_sys::CurrentResourceOwner = owner;
-                result.map(Some)
-            }
-            Err(sqlstate) => {
-                pg_sys::RollbackAndReleaseCurrentSubTransaction();
-                pg_sys::MemoryContextSwitchTo(context);
-                pg_sys::CurrentResourceOwner = owner;
-                pgrx::warning!("pg_shred: skipped table {name}: reading it as its owner raised an error ({sqlstate})");
-                Ok(None)
-            }
+    match crate::pg::subxact::attempt(read, |_| true) {
+        Ok(result) => result.map(Some),
+        Err(code) => {
+            let sqlstate = crate::pg::subxact::sqlstate(code);
+            pgrx::warning!("pg_shred: skipped table {name}: reading it as its owner raised an error ({sqlstate})");
+            Ok(None)
         }
     }
 }

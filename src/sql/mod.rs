@@ -248,10 +248,11 @@ fn subject_key_changed<'a>(
     Ok(None)
 }
 
-/// Event trigger (ddl_command_start: DROP EXTENSION, DROP SCHEMA, DROP OWNED): refuse to drop
-/// pg_shred or its schema, or the objects of a role that owns the extension or its key table,
-/// while DEKs exist, unless `shred.allow_drop_with_keys` is on. Such a drop would erase every
-/// data subject at once.
+/// Event trigger (ddl_command_start: DROP EXTENSION, DROP SCHEMA, DROP OWNED): refuse, while
+/// DEKs exist and unless `shred.allow_drop_with_keys` is on, every drop that takes the key store
+/// with it: `DROP EXTENSION pg_shred`; `DROP SCHEMA` of `shred` or of the schema the extension
+/// was created in (`CASCADE` drops the extension); `DROP OWNED BY` a role owning the extension,
+/// its key table, or either schema. Such a drop would erase every data subject at once.
 #[pg_extern(sql = false)]
 fn refuse_drop_with_keys(fcinfo: pg_sys::FunctionCallInfo) -> Option<i32> {
     // SAFETY: called by the event trigger manager, whose context is an EventTriggerData; the
@@ -263,12 +264,13 @@ fn refuse_drop_with_keys(fcinfo: pg_sys::FunctionCallInfo) -> Option<i32> {
         }
         drop_target((*ctx.cast::<pg_sys::EventTriggerData>()).parsetree)
     };
-    let targets_pg_shred = match target {
+    let reaches_key_store = match target {
         DropTarget::Nothing => false,
-        DropTarget::PgShred => true,
+        DropTarget::Extensions(names) => names.iter().any(|n| n == b"pg_shred"),
+        DropTarget::Schemas(names) => store::schemas_hold_key_store(&names).or_report(),
         DropTarget::OwnedBy(roles) => store::owns_key_store(&roles).or_report(),
     };
-    if !targets_pg_shred || crate::gucs::ALLOW_DROP_WITH_KEYS.get() {
+    if !reaches_key_store || crate::gucs::ALLOW_DROP_WITH_KEYS.get() {
         return None;
     }
     let n = store::key_count().or_report();
@@ -278,11 +280,13 @@ fn refuse_drop_with_keys(fcinfo: pg_sys::FunctionCallInfo) -> Option<i32> {
     None
 }
 
-/// What a DROP statement may take with it.
+/// What a DROP statement names.
 enum DropTarget {
     Nothing,
-    /// `DROP EXTENSION pg_shred` or `DROP SCHEMA shred`.
-    PgShred,
+    /// `DROP EXTENSION` of these.
+    Extensions(Vec<Vec<u8>>),
+    /// `DROP SCHEMA` of these.
+    Schemas(Vec<Vec<u8>>),
     /// `DROP OWNED BY` these roles (OIDs; roles that do not exist are left out).
     OwnedBy(Vec<i64>),
 }
@@ -304,18 +308,17 @@ unsafe fn drop_target(tree: *mut pg_sys::Node) -> DropTarget {
         match (*tree).type_ {
             pg_sys::NodeTag::T_DropStmt => {
                 let stmt = tree.cast::<pg_sys::DropStmt>();
-                let name: &[u8] = match (*stmt).removeType {
-                    pg_sys::ObjectType::OBJECT_EXTENSION => b"pg_shred",
-                    pg_sys::ObjectType::OBJECT_SCHEMA => b"shred",
-                    _ => return DropTarget::Nothing,
-                };
-                let named = cells((*stmt).objects).iter().any(|cell| {
-                    let node = cell.ptr_value.cast::<pg_sys::Node>();
-                    !node.is_null()
-                        && (*node).type_ == pg_sys::NodeTag::T_String
-                        && CStr::from_ptr((*node.cast::<pg_sys::String>()).sval).to_bytes() == name
-                });
-                if named { DropTarget::PgShred } else { DropTarget::Nothing }
+                let names = cells((*stmt).objects)
+                    .iter()
+                    .map(|cell| cell.ptr_value.cast::<pg_sys::Node>())
+                    .filter(|node| !node.is_null() && (**node).type_ == pg_sys::NodeTag::T_String)
+                    .map(|node| CStr::from_ptr((*node.cast::<pg_sys::String>()).sval).to_bytes().to_vec())
+                    .collect();
+                match (*stmt).removeType {
+                    pg_sys::ObjectType::OBJECT_EXTENSION => DropTarget::Extensions(names),
+                    pg_sys::ObjectType::OBJECT_SCHEMA => DropTarget::Schemas(names),
+                    _ => DropTarget::Nothing,
+                }
             }
             pg_sys::NodeTag::T_DropOwnedStmt => {
                 let stmt = tree.cast::<pg_sys::DropOwnedStmt>();

@@ -476,7 +476,7 @@ fn generate_wrapped(subjects: &[&[u8]], ids: &[i64]) -> Result<(i32, Vec<DataKey
 }
 
 /// Generate, wrap and insert, in one statement, a new DEK for each of `subjects` (database
-/// encoding, checked, distinct, none with a DEK when last looked up). Returns (position in
+/// encoding, checked, distinct). Returns (position in
 /// `subjects`, key id, DEK) of the rows inserted; a subject given a DEK concurrently, or whose
 /// drawn key id is in use or erased, is left out and the caller looks again.
 ///
@@ -571,17 +571,22 @@ pub fn create_keys(subjects: &[&[u8]]) -> Result<i64, ShredError> {
 /// Subjects whose DEKs [`create_keys`] creates with one statement at the most.
 const CREATE_CHUNK: usize = 10_000;
 
-/// [`create_keys`] of at most [`CREATE_CHUNK`] distinct subjects.
+/// [`create_keys`] of at most [`CREATE_CHUNK`] distinct subjects. The first attempt inserts
+/// them all without looking first (a bulk load's subjects are new); when one has a DEK already,
+/// that attempt is rolled back (see [`insert_new`]) and the next ones insert only the subjects
+/// that a lookup finds without one.
 fn create_chunk(mut wanted: Vec<&[u8]>, seen: u64) -> Result<i64, ShredError> {
     let mut created = 0i64;
-    for _ in 0..CREATE_ATTEMPTS {
-        let list: Vec<Vec<u8>> = wanted.iter().map(|s| s.to_vec()).collect();
-        let have = run(&HAVE_KEYS, &[Arg::TextArray(&list)], Mode::ReadLatest, 0, |rows| {
-            Ok(rows.iter().filter_map(|r| r.bytes(1)).collect::<std::collections::HashSet<Vec<u8>>>())
-        })?;
-        wanted.retain(|s| !have.contains(*s));
-        if wanted.is_empty() {
-            return Ok(created);
+    for attempt in 0..CREATE_ATTEMPTS {
+        if attempt > 0 {
+            let list: Vec<Vec<u8>> = wanted.iter().map(|s| s.to_vec()).collect();
+            let have = run(&HAVE_KEYS, &[Arg::TextArray(&list)], Mode::ReadLatest, 0, |rows| {
+                Ok(rows.iter().filter_map(|r| r.bytes(1)).collect::<std::collections::HashSet<Vec<u8>>>())
+            })?;
+            wanted.retain(|s| !have.contains(*s));
+            if wanted.is_empty() {
+                return Ok(created);
+            }
         }
         let made = insert_new(&wanted)?;
         created += made.len() as i64;

@@ -339,13 +339,15 @@ fn create_keys_races_end_with_one_key_per_subject() {
     assert_eq!(r.unwrap().get::<_, Option<String>>(0).as_deref(), Some("from a"));
 }
 
-/// Item 1 against erasure: a `create_keys` that runs while another session's erasure of the
-/// same subjects is not committed sees their DEKs and leaves them (the erasure wins: they end
-/// with no DEK); once it has committed, `create_keys` gives them one new DEK each.
+/// Item 1 against erasure: a `create_keys` of subjects whose erasure another session has not
+/// committed yet waits for it (their DEK rows are locked by the erasure), then gives each of them
+/// one new DEK: the erasure stands for every value sealed before it, and the subjects exist again
+/// with new DEKs only.
 #[test]
 fn create_keys_against_erase() {
     let mut c = fresh_db("ks_race_erase");
     c.batch_execute("SELECT shred.create_keys(array(SELECT 'e' || g FROM generate_series(1, 100) g))").unwrap();
+    let old: String = c.query_one("SELECT shred.seal('e1', 'old', 'ks')::text", &[]).unwrap().get(0);
     let mut a = connect("ks_race_erase");
     let mut b = connect("ks_race_erase");
     a.batch_execute("BEGIN; SELECT shred.erase(array(SELECT 'e' || g FROM generate_series(1, 100) g))").unwrap();
@@ -357,14 +359,15 @@ fn create_keys_against_erase() {
         made
     });
     std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(!handle.is_finished(), "create_keys waits for the erasure");
     a.batch_execute("COMMIT").unwrap();
     let made = handle.join().unwrap();
-    assert_eq!(made, 50, "e101..e150 only: e1..e100 still had their DEKs");
-    assert_eq!(count(&mut c, "SELECT count(*) FROM shred.subject_key WHERE subject LIKE 'e%'"), 50);
-    assert_eq!(count(&mut c, "SELECT count(*) FROM shred.erasure_log"), 100);
-    let again: i64 = c.query_one("SELECT shred.create_keys(array(SELECT 'e' || g FROM generate_series(1, 150) g))", &[]).unwrap().get(0);
-    assert_eq!(again, 100);
+    assert_eq!(made, 150);
+    assert_eq!(count(&mut c, "SELECT count(*) FROM shred.subject_key WHERE subject LIKE 'e%'"), 150);
     assert_eq!(count(&mut c, "SELECT count(DISTINCT subject) FROM shred.subject_key WHERE subject LIKE 'e%'"), 150);
+    assert_eq!(count(&mut c, "SELECT count(*) FROM shred.erasure_log"), 100);
+    assert_eq!(c.query_one(OPEN, &[&old]).unwrap().get::<_, Option<String>>(0), None, "the old value stays erased");
+    assert_eq!(c.query_one("SELECT shred.create_keys(array(SELECT 'e' || g FROM generate_series(1, 150) g))", &[]).unwrap().get::<_, i64>(0), 0);
 }
 
 /// An erasure's record survives a flush of the queue inside a subtransaction that is then rolled

@@ -691,10 +691,14 @@ fn after_erasure(erased: &[(i64, Vec<u8>)]) -> Result<(), ShredError> {
     if erased.is_empty() {
         return Ok(());
     }
-    let audit_key = if scan::relation(c"erasure_log").is_ok() { Some(get_or_create(AUDIT_SUBJECT)?.1) } else { None };
+    let digest_key = if scan::relation(c"erasure_log").is_ok() {
+        Some(crate::crypto::audit::DigestKey::new(&get_or_create(AUDIT_SUBJECT)?.1))
+    } else {
+        None
+    };
     for (key_id, subject) in erased {
-        let digest = match &audit_key {
-            Some(key) => Some(crate::crypto::audit::subject_digest(key, &server_to_utf8(subject, "subject")?).to_vec()),
+        let digest = match &digest_key {
+            Some(key) => Some(key.digest(&server_to_utf8(subject, "subject")?).to_vec()),
             None => None,
         };
         super::deferred::erased(*key_id, digest)?;

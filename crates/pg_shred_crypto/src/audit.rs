@@ -18,7 +18,22 @@ pub const LABEL_AUDIT: &[u8] = b"pg_shred v1 audit";
 /// Length of a subject digest, in bytes.
 pub const DIGEST_LEN: usize = 32;
 
+/// The digest key of `audit_key` (HKDF, above), zeroized when dropped: derive it once for many
+/// digests.
+pub struct DigestKey(zeroize::Zeroizing<[u8; 32]>);
+
+impl DigestKey {
+    pub fn new(audit_key: &DataKey) -> Self {
+        DigestKey(audit_key.derive(LABEL_AUDIT))
+    }
+
+    /// The keyed digest of `subject` (its UTF-8 bytes). Cannot fail.
+    pub fn digest(&self, subject: &[u8]) -> [u8; DIGEST_LEN] {
+        hmac_sha256(&self.0, subject)
+    }
+}
+
 /// The keyed digest of `subject` (its UTF-8 bytes) under `audit_key`. Cannot fail.
 pub fn subject_digest(audit_key: &DataKey, subject: &[u8]) -> [u8; DIGEST_LEN] {
-    hmac_sha256(&audit_key.derive(LABEL_AUDIT), subject)
+    DigestKey::new(audit_key).digest(subject)
 }

@@ -9,4 +9,5 @@ pub mod root;
 pub mod scan;
 pub mod spi;
 pub mod store;
+pub mod subject;
 pub mod terms;

@@ -18,7 +18,8 @@ use super::root;
 use super::spi::{run, Arg, Mode, Plan};
 use crate::crypto::keys::DataKey;
 use crate::crypto::CryptoError;
-use crate::error::{ShredError, MAX_SUBJECT_LEN};
+use super::subject::Subject;
+use crate::error::ShredError;
 use crate::pg::encoding::server_to_utf8;
 
 /// Key ids are drawn at random from `[KEY_ID_MIN, 2 * KEY_ID_MIN)`: they tell nothing about the
@@ -326,14 +327,14 @@ pub fn dek_for_row(key_id: i64, subject: &[u8]) -> Result<Option<Rc<DataKey>>, S
     }
 }
 
-/// The DEK of `subject` (database encoding) if it has one; never creates one.
-pub fn existing_dek(subject: &[u8]) -> Result<Option<Rc<DataKey>>, ShredError> {
+/// The DEK of `subject` if it has one; never creates one.
+pub fn existing_dek(subject: &Subject<'_>) -> Result<Option<Rc<DataKey>>, ShredError> {
     cache::accept_invalidations();
-    if let Some((_, dek)) = cache::get_by_subject(subject) {
+    if let Some((_, dek)) = cache::get_by_subject(subject.db()) {
         return Ok(Some(dek));
     }
     let seen = cache::generation();
-    match lookup(By::Subject(subject))? {
+    match lookup(By::Subject(subject.db()))? {
         Some(row) => Ok(Some(unwrap_and_cache(&row, seen)?)),
         None => Ok(None),
     }
@@ -426,22 +427,6 @@ fn register_version(version: i32) -> Result<(), ShredError> {
     Ok(())
 }
 
-/// Check a data subject (database encoding) before it reaches the key store: at most
-/// [`MAX_SUBJECT_LEN`] bytes, valid text (UTF-8 in a SQL_ASCII database), and not one of the
-/// reserved `pg_shred:` subjects of pg_shred's own keys.
-pub fn check_subject(subject: &[u8]) -> Result<(), ShredError> {
-    if subject.len() > MAX_SUBJECT_LEN {
-        return Err(ShredError::SubjectTooLong(subject.len()));
-    }
-    server_to_utf8(subject, "subject")?;
-    if subject.starts_with(RESERVED_SUBJECT_PREFIX) {
-        return Err(ShredError::InvalidParameter("subjects starting with 'pg_shred:' are reserved for pg_shred's own keys"));
-    }
-    Ok(())
-}
-
-/// Prefix of the subjects the key store reserves for pg_shred's own keys.
-pub const RESERVED_SUBJECT_PREFIX: &[u8] = b"pg_shred:";
 
 /// How often key creation draws again for subjects whose new row was not inserted (created
 /// concurrently, or a key id already taken) before giving up with 40001.
@@ -460,14 +445,14 @@ fn new_key_ids(n: usize, recorded: bool) -> Result<Vec<i64>, ShredError> {
 
 /// A new random DEK for each of `subjects`, wrapped under the newest root-key version for its
 /// key id and subject (both bound into the AAD). Returns the version and the wrapped DEKs.
-fn generate_wrapped(subjects: &[&[u8]], ids: &[i64]) -> Result<(i32, Vec<DataKey>, Vec<Vec<u8>>), ShredError> {
+fn generate_wrapped(subjects: &[&Subject<'_>], ids: &[i64]) -> Result<(i32, Vec<DataKey>, Vec<Vec<u8>>), ShredError> {
     let (version, row) = current_version()?;
     let mut deks = Vec::with_capacity(subjects.len());
     let mut wrapped = Vec::with_capacity(subjects.len());
     root::with_kek(version, &row.salt, &row.key_check, |kek| {
         for (subject, key_id) in subjects.iter().zip(ids) {
             let dek = DataKey::generate()?;
-            wrapped.push(kek.wrap(&dek, *key_id as u64, &server_to_utf8(subject, "subject")?)?);
+            wrapped.push(kek.wrap(&dek, *key_id as u64, subject.utf8())?);
             deks.push(dek);
         }
         Ok(())
@@ -484,11 +469,11 @@ fn generate_wrapped(subjects: &[&[u8]], ids: &[i64]) -> Result<(i32, Vec<DataKey
 /// row costs its two index insertions and no conflict pre-checks. Only when that meets a unique
 /// violation (a subject created concurrently, or a drawn key id in use) is it rolled back and
 /// the statement run again with `ON CONFLICT DO NOTHING`.
-fn insert_new(subjects: &[&[u8]]) -> Result<Vec<(usize, i64, DataKey)>, ShredError> {
+fn insert_new(subjects: &[&Subject<'_>]) -> Result<Vec<(usize, i64, DataKey)>, ShredError> {
     let recorded = scan::relation(c"erasure_log").is_ok();
     let ids = new_key_ids(subjects.len(), recorded)?;
     let (version, deks, wrapped) = generate_wrapped(subjects, &ids)?;
-    let texts: Vec<Vec<u8>> = subjects.iter().map(|s| s.to_vec()).collect();
+    let texts: Vec<Vec<u8>> = subjects.iter().map(|s| s.db().to_vec()).collect();
     let args = [Arg::Int8Array(&ids), Arg::TextArray(&texts), Arg::ByteaArray(&wrapped), Arg::Int4(version)];
     let returned = |rows: &[super::spi::Row]| Ok(rows.iter().filter_map(|r| r.int8(1)).collect::<std::collections::HashSet<i64>>());
     let unique_violation = |code| code == pgrx::PgSqlErrorCode::ERRCODE_UNIQUE_VIOLATION;
@@ -509,7 +494,7 @@ fn insert_new(subjects: &[&[u8]]) -> Result<Vec<(usize, i64, DataKey)>, ShredErr
 
 /// Insert one new DEK for `subject` (the first seal): `None` when another transaction created
 /// the subject's DEK first (the caller reads it), or the drawn key id was taken.
-fn insert_one(subject: &[u8]) -> Result<Option<(i64, DataKey)>, ShredError> {
+fn insert_one(subject: &Subject<'_>) -> Result<Option<(i64, DataKey)>, ShredError> {
     let recorded = scan::relation(c"erasure_log").is_ok();
     let ids = new_key_ids(1, recorded)?;
     let key_id = *ids.first().ok_or_else(|| missing("key id"))?;
@@ -517,7 +502,7 @@ fn insert_one(subject: &[u8]) -> Result<Option<(i64, DataKey)>, ShredError> {
     let wrapped = wrapped.first().ok_or_else(|| missing("wrapped DEK"))?;
     let inserted = run(
         if recorded { &INSERT_KEY } else { &INSERT_KEY_OLD },
-        &[Arg::Int8(key_id), Arg::Bytes(subject), Arg::Bytes(wrapped), Arg::Int4(version)],
+        &[Arg::Int8(key_id), Arg::Bytes(subject.db()), Arg::Bytes(wrapped), Arg::Int4(version)],
         Mode::Write,
         0,
         |rows| Ok(!rows.is_empty()),
@@ -527,39 +512,39 @@ fn insert_one(subject: &[u8]) -> Result<Option<(i64, DataKey)>, ShredError> {
     Ok(if inserted { deks.pop().map(|dek| (key_id, dek)) } else { None })
 }
 
-/// The key id and DEK of `subject` (database encoding), creating and storing a new random DEK
-/// on first use. Race-safe: concurrent first seals of one subject end with one DEK.
-pub fn get_or_create(subject: &[u8]) -> Result<(i64, Rc<DataKey>), ShredError> {
+/// The key id and DEK of `subject`, creating and storing a new random DEK on first use.
+/// Race-safe: concurrent first seals of one subject end with one DEK.
+pub fn get_or_create(subject: &Subject<'_>) -> Result<(i64, Rc<DataKey>), ShredError> {
     cache::accept_invalidations();
-    if let Some(hit) = cache::get_by_subject(subject) {
+    if let Some(hit) = cache::get_by_subject(subject.db()) {
         return Ok(hit);
     }
     let seen = cache::generation();
     for _ in 0..CREATE_ATTEMPTS {
-        if let Some(row) = lookup(By::Subject(subject))? {
+        if let Some(row) = lookup(By::Subject(subject.db()))? {
             // A DEK that existed, or one another transaction created first and committed.
             return Ok((row.key_id, unwrap_and_cache(&row, seen)?));
         }
         if let Some((key_id, dek)) = insert_one(subject)? {
             // Cached at once; an abort of this (sub)transaction flushes the cache.
             let dek = Rc::new(dek);
-            cache::insert(key_id, subject, dek.clone(), seen);
+            cache::insert(key_id, subject.db(), dek.clone(), seen);
             return Ok((key_id, dek));
         }
     }
     Err(ShredError::Serialization("a DEK created concurrently is not visible"))
 }
 
-/// Create the DEKs of every subject in `subjects` (database encoding, checked) that has none,
+/// Create the DEKs of every subject in `subjects` that has none,
 /// set-based: one lookup, one `INSERT` of every new DEK, and the same again only for subjects
 /// that lost a race (created concurrently: theirs is kept) or drew a key id in use. Returns how
 /// many DEKs this call created. The new DEKs are cached (the cache keeps the newest).
-pub fn create_keys(subjects: &[&[u8]]) -> Result<i64, ShredError> {
+pub fn create_keys(subjects: &[Subject<'_>]) -> Result<i64, ShredError> {
     cache::accept_invalidations();
     let seen = cache::generation();
-    let mut all: Vec<&[u8]> = subjects.to_vec();
-    all.sort_unstable();
-    all.dedup();
+    let mut all: Vec<&Subject<'_>> = subjects.iter().collect();
+    all.sort_unstable_by(|a, b| a.db().cmp(b.db()));
+    all.dedup_by(|a, b| a.db() == b.db());
     let mut created = 0i64;
     // Chunks bound the memory of DEKs held at once (about 1.2 KiB each, with their key schedule).
     for chunk in all.chunks(CREATE_CHUNK) {
@@ -575,15 +560,15 @@ const CREATE_CHUNK: usize = 10_000;
 /// them all without looking first (a bulk load's subjects are new); when one has a DEK already,
 /// that attempt is rolled back (see [`insert_new`]) and the next ones insert only the subjects
 /// that a lookup finds without one.
-fn create_chunk(mut wanted: Vec<&[u8]>, seen: u64) -> Result<i64, ShredError> {
+fn create_chunk(mut wanted: Vec<&Subject<'_>>, seen: u64) -> Result<i64, ShredError> {
     let mut created = 0i64;
     for attempt in 0..CREATE_ATTEMPTS {
         if attempt > 0 {
-            let list: Vec<Vec<u8>> = wanted.iter().map(|s| s.to_vec()).collect();
+            let list: Vec<Vec<u8>> = wanted.iter().map(|s| s.db().to_vec()).collect();
             let have = run(&HAVE_KEYS, &[Arg::TextArray(&list)], Mode::ReadLatest, 0, |rows| {
                 Ok(rows.iter().filter_map(|r| r.bytes(1)).collect::<std::collections::HashSet<Vec<u8>>>())
             })?;
-            wanted.retain(|s| !have.contains(*s));
+            wanted.retain(|s| !have.contains(s.db()));
             if wanted.is_empty() {
                 return Ok(created);
             }
@@ -592,7 +577,7 @@ fn create_chunk(mut wanted: Vec<&[u8]>, seen: u64) -> Result<i64, ShredError> {
         created += made.len() as i64;
         let mut done = vec![false; wanted.len()];
         for (i, key_id, dek) in made {
-            cache::insert(key_id, wanted[i], Rc::new(dek), seen);
+            cache::insert(key_id, wanted[i].db(), Rc::new(dek), seen);
             done[i] = true;
         }
         let mut flags = done.into_iter();
@@ -644,19 +629,19 @@ fn delete_until_gone(
 /// erasure record and the deletion of its blind-index terms (written set-based before COMMIT:
 /// see [`super::deferred`]). True when a DEK was deleted. This backend's cache loses only the
 /// erased DEK (other backends drop theirs at COMMIT).
-pub fn erase(subject: &[u8]) -> Result<bool, ShredError> {
+pub fn erase(subject: &Subject<'_>) -> Result<bool, ShredError> {
     let mut erased = Vec::new();
     let deleted = delete_until_gone(
         1,
         || {
             cache::deleting(|| {
-                run(&DELETE_KEY, &[Arg::Bytes(subject)], Mode::Write, 0, |rows| {
-                    erased.extend(rows.iter().filter_map(|r| r.int8(1)).map(|id| (id, subject.to_vec())));
+                run(&DELETE_KEY, &[Arg::Bytes(subject.db())], Mode::Write, 0, |rows| {
+                    erased.extend(rows.iter().filter_map(|r| r.int8(1)).map(|id| (id, subject.db().to_vec())));
                     Ok(rows.len() as i64)
                 })
             })
         },
-        || Ok(lookup(By::Subject(subject))?.is_some()),
+        || Ok(lookup(By::Subject(subject.db()))?.is_some()),
     )?;
     let key_ids: Vec<i64> = erased.iter().map(|(id, _)| *id).collect();
     cache::evict(&key_ids);
@@ -667,15 +652,19 @@ pub fn erase(subject: &[u8]) -> Result<bool, ShredError> {
 /// Reserved subject of the key behind the subject digests of erasure records.
 const AUDIT_SUBJECT: &[u8] = b"pg_shred:audit";
 
+fn audit_subject() -> Result<Subject<'static>, ShredError> {
+    Subject::reserved(AUDIT_SUBJECT)
+}
+
 /// When `subject` (database encoding) was last erased, as a `timestamptz` datum, if the
 /// erasure log records it.
-pub fn last_erasure(subject: &[u8]) -> Result<Option<pg_sys::Datum>, ShredError> {
+pub fn last_erasure(subject: &Subject<'_>) -> Result<Option<pg_sys::Datum>, ShredError> {
     if scan::relation(c"erasure_log").is_err() {
         return Ok(None);
     }
     super::deferred::flush()?;
-    let Some(audit_key) = existing_dek(AUDIT_SUBJECT)? else { return Ok(None) };
-    let digest = crate::crypto::audit::subject_digest(&audit_key, &server_to_utf8(subject, "subject")?);
+    let Some(audit_key) = existing_dek(&audit_subject()?)? else { return Ok(None) };
+    let digest = crate::crypto::audit::subject_digest(&audit_key, subject.utf8());
     run(&LAST_ERASURE, &[Arg::Bytes(&digest)], Mode::ReadLatest, 1, |rows| Ok(rows.first().and_then(|r| r.int8(1))))
         .map(|us| us.map(pg_sys::Datum::from))
 }
@@ -692,7 +681,7 @@ fn after_erasure(erased: &[(i64, Vec<u8>)]) -> Result<(), ShredError> {
         return Ok(());
     }
     let digest_key = if scan::relation(c"erasure_log").is_ok() {
-        Some(crate::crypto::audit::DigestKey::new(&get_or_create(AUDIT_SUBJECT)?.1))
+        Some(crate::crypto::audit::DigestKey::new(&get_or_create(&audit_subject()?)?.1))
     } else {
         None
     };

@@ -21,6 +21,7 @@ use super::spi::{run, Arg, Mode, Plan};
 use super::store;
 use crate::crypto::blind::{normalize, BlindIndexKey, Normalization, BLIND_INDEX_LEN};
 use crate::error::ShredError;
+use super::subject::Subject;
 use crate::pg::encoding::server_to_utf8;
 
 static KEY_IDS: Plan = Plan::new(
@@ -64,6 +65,7 @@ impl ContextKey {
 pub fn context_key(context: &[u8], create: bool) -> Result<Option<ContextKey>, ShredError> {
     let mut subject = BLIND_INDEX_SUBJECT.to_vec();
     subject.extend_from_slice(context);
+    let subject = Subject::reserved(&subject)?;
     let dek = if create { Some(store::get_or_create(&subject)?.1) } else { store::existing_dek(&subject)? };
     let context_utf8 = server_to_utf8(context, "context")?;
     Ok(dek.map(|k| ContextKey(BlindIndexKey::derive(&k, &context_utf8))))

@@ -270,7 +270,7 @@ fn subject_of(w: &Writer, row: &Values) -> Result<Vec<u8>, ShredError> {
     let mut subject = w.prefix.clone();
     // SAFETY: a non-NULL value of the subject column's type.
     subject.extend_from_slice(&unsafe { row::output(w.subject.1, datum) });
-    store::check_subject(&subject)?;
+    crate::keys::subject::Subject::new(&subject)?;
     Ok(subject)
 }
 
@@ -347,7 +347,7 @@ impl RowKey<'_> {
     fn get(&mut self) -> Result<(i64, Rc<crate::crypto::keys::DataKey>), ShredError> {
         if self.key.is_none() {
             crate::keys::root::require_root_key()?;
-            self.key = Some(store::get_or_create(self.subject)?);
+            self.key = Some(store::get_or_create(&crate::keys::subject::Subject::new(self.subject)?)?);
         }
         self.key.clone().ok_or(ShredError::Internal("no row key"))
     }

@@ -17,6 +17,7 @@ use std::ffi::{CStr, CString};
 use crate::crypto::envelope;
 use crate::crypto::typed::PlainType;
 use crate::error::{Input, OrReport, ShredError};
+use crate::keys::subject::Subject;
 use crate::keys::{root, store};
 use crate::pg::encoding::{server_to_utf8, utf8_to_server};
 use varlena::Varlena;
@@ -72,18 +73,15 @@ fn required<'a>(value: Option<&'a [u8]>, what: &'static str) -> &'a [u8] {
     value.unwrap_or_else(|| ShredError::NullArgument(what).report())
 }
 
-/// A subject argument: not NULL, at most [`MAX_SUBJECT_LEN`] bytes, UTF-8 in a SQL_ASCII
-/// database.
-fn subject_arg(value: Option<&[u8]>) -> &[u8] {
-    let subject = required(value, "subject");
-    store::check_subject(subject).or_report();
-    subject
+/// A subject argument: not NULL, then checked once ([`Subject::new`]).
+fn subject_arg(value: Option<&[u8]>) -> Subject<'_> {
+    Subject::new(required(value, "subject")).or_report()
 }
 
 /// The key id and DEK that seal a plaintext of `len` bytes for `subject` (created on first
 /// use). The size is checked first (and again by the core), so an oversized value never
 /// creates a DEK.
-fn sealing_key(subject: &[u8], len: usize) -> (i64, std::rc::Rc<crate::crypto::keys::DataKey>) {
+fn sealing_key(subject: &Subject<'_>, len: usize) -> (i64, std::rc::Rc<crate::crypto::keys::DataKey>) {
     if len > envelope::MAX_PLAINTEXT_LEN {
         ShredError::Crypto(crate::crypto::CryptoError::PlaintextTooLarge { len, max: envelope::MAX_PLAINTEXT_LEN })
             .report();
@@ -98,7 +96,7 @@ fn seal_bytes(subject: Option<&[u8]>, plaintext: Option<&[u8]>, context: Option<
     let subject = subject_arg(subject);
     let context = server_to_utf8(required(context, "context"), "context").or_report();
     let plaintext = plaintext?;
-    let (key_id, dek) = sealing_key(subject, plaintext.len());
+    let (key_id, dek) = sealing_key(&subject, plaintext.len());
     let mut out = Varlena::alloc(envelope::sealed_len(plaintext.len()));
     envelope::seal_into(&dek, key_id as u64, &context, plaintext, out.data_mut()).or_report();
     Some(out)
@@ -152,7 +150,7 @@ fn open_bytea(value: Option<&[u8]>, context: Option<&[u8]>) -> Option<Varlena> {
 fn erase(subject: Option<&[u8]>) -> bool {
     let subject = subject_arg(subject);
     store::verify_root_key().or_report();
-    store::erase(subject).or_report()
+    store::erase(&subject).or_report()
 }
 
 /// `shred.replay_erasures(key_ids bigint[]) -> bigint`: erase again, in a restored older
@@ -171,7 +169,7 @@ fn replay_erasures(fcinfo: pg_sys::FunctionCallInfo) -> i64 {
 fn erased_at(subject: &[u8]) -> Option<pgrx::datum::TimestampWithTimeZone> {
     let subject = subject_arg(Some(subject));
     root::require_root_key().or_report();
-    let datum = store::last_erasure(subject).or_report()?;
+    let datum = store::last_erasure(&subject).or_report()?;
     // SAFETY: a timestamptz datum read from the erasure log.
     unsafe { pgrx::datum::TimestampWithTimeZone::from_datum(datum, false) }
 }
@@ -179,7 +177,7 @@ fn erased_at(subject: &[u8]) -> Option<pgrx::datum::TimestampWithTimeZone> {
 /// The `text[]` argument 0 of a function called with `fcinfo`: the detoasted array datum and
 /// its elements, each checked like the subject of `shred.erase(text)` (NULL array or element:
 /// 22004).
-fn subjects_arg<'a>(fcinfo: pg_sys::FunctionCallInfo) -> (pg_sys::Datum, Vec<&'a [u8]>) {
+fn subjects_arg<'a>(fcinfo: pg_sys::FunctionCallInfo) -> (pg_sys::Datum, Vec<Subject<'a>>) {
     // SAFETY: argument 0 of a function declared (text[]), checked for NULL first; the elements
     // are text datums of the detoasted array, alive for this call.
     unsafe {

@@ -67,7 +67,7 @@ fn blind_token(subject: Option<&[u8]>, value: Option<&[u8]>, context: Option<&[u
     let rule = normalization(required(rule, "normalization"));
     let value = value?;
     root::require_root_key().or_report();
-    let (key_id, dek) = store::get_or_create(subject).or_report();
+    let (key_id, dek) = store::get_or_create(&subject).or_report();
     Some(row::index_value(&dek, key_id, context, value, rule).or_report().to_vec())
 }
 
@@ -91,7 +91,7 @@ fn _rebuild_row_tokens(tbl: pg_sys::Oid) -> i64 {
 #[pg_extern(volatile, strict, parallel_unsafe, sql = false)]
 fn _export_rows(tbl: pg_sys::Oid, key: &[u8], subject: &[u8]) -> Option<RawDatum> {
     let subject = subject_arg(Some(subject));
-    let json = crate::protect::rights::export(tbl, key, subject).or_report()?;
+    let json = crate::protect::rights::export(tbl, key, subject.db()).or_report()?;
     Some(RawDatum(row::input(pg_sys::JSONBOID, json.as_bytes()).unwrap_or_else(|| ShredError::Internal("an export is not valid jsonb").report())))
 }
 
@@ -103,7 +103,7 @@ fn _footprint_rows(
     subject: &[u8],
 ) -> TableIterator<'static, (name!(column_name, String), name!(row_count, i64), name!(value_count, i64), name!(erased, bool))> {
     let subject = subject_arg(Some(subject));
-    TableIterator::new(crate::protect::rights::footprint(tbl, key, subject).or_report())
+    TableIterator::new(crate::protect::rights::footprint(tbl, key, subject.db()).or_report())
 }
 
 /// `shred._check_rows(tbl regclass) -> TABLE (column_name text, problem text, value_count bigint)`.

@@ -62,6 +62,6 @@ fn pseudonym(subject: &[u8], domain: &[u8]) -> Option<String> {
     let subject = subject_arg(Some(subject));
     let domain = server_to_utf8(domain, "domain").or_report();
     root::require_root_key().or_report();
-    let dek = store::existing_dek(subject).or_report()?;
+    let dek = store::existing_dek(&subject).or_report()?;
     Some(pseudonym::pseudonym(&dek, &domain))
 }

@@ -32,7 +32,7 @@ fn seal_value(subject: Option<&[u8]>, value: Option<TypedValue>, context: Option
     let context = server_to_utf8(required(context, "context"), "context").or_report();
     let value = value?;
     let plaintext = value.encode();
-    let (key_id, dek) = sealing_key(subject, plaintext.len());
+    let (key_id, dek) = sealing_key(&subject, plaintext.len());
     let mut out = Varlena::alloc(envelope::sealed_len_v2(plaintext.len()));
     envelope::seal_v2_into(&dek, key_id as u64, &context, value.plain_type(), &plaintext, out.data_mut()).or_report();
     Some(out)

@@ -8,7 +8,7 @@ CREATE FUNCTION shred.create_keys(subjects pg_catalog.text[])
     RETURNS pg_catalog.int8
     LANGUAGE c VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'create_keys_wrapper';
 COMMENT ON FUNCTION shred.create_keys(pg_catalog.text[]) IS
-    'Create the DEK of every subject in the array that has none, set-based (one lookup, one INSERT), before sealing their values: a bulk load of new subjects pays one statement instead of one per subject. Race-safe like shred.seal (a subject created concurrently keeps one DEK). Returns how many DEKs were created. NULL array or element: 22004; subjects are checked as by shred.seal.';
+    'Create the DEK of every subject in the array that has none, set-based (one INSERT per 10,000 new subjects), before sealing their values: a bulk load of new subjects pays one statement instead of one per subject. Race-safe like shred.seal (a subject created concurrently keeps one DEK). Returns how many DEKs were created. NULL array or element: 22004; subjects are checked as by shred.seal.';
 REVOKE ALL ON FUNCTION shred.create_keys(pg_catalog.text[]) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION shred.create_keys(pg_catalog.text[]) TO shred_writer;
 
@@ -19,10 +19,14 @@ GRANT EXECUTE ON FUNCTION shred.create_keys(pg_catalog.text[]) TO shred_writer;
 ALTER TABLE shred.erasure_log ALTER COLUMN subject_digest DROP NOT NULL;
 COMMENT ON TABLE shred.erasure_log IS
     'One row per erased DEK: key id, keyed digest of the data subject (HMAC-SHA256, see shred.erased_at; NULL for a key id recorded by shred.replay_erasures that this database never held), time of the erasure. Written in the erasing transaction; kept by pg_dump. A value whose key id has neither a DEK nor a record here is not from this key store: opening it raises 42704.';
+COMMENT ON FUNCTION shred.open(shred.sealed, pg_catalog.text) IS
+    'Open a sealed value with the context it was sealed with. NULL when the value is NULL or its data subject was erased in this key store. Raises 42704 for a value whose key id this key store never held (sealed in another database, or altered), 22000 when the value does not authenticate (altered, wrong context), 22021 when it was sealed from bytea (use shred.open_bytea), F0000 without a usable root key.';
+COMMENT ON FUNCTION shred.open_bytea(shred.sealed, pg_catalog.text) IS
+    'Open a value sealed from bytea (or text) as bytea; NULL and errors as shred.open.';
 COMMENT ON FUNCTION shred.is_erased(shred.sealed) IS
     'True when the value''s DEK was erased in this key store (its erasure record exists), false while it exists. A key id this key store never held (a value from another database, or altered) raises 42704. Needs no root key.';
 COMMENT ON FUNCTION shred.replay_erasures(pg_catalog.int8[]) IS
-    'After restoring an older backup: erase again the DEKs with these key ids (from a newer shred.erasure_log, e.g. SELECT array_agg(key_id) FROM shred.erasure_log WHERE erased_at >= <backup time>), recording each erasure and deleting its blind-index terms; key ids this database never held are recorded as erased too. pg_shred''s own keys are never deleted. Returns how many DEKs were deleted; idempotent.';
+    'After restoring an older backup: erase again the DEKs with these key ids (every key id of the live database''s shred.erasure_log: SELECT array_agg(key_id) FROM shred.erasure_log; not only those erased after the backup''s time, since erased_at is the erasing transaction''s start), recording each erasure and deleting its blind-index terms; key ids this database never held are recorded as erased too. pg_shred''s own keys are never deleted; NULL elements and key ids below 1 are ignored. Returns how many DEKs were deleted; idempotent.';
 
 -----------------------------------------------------------------------------------------------
 -- numeric and jsonb: sealed from the datum itself (its output function), opened through the

@@ -126,7 +126,7 @@ impl ShredError {
                 format!("invalid input for type shred.sealed: {e}"),
                 fname,
             )
-            .set_hint("A shred.sealed value is made by shred.seal(); its text form is shred1:<base64>."),
+            .set_hint("A shred.sealed value is made by shred.seal(); its text form is shred1:<base64> (shred2:<base64> for typed values)."),
             ShredError::NullArgument(what) => ErrorReport::new(
                 ERRCODE_NULL_VALUE_NOT_ALLOWED,
                 format!("pg_shred: {what} must not be NULL"),
@@ -230,7 +230,7 @@ impl ShredError {
             .set_hint("Retry the transaction."),
             ShredError::DropWithKeys(n) => ErrorReport::new(
                 ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST,
-                format!("pg_shred: dropping the extension would destroy the DEKs of {n} data subjects"),
+                format!("pg_shred: dropping the extension would destroy the DEKs of {n} data subject(s)"),
                 fname,
             )
             .set_detail("Every value sealed for them would become unreadable: it erases them all.")

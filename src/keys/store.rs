@@ -709,7 +709,7 @@ static DELETE_KEY_IDS: Plan = Plan::new(
 static RECORD_UNHELD: Plan = Plan::new(
     c"INSERT INTO shred.erasure_log (key_id, subject_digest)
       SELECT DISTINCT i.id, NULL::pg_catalog.bytea FROM pg_catalog.unnest($1::pg_catalog.int8[]) i (id)
-       WHERE i.id IS NOT NULL
+       WHERE i.id OPERATOR(pg_catalog.>) 0
          AND NOT EXISTS (SELECT FROM shred.subject_key k WHERE k.key_id OPERATOR(pg_catalog.=) i.id)
          AND NOT (SELECT a.attnotnull FROM pg_catalog.pg_attribute a
                    WHERE a.attrelid OPERATOR(pg_catalog.=) 'shred.erasure_log'::pg_catalog.regclass

@@ -166,6 +166,10 @@ fn replay_erasures_spares_reserved_keys() {
     assert_eq!(deleted, 0);
     assert_eq!(count(&mut c, "SELECT count(*) FROM shred.subject_key WHERE subject LIKE 'pg_shred:%'"), reserved.len() as i64);
     assert_eq!(count(&mut c, "SELECT count(*) FROM shred.erasure_log"), 1, "no record for a reserved key");
+    // key ids below 1 (no envelope holds one) and NULLs are not recorded
+    let deleted: i64 = e.query_one("SELECT shred.replay_erasures(ARRAY[-1, 0, NULL]::bigint[])", &[]).unwrap().get(0);
+    assert_eq!(deleted, 0);
+    assert_eq!(count(&mut c, "SELECT count(*) FROM shred.erasure_log"), 1);
     let found: i64 = c
         .query_one("SELECT count(*) FROM t WHERE email_bidx IN (SELECT shred.blind_match('ada@example.org', 't.email'))", &[])
         .unwrap()

@@ -1087,7 +1087,7 @@ fn drop_extension_with_keys_needs_confirmation() {
     for sql in ["DROP EXTENSION pg_shred", "DROP EXTENSION pg_shred CASCADE", "DROP SCHEMA shred CASCADE", "DROP EXTENSION IF EXISTS pgcrypto, pg_shred"] {
         let err = a.batch_execute(sql).unwrap_err();
         assert_eq!(err.code().map(|c| c.code()), Some("2BP01"), "{sql}");
-        assert!(err.as_db_error().unwrap().message().contains("1 data subjects"), "{sql}");
+        assert!(err.as_db_error().unwrap().message().contains("1 data subject(s)"), "{sql}");
     }
     assert_eq!(open(&mut a, &v, "").as_deref(), Some("x"), "nothing was dropped");
     a.batch_execute("CREATE EXTENSION pgcrypto; DROP EXTENSION pgcrypto; CREATE SCHEMA other; DROP SCHEMA other").unwrap();

@@ -477,9 +477,15 @@ fn insert_new(subjects: &[&Subject<'_>]) -> Result<Vec<(usize, i64, DataKey)>, S
     let args = [Arg::Int8Array(&ids), Arg::TextArray(&texts), Arg::ByteaArray(&wrapped), Arg::Int4(version)];
     let returned = |rows: &[super::spi::Row]| Ok(rows.iter().filter_map(|r| r.int8(1)).collect::<std::collections::HashSet<i64>>());
     let unique_violation = |code| code == pgrx::PgSqlErrorCode::ERRCODE_UNIQUE_VIOLATION;
-    let inserted = match crate::pg::subxact::attempt(|| run(&INSERT_KEYS_FAST, &args, Mode::Write, 0, returned), unique_violation) {
-        Ok(inserted) if recorded => inserted?,
-        _ => run(if recorded { &INSERT_KEYS } else { &INSERT_KEYS_OLD }, &args, Mode::Write, 0, returned)?,
+    // The fast path needs the erasure log (0.2.0 schema on) for its recorded-id check.
+    let fast = if recorded {
+        crate::pg::subxact::attempt(|| run(&INSERT_KEYS_FAST, &args, Mode::Write, 0, returned), unique_violation).ok()
+    } else {
+        None
+    };
+    let inserted = match fast {
+        Some(inserted) => inserted?,
+        None => run(if recorded { &INSERT_KEYS } else { &INSERT_KEYS_OLD }, &args, Mode::Write, 0, returned)?,
     };
     // SAFETY: plain call; makes the new rows visible to later reads in this statement.
     unsafe { pg_sys::CommandCounterIncrement() };
@@ -535,10 +541,11 @@ pub fn get_or_create(subject: &Subject<'_>) -> Result<(i64, Rc<DataKey>), ShredE
     Err(ShredError::Serialization("a DEK created concurrently is not visible"))
 }
 
-/// Create the DEKs of every subject in `subjects` that has none,
-/// set-based: one lookup, one `INSERT` of every new DEK, and the same again only for subjects
-/// that lost a race (created concurrently: theirs is kept) or drew a key id in use. Returns how
-/// many DEKs this call created. The new DEKs are cached (the cache keeps the newest).
+/// Create the DEKs of every subject in `subjects` that has none, set-based: one `INSERT` of the
+/// new DEKs per [`CREATE_CHUNK`] subjects, and a lookup and another `INSERT` only for subjects
+/// that already had one or lost a race (created concurrently: theirs is kept) or drew a key id
+/// in use (see [`create_chunk`]). Returns how many DEKs this call created. The new DEKs are
+/// cached (the cache keeps the newest).
 pub fn create_keys(subjects: &[Subject<'_>]) -> Result<i64, ShredError> {
     cache::accept_invalidations();
     let seen = cache::generation();

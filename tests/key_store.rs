@@ -216,10 +216,12 @@ fn old_numeric_helper_refuses_text() {
     admin.batch_execute("CREATE DATABASE ks_typed_old").unwrap();
     let mut c = connect("ks_typed_old");
     c.batch_execute("CREATE EXTENSION pg_shred VERSION '0.2.0'").unwrap();
-    let r = c.query_one("SELECT shred.seal_numeric_text('s', 'secret-plaintext', 'n')", &[]);
+    // bind parameters, as the README asks: PostgreSQL itself echoes statement texts in its log
+    let secret = "secret-plaintext";
+    let r = c.query_one("SELECT shred.seal_numeric_text('s', $1, 'n')", &[&secret]);
     let m = message(r);
     assert!(!m.contains("secret"), "{m}");
-    let r = c.query_one("SELECT shred.seal_jsonb_text('s', 'secret-plaintext', 'n')", &[]);
+    let r = c.query_one("SELECT shred.seal_jsonb_text('s', $1, 'n')", &[&secret]);
     let m = message(r);
     assert!(!m.contains("secret"), "{m}");
     let ok: String = c.query_one("SELECT shred.open_numeric(shred.seal('s', 2.0::numeric, 'n'), 'n')::text", &[]).unwrap().get(0);

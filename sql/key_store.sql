@@ -8,7 +8,7 @@ CREATE FUNCTION shred.create_keys(subjects pg_catalog.text[])
     RETURNS pg_catalog.int8
     LANGUAGE c VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'create_keys_wrapper';
 COMMENT ON FUNCTION shred.create_keys(pg_catalog.text[]) IS
-    'Create the DEK of every subject in the array that has none, set-based (one INSERT per 10,000 new subjects), before sealing their values: a bulk load of new subjects pays one statement instead of one per subject. Race-safe like shred.seal (a subject created concurrently keeps one DEK). Returns how many DEKs were created. NULL array or element: 22004; subjects are checked as by shred.seal.';
+    'Create the DEK of every subject in the array that has none, set-based (one INSERT per 10,000 new subjects), before sealing their values: a bulk load of new subjects pays one statement instead of one per subject. Race-safe like shred.seal: a subject created concurrently keeps one DEK; a subject whose erasure another transaction has not committed yet is waited for, then given a new DEK. Call it per batch of at most shred.key_cache_size subjects, then seal the batch (the new DEKs are cached). Returns how many DEKs were created. NULL array or element: 22004; subjects are checked as by shred.seal.';
 REVOKE ALL ON FUNCTION shred.create_keys(pg_catalog.text[]) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION shred.create_keys(pg_catalog.text[]) TO shred_writer;
 
@@ -51,14 +51,16 @@ DROP FUNCTION shred.seal_numeric_text(pg_catalog.text, pg_catalog.text, pg_catal
               shred.open_jsonb_text(shred.sealed, pg_catalog.text);
 
 -----------------------------------------------------------------------------------------------
--- The drop guard also covers DROP OWNED BY the owner of the extension or of its key table.
+-- The drop guard also covers DROP SCHEMA of the schema the extension was created in (CASCADE
+-- drops the extension) and DROP OWNED BY the owner of the extension, its key table or either
+-- schema.
 -----------------------------------------------------------------------------------------------
 DROP EVENT TRIGGER pg_shred_refuse_drop_with_keys;
 CREATE EVENT TRIGGER pg_shred_refuse_drop_with_keys ON ddl_command_start
     WHEN TAG IN ('DROP EXTENSION', 'DROP SCHEMA', 'DROP OWNED')
     EXECUTE FUNCTION shred.refuse_drop_with_keys();
 COMMENT ON FUNCTION shred.refuse_drop_with_keys() IS
-    'Event trigger: refuses DROP EXTENSION pg_shred, DROP SCHEMA shred, and DROP OWNED BY the owner of the extension or its key table, while DEKs exist (such a drop erases every data subject), unless shred.allow_drop_with_keys is on.';
+    'Event trigger: refuses DROP EXTENSION pg_shred, DROP SCHEMA of shred or of the schema the extension was created in, and DROP OWNED BY the owner of the extension, its key table or either schema, while DEKs exist (such a drop erases every data subject), unless shred.allow_drop_with_keys is on.';
 
 -----------------------------------------------------------------------------------------------
 -- Erasure records are found by key id (the primary key) and, for shred.erased_at, by equality

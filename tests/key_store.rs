@@ -450,3 +450,47 @@ fn unissued_sequential_key_id_is_unknown() {
     assert_eq!(sqlstate(c.query_one(IS_ERASED, &[&forged])), "42704");
     assert_eq!(sqlstate(c.query_one(OPEN, &[&forged])), "42704");
 }
+
+/// The window between installing this library and `ALTER EXTENSION pg_shred UPDATE` on a 0.3.0
+/// database: 0.3.0's SQL keeps working (protect, writes through the view, typed values, erasure
+/// with its record, unknown key ids), and after the update every value opens as before.
+#[test]
+fn library_window_with_0_3_0_sql() {
+    let mut admin = connect("postgres");
+    admin.batch_execute("DROP DATABASE IF EXISTS ks_window WITH (FORCE)").unwrap();
+    admin.batch_execute("CREATE DATABASE ks_window").unwrap();
+    let mut c = connect("ks_window");
+    c.batch_execute("CREATE EXTENSION pg_shred VERSION '0.3.0'").unwrap();
+    c.batch_execute(
+        "CREATE TABLE w (id int PRIMARY KEY, email text, score numeric);
+         INSERT INTO w VALUES (1, 'a@x', 1.50), (2, 'b@x', 2);
+         SELECT shred.protect('w', 'id', ARRAY['email', 'score'], searchable => ARRAY['email']);
+         INSERT INTO w_plain (id, email, score) VALUES (3, 'c@x', 3.25);
+         SELECT shred.erase('2');",
+    )
+    .unwrap();
+    let v = seal(&mut c, "s1", "x");
+    let foreign = seal(&mut fresh_db("ks_window_other"), "s1", "y");
+    let check = |c: &mut postgres::Client| {
+        let rows: Vec<(i32, Option<String>, Option<String>)> = c
+            .query("SELECT id, email, score::text FROM w_plain ORDER BY id", &[])
+            .unwrap()
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect();
+        assert_eq!(
+            rows,
+            vec![(1, Some("a@x".into()), Some("1.50".into())), (2, None, None), (3, Some("c@x".into()), Some("3.25".into()))]
+        );
+        assert_eq!(count(c, "SELECT count(*) FROM w WHERE email_bidx IN (SELECT shred.blind_match('c@x', 'w.email'))"), 1);
+        assert!(c.query_one("SELECT shred.erased_at('2') IS NOT NULL", &[]).unwrap().get::<_, bool>(0));
+    };
+    check(&mut c);
+    assert_eq!(sqlstate(c.query_one(OPEN, &[&foreign])), "42704");
+    c.batch_execute("ALTER EXTENSION pg_shred UPDATE").unwrap();
+    assert_eq!(c.query_one("SELECT extversion FROM pg_extension WHERE extname = 'pg_shred'", &[]).unwrap().get::<_, String>(0), env!("CARGO_PKG_VERSION"));
+    check(&mut c);
+    assert_eq!(c.query_one(OPEN, &[&v]).unwrap().get::<_, Option<String>>(0).as_deref(), Some("x"));
+    assert_eq!(sqlstate(c.query_one(OPEN, &[&foreign])), "42704");
+    assert_eq!(c.query_one("SELECT shred.create_keys(ARRAY['n1', 's1'])", &[]).unwrap().get::<_, i64>(0), 1);
+}

@@ -494,3 +494,31 @@ fn library_window_with_0_3_0_sql() {
     assert_eq!(sqlstate(c.query_one(OPEN, &[&foreign])), "42704");
     assert_eq!(c.query_one("SELECT shred.create_keys(ARRAY['n1', 's1'])", &[]).unwrap().get::<_, i64>(0), 1);
 }
+
+/// A backend remembers key ids whose erasure a committed transaction recorded (opening them again
+/// reads nothing), but never its own transaction's records, which a rollback takes away, and it
+/// forgets them all with the key store they came from.
+#[test]
+fn remembered_erasures_follow_commits_and_the_key_store() {
+    let mut c = fresh_db("ks_remember");
+    let v = seal(&mut c, "s1", "x");
+    // erased and recorded (erased_at flushes the record) in a transaction that rolls back
+    c.batch_execute("BEGIN; SELECT shred.erase('s1'); SELECT shred.erased_at('s1')").unwrap();
+    assert_eq!(c.query_one(OPEN, &[&v]).unwrap().get::<_, Option<String>>(0), None);
+    assert!(c.query_one(IS_ERASED, &[&v]).unwrap().get::<_, bool>(0));
+    c.batch_execute("ROLLBACK").unwrap();
+    assert_eq!(c.query_one(OPEN, &[&v]).unwrap().get::<_, Option<String>>(0).as_deref(), Some("x"));
+    assert!(!c.query_one(IS_ERASED, &[&v]).unwrap().get::<_, bool>(0));
+    // erased for good by another session: remembered here once seen
+    let mut d = connect("ks_remember");
+    d.query_one("SELECT shred.erase('s1')", &[]).unwrap();
+    for _ in 0..2 {
+        assert_eq!(c.query_one(OPEN, &[&v]).unwrap().get::<_, Option<String>>(0), None);
+        assert!(c.query_one(IS_ERASED, &[&v]).unwrap().get::<_, bool>(0));
+    }
+    // a new key store in the same session never held that key id
+    c.batch_execute("SET shred.allow_drop_with_keys = on; DROP EXTENSION pg_shred; CREATE EXTENSION pg_shred; RESET shred.allow_drop_with_keys")
+        .unwrap();
+    assert_eq!(sqlstate(c.query_one(OPEN, &[&v])), "42704");
+    assert_eq!(sqlstate(c.query_one(IS_ERASED, &[&v])), "42704");
+}

@@ -18,7 +18,7 @@
 //!   rolled-back first seal never stays cached.
 
 use std::cell::{Cell, RefCell};
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::rc::Rc;
 
 use pgrx::pg_sys;
@@ -252,10 +252,41 @@ thread_local! {
     static META_RELS: Cell<(pg_sys::Oid, pg_sys::Oid)> = const { Cell::new((pg_sys::InvalidOid, pg_sys::InvalidOid)) };
     /// root-key version → its stored row.
     static VERSIONS: RefCell<HashMap<i32, VersionRow>> = RefCell::new(HashMap::new());
+    /// Key ids whose erasure record a committed transaction wrote. Such a record is final: key
+    /// ids are never reused, so no DEK can come back under one. Kept with the metadata (dropped
+    /// with it when the extension's relations change), at most [`ERASED_IDS`] of them.
+    static ERASED: RefCell<HashSet<i64>> = RefCell::new(HashSet::new());
+}
+
+/// Key ids remembered as erased at the most (8 bytes each, plus the set's overhead); the set
+/// starts over when full.
+const ERASED_IDS: usize = 65_536;
+
+/// Whether `key_id` is known erased (see [`ERASED`]): answered without reading the key store.
+pub fn known_erased(key_id: i64) -> bool {
+    ERASED.with(|e| e.borrow().contains(&key_id))
+}
+
+/// Remember that a committed transaction recorded the erasure of `key_id`.
+pub fn remember_erased(key_id: i64) {
+    if watch_metadata() {
+        ERASED.with(|e| {
+            let mut e = e.borrow_mut();
+            if e.len() >= ERASED_IDS {
+                e.clear();
+            }
+            e.insert(key_id);
+        });
+    }
 }
 
 fn flush_metadata() {
     META_RELS.with(|m| m.set((pg_sys::InvalidOid, pg_sys::InvalidOid)));
+    ERASED.with(|e| {
+        if let Ok(mut erased) = e.try_borrow_mut() {
+            erased.clear();
+        }
+    });
     VERSIONS.with(|v| {
         if let Ok(mut versions) = v.try_borrow_mut() {
             versions.clear();

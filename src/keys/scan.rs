@@ -100,6 +100,17 @@ unsafe fn index_collation(indexid: pg_sys::Oid) -> pg_sys::Oid {
 /// (1-based column numbers of integer, timestamptz (as microseconds), text or bytea columns;
 /// a number beyond the table's columns reads as NULL).
 pub fn fetch(key: Key<'_>, columns: &[i16]) -> Result<Option<Vec<Value>>, ShredError> {
+    Ok(fetch_row(key, columns)?.map(|(values, _)| values))
+}
+
+/// Whether a row matching `key` exists, and if so whether a committed transaction wrote it
+/// (`Some(true)`), rather than the current one, whose rows a rollback can still take away.
+pub fn committed(key: Key<'_>) -> Result<Option<bool>, ShredError> {
+    Ok(fetch_row(key, &[])?.map(|(_, mine)| !mine))
+}
+
+/// [`fetch`], and whether the current transaction inserted the row.
+fn fetch_row(key: Key<'_>, columns: &[i16]) -> Result<Option<(Vec<Value>, bool)>, ShredError> {
     let (table, index, attno, proc_, datum) = match key {
         Key::Id(id) => (c"subject_key", c"subject_key_pkey", col::KEY_ID, pg_sys::F_INT8EQ, pg_sys::Datum::from(id)),
         Key::Subject(s) => {
@@ -136,6 +147,7 @@ pub fn fetch(key: Key<'_>, columns: &[i16]) -> Result<Option<Vec<Value>>, ShredE
         let result = if tuple.is_null() {
             None
         } else {
+            let mine = pg_sys::TransactionIdIsCurrentTransactionId((*(*tuple).t_data).t_choice.t_heap.t_xmin);
             let desc = (*rel).rd_att;
             let natts = (*desc).natts as usize;
             let mut values = vec![pg_sys::Datum::from(0usize); natts];
@@ -160,7 +172,7 @@ pub fn fetch(key: Key<'_>, columns: &[i16]) -> Result<Option<Vec<Value>>, ShredE
                     Value::Bytes(Vec::<u8>::from_datum(values[i], false).unwrap_or_default())
                 });
             }
-            Some(out)
+            Some((out, mine))
         };
         pg_sys::systable_endscan(scan);
         pg_sys::UnregisterSnapshot(snapshot);

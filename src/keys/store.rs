@@ -253,6 +253,10 @@ pub fn live_dek(key_id: i64) -> Result<Option<Rc<DataKey>>, ShredError> {
 /// from another database or was altered), never a silent NULL. Cached DEKs are returned without
 /// any lookup.
 pub fn dek_by_id(key_id: i64) -> Result<Option<Rc<DataKey>>, ShredError> {
+    cache::accept_invalidations();
+    if cache::known_erased(key_id) {
+        return Ok(None);
+    }
     match live_dek(key_id)? {
         Some(dek) => Ok(Some(dek)),
         None if erased_here(key_id)? => Ok(None),
@@ -261,7 +265,9 @@ pub fn dek_by_id(key_id: i64) -> Result<Option<Rc<DataKey>>, ShredError> {
 }
 
 /// Whether this key store erased the DEK with `key_id`: its erasure record exists (latest
-/// snapshot) or is queued by this transaction. Records are written by every erasure since
+/// snapshot) or is queued by this transaction. A record committed by another transaction is
+/// final and remembered by the backend ([`cache::known_erased`]), so later opens of the same
+/// key id read nothing. Records are written by every erasure since
 /// 0.2.0 and by `shred.replay_erasures`, and are kept by pg_dump.
 ///
 /// Erasures under the 0.1.0 schema leave no record. So a key id below [`KEY_ID_MIN`] (handed
@@ -276,8 +282,13 @@ pub fn erased_here(key_id: i64) -> Result<bool, ShredError> {
     if scan::relation(c"erasure_log").is_err() {
         return Ok(true);
     }
-    if scan::fetch(scan::Key::Erasure(key_id), &[])?.is_some() {
-        return Ok(true);
+    match scan::committed(scan::Key::Erasure(key_id))? {
+        Some(true) => {
+            cache::remember_erased(key_id);
+            return Ok(true);
+        }
+        Some(false) => return Ok(true),
+        None => {}
     }
     if key_id >= KEY_ID_MIN {
         return Ok(false);
@@ -302,6 +313,10 @@ static SEQUENCE_HANDED_OUT: Plan = Plan::new(
 /// What the key store knows of `key_id`: whether its DEK exists (`Some(false)` when erased
 /// here, `None` when never known here). Needs no root key.
 pub fn key_state(key_id: i64) -> Result<Option<bool>, ShredError> {
+    cache::accept_invalidations();
+    if cache::known_erased(key_id) {
+        return Ok(Some(false));
+    }
     if key_exists(key_id)? {
         return Ok(Some(true));
     }
@@ -317,6 +332,9 @@ pub fn dek_for_row(key_id: i64, subject: &[u8]) -> Result<Option<Rc<DataKey>>, S
     cache::accept_invalidations();
     if let Some((dek, same)) = cache::get_by_id_for(key_id, subject) {
         return if same { Ok(Some(dek)) } else { Err(CryptoError::AuthenticationFailed.into()) };
+    }
+    if cache::known_erased(key_id) {
+        return Ok(None);
     }
     let seen = cache::generation();
     match lookup(By::Id(key_id))? {

@@ -25,8 +25,10 @@ COMMENT ON FUNCTION shred.open_bytea(shred.sealed, pg_catalog.text) IS
     'Open a value sealed from bytea (or text) as bytea; NULL and errors as shred.open.';
 COMMENT ON FUNCTION shred.is_erased(shred.sealed) IS
     'True when the value''s DEK was erased in this key store (its erasure record exists), false while it exists. A key id this key store never held (a value from another database, or altered) raises 42704. Needs no root key.';
+-- A NULL array is an error (22004), as for shred.erase(text[]), not a NULL count.
+ALTER FUNCTION shred.replay_erasures(pg_catalog.int8[]) CALLED ON NULL INPUT;
 COMMENT ON FUNCTION shred.replay_erasures(pg_catalog.int8[]) IS
-    'After restoring an older backup: erase again the DEKs with these key ids (every key id of the live database''s shred.erasure_log: SELECT array_agg(key_id) FROM shred.erasure_log; not only those erased after the backup''s time, since erased_at is the erasing transaction''s start), recording each erasure and deleting its blind-index terms; key ids this database never held are recorded as erased too. pg_shred''s own keys are never deleted; NULL elements and key ids below 1 are ignored. Returns how many DEKs were deleted; idempotent.';
+    'After restoring an older backup: erase again the DEKs with these key ids (every key id of the live database''s shred.erasure_log: SELECT array_agg(key_id) FROM shred.erasure_log; not only those erased after the backup''s time, since erased_at is the erasing transaction''s start), recording each erasure and deleting its blind-index terms; key ids this database never held are recorded as erased too. pg_shred''s own keys are never deleted; a NULL array raises 22004, NULL elements and key ids below 1 are ignored. Returns how many DEKs were deleted; idempotent.';
 
 -----------------------------------------------------------------------------------------------
 -- numeric and jsonb: sealed from the datum itself (its output function), opened through the

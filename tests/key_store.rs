@@ -166,6 +166,7 @@ fn replay_erasures_spares_reserved_keys() {
     assert_eq!(deleted, 0);
     assert_eq!(count(&mut c, "SELECT count(*) FROM shred.subject_key WHERE subject LIKE 'pg_shred:%'"), reserved.len() as i64);
     assert_eq!(count(&mut c, "SELECT count(*) FROM shred.erasure_log"), 1, "no record for a reserved key");
+    assert_eq!(sqlstate(e.query_one("SELECT shred.replay_erasures(NULL)", &[])), "22004");
     // key ids below 1 (no envelope holds one) and NULLs are not recorded
     let deleted: i64 = e.query_one("SELECT shred.replay_erasures(ARRAY[-1, 0, NULL]::bigint[])", &[]).unwrap().get(0);
     assert_eq!(deleted, 0);

@@ -47,7 +47,7 @@ static NEXT_KEY_IDS: Plan = Plan::new(
 /// Insert new DEKs (arrays of key ids, subjects, wrapped DEKs), skipping any whose subject has
 /// a DEK already (created concurrently: the statement waits for its transaction) or whose key
 /// id is in use or recorded as erased: such rows are not returned, and the caller looks again.
-/// The erasure log exists from 0.2.0 on; [`INSERT_KEYS_OLD`] serves the 0.1.0 schema.
+/// Only `create_keys` inserts this way, and it exists from 0.4.0 on, so the erasure log does.
 static INSERT_KEYS: Plan = Plan::new(
     c"INSERT INTO shred.subject_key (key_id, subject, wrapped_dek, root_key_version)
       SELECT n.key_id, n.subject, n.wrapped_dek, $4
@@ -71,15 +71,6 @@ static INSERT_KEYS_FAST: Plan = Plan::new(
     &[pg_sys::INT8ARRAYOID, pg_sys::TEXTARRAYOID, pg_sys::BYTEAARRAYOID, pg_sys::INT4OID],
 );
 
-static INSERT_KEYS_OLD: Plan = Plan::new(
-    c"INSERT INTO shred.subject_key (key_id, subject, wrapped_dek, root_key_version)
-      SELECT n.key_id, n.subject, n.wrapped_dek, $4
-        FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.int8[]), pg_catalog.unnest($2::pg_catalog.text[]),
-                        pg_catalog.unnest($3::pg_catalog.bytea[])) n (key_id, subject, wrapped_dek)
-      ON CONFLICT DO NOTHING
-      RETURNING key_id",
-    &[pg_sys::INT8ARRAYOID, pg_sys::TEXTARRAYOID, pg_sys::BYTEAARRAYOID, pg_sys::INT4OID],
-);
 
 /// One new DEK (the first seal of a subject), as [`INSERT_KEYS`] does for many.
 static INSERT_KEY: Plan = Plan::new(
@@ -241,6 +232,11 @@ pub fn live_dek(key_id: i64) -> Result<Option<Rc<DataKey>>, ShredError> {
     if let Some(dek) = cache::get_by_id(key_id) {
         return Ok(Some(dek));
     }
+    read_dek(key_id)
+}
+
+/// [`live_dek`] past the cache: read the key store (latest snapshot), and cache what it finds.
+fn read_dek(key_id: i64) -> Result<Option<Rc<DataKey>>, ShredError> {
     let seen = cache::generation();
     match lookup(By::Id(key_id))? {
         Some(row) => Ok(Some(unwrap_and_cache(&row, seen)?)),
@@ -250,14 +246,17 @@ pub fn live_dek(key_id: i64) -> Result<Option<Rc<DataKey>>, ShredError> {
 
 /// The DEK that opens a value sealed under `key_id`: `None` only when this key store erased it
 /// ([`erased_here`]); a key id it never held is [`ShredError::UnknownKey`] (the value comes
-/// from another database or was altered), never a silent NULL. Cached DEKs are returned without
-/// any lookup.
+/// from another database or was altered), never a silent NULL. A cached DEK is returned before
+/// anything else is looked at; a key id remembered as erased reads nothing.
 pub fn dek_by_id(key_id: i64) -> Result<Option<Rc<DataKey>>, ShredError> {
     cache::accept_invalidations();
+    if let Some(dek) = cache::get_by_id(key_id) {
+        return Ok(Some(dek));
+    }
     if cache::known_erased(key_id) {
         return Ok(None);
     }
-    match live_dek(key_id)? {
+    match read_dek(key_id)? {
         Some(dek) => Ok(Some(dek)),
         None if erased_here(key_id)? => Ok(None),
         None => Err(ShredError::UnknownKey),
@@ -488,22 +487,15 @@ fn generate_wrapped(subjects: &[&Subject<'_>], ids: &[i64]) -> Result<(i32, Vec<
 /// violation (a subject created concurrently, or a drawn key id in use) is it rolled back and
 /// the statement run again with `ON CONFLICT DO NOTHING`.
 fn insert_new(subjects: &[&Subject<'_>]) -> Result<Vec<(usize, i64, DataKey)>, ShredError> {
-    let recorded = scan::relation(c"erasure_log").is_ok();
-    let ids = new_key_ids(subjects.len(), recorded)?;
+    let ids = new_key_ids(subjects.len(), true)?;
     let (version, deks, wrapped) = generate_wrapped(subjects, &ids)?;
     let texts: Vec<Vec<u8>> = subjects.iter().map(|s| s.db().to_vec()).collect();
     let args = [Arg::Int8Array(&ids), Arg::TextArray(&texts), Arg::ByteaArray(&wrapped), Arg::Int4(version)];
     let returned = |rows: &[super::spi::Row]| Ok(rows.iter().filter_map(|r| r.int8(1)).collect::<std::collections::HashSet<i64>>());
     let unique_violation = |code| code == pgrx::PgSqlErrorCode::ERRCODE_UNIQUE_VIOLATION;
-    // The fast path needs the erasure log (0.2.0 schema on) for its recorded-id check.
-    let fast = if recorded {
-        crate::pg::subxact::attempt(|| run(&INSERT_KEYS_FAST, &args, Mode::Write, 0, returned), unique_violation).ok()
-    } else {
-        None
-    };
-    let inserted = match fast {
-        Some(inserted) => inserted?,
-        None => run(if recorded { &INSERT_KEYS } else { &INSERT_KEYS_OLD }, &args, Mode::Write, 0, returned)?,
+    let inserted = match crate::pg::subxact::attempt(|| run(&INSERT_KEYS_FAST, &args, Mode::Write, 0, returned), unique_violation) {
+        Ok(inserted) => inserted?,
+        Err(_) => run(&INSERT_KEYS, &args, Mode::Write, 0, returned)?,
     };
     // SAFETY: plain call; makes the new rows visible to later reads in this statement.
     unsafe { pg_sys::CommandCounterIncrement() };

@@ -14,7 +14,6 @@
 //! Statements are built once per table and backend from the catalog and kept as saved plans
 //! ([`super::plans`]).
 
-use std::collections::HashSet;
 use std::ffi::{CStr, CString};
 use std::rc::Rc;
 
@@ -80,10 +79,6 @@ static COLUMNS: Plan = Plan::new(
     &[pg_sys::INT8OID],
 );
 
-static ERASED: Plan = Plan::new(
-    c"SELECT key_id FROM shred.erasure_log WHERE key_id OPERATOR(pg_catalog.=) ANY ($1)",
-    &[pg_sys::INT8ARRAYOID],
-);
 
 
 /// A SQL string literal of `s`.
@@ -260,7 +255,7 @@ pub fn footprint(tbl: pg_sys::Oid, key: &[u8], subject: &[u8]) -> Result<Vec<(St
             if let Some(Some(sealed)) = row.get(i) {
                 values += 1;
                 let bytes = envelope::from_text_any(&String::from_utf8_lossy(sealed))?;
-                erased |= !store::key_exists(envelope::parse_any(&bytes)?.key_id() as i64)?;
+                erased |= store::key_state(envelope::parse_any(&bytes)?.key_id() as i64)? == Some(false);
             }
         }
         out.push((c.name.clone(), rows.len() as i64, values, erased));
@@ -277,7 +272,7 @@ pub fn check(tbl: pg_sys::Oid) -> Result<Vec<(String, &'static str, i64)>, Shred
     let Some(rows) = skipping_errors(&name, read)? else { return Ok(Vec::new()) };
     let mut out = Vec::new();
     for (i, c) in r.columns.iter().enumerate() {
-        let (mut bad, mut missing) = (0i64, Vec::new());
+        let (mut bad, mut unknown, mut erased) = (0i64, 0i64, 0i64);
         for row in &rows {
             let Some(Some(sealed)) = row.get(i + 1) else { continue };
             let subject = row.first().cloned().flatten();
@@ -288,19 +283,11 @@ pub fn check(tbl: pg_sys::Oid) -> Result<Vec<(String, &'static str, i64)>, Shred
             match row::check(&bytes, subject.as_deref(), &c.context, c.kind)? {
                 row::Status::Opens => {}
                 row::Status::DoesNotOpen => bad += 1,
-                row::Status::KeyMissing => missing.push(envelope::parse_any(&bytes)?.key_id() as i64),
+                row::Status::Erased => erased += 1,
+                row::Status::Unknown => unknown += 1,
             }
         }
-        if !missing.is_empty() {
-            crate::keys::deferred::flush()?;
-        }
-        let logged: HashSet<i64> = if missing.is_empty() {
-            HashSet::new()
-        } else {
-            run(&ERASED, &[Arg::Int8Array(&missing)], Mode::ReadLatest, 0, |rows| Ok(rows.iter().filter_map(|r| r.int8(1)).collect()))?
-        };
-        let erased = missing.iter().filter(|k| logged.contains(k)).count() as i64;
-        for (problem, n) in [("does not open", bad), ("DEK missing (not erased)", missing.len() as i64 - erased), ("erased", erased)] {
+        for (problem, n) in [("does not open", bad), ("DEK missing (not erased)", unknown), ("erased", erased)] {
             if n > 0 {
                 out.push((c.name.clone(), problem, n));
             }

@@ -108,8 +108,11 @@ pub fn open(value: &[u8], subject: &[u8], context: &[u8], typ: pg_sys::Oid) -> R
 /// What `shred.check()` finds in one value.
 pub enum Status {
     Opens,
-    /// No DEK with its key id exists (erased, or deleted behind pg_shred's back).
-    KeyMissing,
+    /// Its DEK was erased in this key store (the rule of [`store::erased_here`]).
+    Erased,
+    /// No DEK with its key id exists and none was erased here: deleted behind pg_shred's back,
+    /// lost, or a value from another key store.
+    Unknown,
     /// Malformed, altered, moved, of another type, or sealed under another subject's DEK.
     DoesNotOpen,
 }
@@ -119,7 +122,7 @@ pub fn check(value: &[u8], subject: Option<&[u8]>, context: &[u8], typ: pg_sys::
     let Some(subject) = subject else { return Ok(Status::DoesNotOpen) };
     match open(value, subject, context, typ) {
         Ok(Some(_)) => Ok(Status::Opens),
-        Ok(None) => Ok(Status::KeyMissing),
+        Ok(None) => Ok(Status::Erased),
         Err(
             ShredError::Crypto(
                 CryptoError::AuthenticationFailed
@@ -132,7 +135,7 @@ pub fn check(value: &[u8], subject: Option<&[u8]>, context: &[u8], typ: pg_sys::
             | ShredError::NotRepresentable
             | ShredError::BadTypedText(_),
         ) => Ok(Status::DoesNotOpen),
-        Err(ShredError::UnknownKey) => Ok(Status::KeyMissing),
+        Err(ShredError::UnknownKey) => Ok(Status::Unknown),
         Err(e) => Err(e),
     }
 }

@@ -155,10 +155,16 @@ fn erase(subject: Option<&[u8]>) -> bool {
 
 /// `shred.replay_erasures(key_ids bigint[]) -> bigint`: erase again, in a restored older
 /// backup, the DEKs erased since it was taken (their key ids, from a newer erasure log).
-#[pg_extern(volatile, strict, parallel_unsafe, sql = false)]
+#[pg_extern(volatile, parallel_unsafe, sql = false)]
 fn replay_erasures(fcinfo: pg_sys::FunctionCallInfo) -> i64 {
-    // SAFETY: argument 0 of a STRICT function declared (bigint[]): not NULL.
-    let key_ids = unsafe { pgrx::fcinfo::pg_getarg_datum_raw(fcinfo, 0) };
+    // SAFETY: argument 0 of a function declared (bigint[]), checked for NULL first (0.4.0 on; a
+    // STRICT declaration before it never passes one).
+    let key_ids = unsafe {
+        if pgrx::fcinfo::pg_arg_is_null(fcinfo, 0) {
+            ShredError::NullArgument("key_ids").report();
+        }
+        pgrx::fcinfo::pg_getarg_datum_raw(fcinfo, 0)
+    };
     store::verify_root_key().or_report();
     store::replay_erasures(key_ids).or_report()
 }

@@ -17,8 +17,9 @@ pub static ROOT_KEY_COMMAND: GucSetting<Option<CString>> = GucSetting::<Option<C
 pub static ROOT_KEY_COMMAND_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(30);
 
 /// `shred.key_cache_size`: how many unwrapped DEKs each backend keeps (0 disables the cache).
-/// Superuser-only (it sizes backend memory).
-pub static KEY_CACHE_SIZE: GucSetting<i32> = GucSetting::<i32>::new(16384);
+/// Superuser-only (it sizes backend memory: about 200 bytes per DEK, plus up to 18 MiB for the
+/// 16,384 kept expanded; see `keys::cache`).
+pub static KEY_CACHE_SIZE: GucSetting<i32> = GucSetting::<i32>::new(131_072);
 
 /// `shred.allow_drop_with_keys`: confirm a DROP EXTENSION pg_shred (or DROP SCHEMA shred) that
 /// destroys the key store while DEKs exist, i.e. erases every data subject. Superuser-only.
@@ -36,11 +37,11 @@ pub fn init() {
     GucRegistry::define_int_guc(
         c"shred.key_cache_size",
         c"Number of unwrapped DEKs each backend keeps in memory (0 disables the cache).",
-        c"Each entry takes about 1.2 KiB. Entries are zeroized when evicted, and all are dropped when any erasure commits.",
+        c"Each DEK takes about 200 bytes, and the 16,384 most recently used are also kept expanded (about 1.1 KiB each). Entries are zeroized when evicted, and all are dropped when any erasure commits.",
         &KEY_CACHE_SIZE,
         0,
-        1_000_000,
-        // Superuser-only: up to 1,000,000 entries of about 1.2 KiB each per backend.
+        10_000_000,
+        // Superuser-only: up to 10,000,000 DEKs of about 200 bytes each per backend.
         GucContext::Suset,
         GucFlags::default(),
     );

@@ -523,3 +523,86 @@ fn remembered_erasures_follow_commits_and_the_key_store() {
     assert_eq!(sqlstate(c.query_one(OPEN, &[&v])), "42704");
     assert_eq!(sqlstate(c.query_one(IS_ERASED, &[&v])), "42704");
 }
+
+/// Issue "open and seal at real scale", items 2 and 3: the DEK cache's two tiers (compact DEKs,
+/// and the 16,384 most recently used kept expanded) over more subjects than the hot tier holds:
+/// every value opens to what was sealed on a first and a second pass, the cache holds every
+/// DEK while it has room and never more than `shred.key_cache_size`, and an erasure (this
+/// session's own or another session's) takes effect in both tiers.
+#[test]
+fn key_cache_tiers_and_bound_hold_over_many_subjects() {
+    const N: i64 = 20_000; // more than the hot tier's 16,384
+    let mut c = fresh_db("ks_cache_tiers");
+    c.batch_execute(&format!(
+        "CREATE TABLE t AS SELECT g, 'c' || g AS subject, shred.seal('c' || g, 'v' || g, 'ks') AS v
+           FROM generate_series(1, {N}) g"
+    ))
+    .unwrap();
+    let mut a = connect("ks_cache_tiers");
+    a.batch_execute("SET shred.key_cache_size = 30000").unwrap();
+    let right = "SELECT count(*) FROM t WHERE shred.open(v, 'ks') = 'v' || g";
+    let entries = "SELECT shred.key_cache_entries()";
+    for pass in 1..=2 {
+        assert_eq!(count(&mut a, right), N, "pass {pass}");
+        assert_eq!(count(&mut a, entries), N, "pass {pass}: every DEK cached");
+    }
+    // erased here (c1 is no longer expanded, c20000 is), seen in the erasing transaction and
+    // after it
+    a.batch_execute(&format!("BEGIN; SELECT shred.erase('c1'); SELECT shred.erase('c{N}')")).unwrap();
+    assert_eq!(count(&mut a, right), N - 2);
+    a.batch_execute("COMMIT").unwrap();
+    assert_eq!(count(&mut a, right), N - 2);
+    assert_eq!(count(&mut a, "SELECT count(*) FROM t WHERE shred.open(v, 'ks') IS NULL"), 2);
+    // erased by another session: gone here too once it commits (the whole cache is dropped)
+    let mut b = connect("ks_cache_tiers");
+    b.batch_execute("SELECT shred.erase('c2'); SELECT shred.erase('c19999')").unwrap();
+    assert_eq!(count(&mut a, right), N - 4);
+    assert_eq!(count(&mut a, "SELECT count(*) FROM t WHERE shred.open(v, 'ks') IS NULL"), 4);
+    // a small cache: bounded, full after a pass, and still right on every row
+    a.batch_execute("SET shred.key_cache_size = 1000").unwrap();
+    for pass in 1..=2 {
+        assert_eq!(count(&mut a, right), N - 4, "small cache, pass {pass}");
+        assert_eq!(count(&mut a, entries), 1000, "small cache, pass {pass}");
+    }
+    // sealing through the full cache: existing subjects keep their DEK
+    let reseal = format!("SELECT count(*) FROM t WHERE g BETWEEN 3 AND {} AND shred.open(shred.seal(subject, 'w', 'ks'), 'ks') = 'w'", N - 2);
+    assert_eq!(count(&mut a, &reseal), N - 4);
+    assert_eq!(count(&mut a, "SELECT count(*) FROM shred.subject_key WHERE subject LIKE 'c%'"), N - 4);
+}
+
+/// Issue "open and seal at real scale", item 3: a transaction that meets many erased values
+/// reads the erasure log's committed key ids once (one sequential scan) and then answers every
+/// erased key id from memory (no more index probes), never counting its own erasure as final:
+/// after a rollback that subject's values open again.
+#[test]
+fn erased_scan_reads_the_log_once_and_keeps_own_erasures_apart() {
+    const N: i64 = 1_500; // more than the 1,000 lookups after which the log is read at once
+    let mut c = fresh_db("ks_erased_scan");
+    c.batch_execute(&format!(
+        "CREATE TABLE t AS SELECT g, shred.seal('e' || g, 'v' || g, 'ks') AS v FROM generate_series(1, {N}) g;
+         SELECT shred.erase(ARRAY(SELECT 'e' || g FROM generate_series(1, {N}) g))"
+    ))
+    .unwrap();
+    let own = seal(&mut c, "own", "x");
+    let mut a = connect("ks_erased_scan");
+    let nulls = "SELECT count(*) FROM t WHERE shred.open(v, 'ks') IS NULL";
+    let stats = "SELECT coalesce(seq_scan, 0) + 0 * coalesce(idx_scan, 0), coalesce(idx_scan, 0)
+                   FROM pg_stat_xact_user_tables WHERE relid = 'shred.erasure_log'::regclass";
+    let mut t = a.transaction().unwrap();
+    // this transaction's own erasure, recorded in the log (erased_at writes the record)
+    t.batch_execute("SELECT shred.erase('own'); SELECT shred.erased_at('own')").unwrap();
+    assert_eq!(t.query_one(nulls, &[]).unwrap().get::<_, i64>(0), N);
+    let row = t.query_one(stats, &[]).unwrap();
+    let (seq1, idx1): (i64, i64) = (row.get(0), row.get(1));
+    assert_eq!(seq1, 1, "the log was read at once, one time");
+    assert!(idx1 >= 1_000 && idx1 < N, "probes only until the log was read: {idx1}");
+    assert_eq!(t.query_one(nulls, &[]).unwrap().get::<_, i64>(0), N);
+    let row = t.query_one(stats, &[]).unwrap();
+    assert_eq!((row.get::<_, i64>(0), row.get::<_, i64>(1)), (seq1, idx1), "a second pass reads nothing");
+    assert_eq!(t.query_one(OPEN, &[&own]).unwrap().get::<_, Option<String>>(0), None);
+    t.rollback().unwrap();
+    // the own erasure rolled back: not remembered as erased
+    assert_eq!(a.query_one(OPEN, &[&own]).unwrap().get::<_, Option<String>>(0).as_deref(), Some("x"));
+    assert!(!a.query_one(IS_ERASED, &[&own]).unwrap().get::<_, bool>(0));
+    assert_eq!(count(&mut a, nulls), N);
+}

@@ -1,8 +1,17 @@
 //! The backend's cache of unwrapped DEKs, and its invalidation through PostgreSQL's shared
 //! invalidation.
 //!
-//! - Bounded by `shred.key_cache_size` entries; an evicted or invalidated DEK is zeroized when
-//!   its last user drops it (entries are `Rc<DataKey>`; `DataKey` zeroizes on drop).
+//! - Two tiers. Every cached DEK is kept compactly: its 32 bytes ([`DekBytes`], in memory
+//!   excluded from core dumps), its key id and its subject, about 200 bytes in all, at most
+//!   `shred.key_cache_size` of them. The [`HOT`] most recently expanded ones are also kept
+//!   ready to use ([`DataKey`]: AES key schedule and GHASH key, about 1.1 KiB each), so a
+//!   working set of up to [`HOT`] subjects pays no key expansion (about 0.1–0.2 µs) per use.
+//!   Both tiers evict first in, first out; the hot tier never holds a DEK the compact tier
+//!   does not. While the cache is full, only one DEK in [`ADMIT_WHEN_FULL`] read from the key
+//!   store enters it (scan resistance: a pass over a million subjects neither evicts per row
+//!   nor flushes the whole working set).
+//! - An evicted or invalidated DEK is zeroized when its last user drops it (`DekBytes` and
+//!   `DataKey` zeroize on drop; callers hold `Rc<DataKey>`).
 //! - Every statement that deletes, updates or truncates `shred.subject_key` fires a trigger
 //!   (`ENABLE ALWAYS`, so also under `session_replication_role = replica`) that registers a
 //!   relcache invalidation of the key table. PostgreSQL sends it at COMMIT only (never on
@@ -18,25 +27,83 @@
 //!   rolled-back first seal never stays cached.
 
 use std::cell::{Cell, RefCell};
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
 
 use pgrx::pg_sys;
+use rustc_hash::{FxHashMap, FxHashSet};
 
-use crate::crypto::keys::DataKey;
+use crate::crypto::keys::{DataKey, DekBytes};
 use crate::gucs;
 
+/// Expanded DEKs kept ready to use, at the most (about 1.1 KiB each: 18 MiB when full).
+pub const HOT: usize = 16_384;
+
+/// A cached DEK at rest.
 struct Entry {
-    dek: Rc<DataKey>,
-    subject: Vec<u8>,
+    dek: DekBytes,
+    /// The data subject, in the database encoding (shared with `by_subject`).
+    subject: Rc<[u8]>,
 }
 
 #[derive(Default)]
 struct Cache {
-    by_id: HashMap<i64, Entry>,
-    by_subject: HashMap<Vec<u8>, i64>,
+    by_id: FxHashMap<i64, Entry>,
+    /// Subjects are chosen by clients: the default (keyed SipHash) hasher.
+    by_subject: HashMap<Rc<[u8]>, i64>,
     /// Key ids in insertion order: eviction is first in, first out.
     order: VecDeque<i64>,
+    /// The hot tier: expanded DEKs of key ids that `by_id` holds.
+    hot: FxHashMap<i64, Rc<DataKey>>,
+    /// Key ids in the order they entered the hot tier.
+    hot_order: VecDeque<i64>,
+    /// DEKs offered while the cache was full (see [`ADMIT_WHEN_FULL`]).
+    refused: u64,
+}
+
+/// While the cache is full, one DEK in this many found in the key store replaces the oldest
+/// cached one; the others are used once and dropped.
+const ADMIT_WHEN_FULL: u64 = 8;
+
+impl Cache {
+    fn remove(&mut self, key_id: i64) {
+        if let Some(e) = self.by_id.remove(&key_id) {
+            self.by_subject.remove(&e.subject);
+        }
+        self.hot.remove(&key_id);
+    }
+
+    fn clear(&mut self) {
+        // Fresh maps: a cache that grew for one big scan gives its memory back.
+        *self = Cache::default();
+    }
+
+    /// The usable DEK with `key_id`: from the hot tier, or expanded from the compact one (and
+    /// then kept hot).
+    fn dek(&mut self, key_id: i64) -> Option<Rc<DataKey>> {
+        if let Some(dek) = self.hot.get(&key_id) {
+            return Some(dek.clone());
+        }
+        let dek = Rc::new(self.by_id.get(&key_id)?.dek.expand());
+        self.make_hot(key_id, dek.clone());
+        Some(dek)
+    }
+
+    fn make_hot(&mut self, key_id: i64, dek: Rc<DataKey>) {
+        while self.hot.len() >= HOT {
+            let Some(victim) = self.hot_order.pop_front() else { break };
+            self.hot.remove(&victim);
+        }
+        if self.hot.insert(key_id, dek).is_none() {
+            self.hot_order.push_back(key_id);
+        }
+        // Ids evicted or invalidated meanwhile stay in `hot_order` until they come up (and
+        // are skipped then); compacted once it holds far more ids than the tier.
+        if self.hot_order.len() > 2 * self.hot.len() + 64 {
+            let Cache { hot, hot_order, .. } = self;
+            hot_order.retain(|id| hot.contains_key(id));
+        }
+    }
 }
 
 thread_local! {
@@ -86,10 +153,8 @@ pub fn evict(key_ids: &[i64]) {
     GENERATION.with(|g| g.set(g.get().wrapping_add(1)));
     CACHE.with(|c| match c.try_borrow_mut() {
         Ok(mut cache) => {
-            for id in key_ids {
-                if let Some(e) = cache.by_id.remove(id) {
-                    cache.by_subject.remove(&e.subject);
-                }
+            for &id in key_ids {
+                cache.remove(id);
             }
             // `order` keeps the evicted ids until they come up for eviction (skipped then):
             // no scan per erasure. It is compacted once it holds twice as many ids as entries.
@@ -108,9 +173,7 @@ pub fn flush() {
     KEY_TABLE.with(|k| k.set(pg_sys::InvalidOid));
     CACHE.with(|c| match c.try_borrow_mut() {
         Ok(mut cache) => {
-            cache.by_id.clear();
-            cache.by_subject.clear();
-            cache.order.clear();
+            cache.clear();
             FLUSH_PENDING.with(|p| p.set(false));
         }
         Err(_) => FLUSH_PENDING.with(|p| p.set(true)),
@@ -133,8 +196,18 @@ pub fn generation() -> u64 {
 }
 
 /// False (after dropping every entry) when `shred.key_cache_size` is 0.
+/// Also trims the cache to a `shred.key_cache_size` lowered since it filled.
 fn enabled() -> bool {
-    if gucs::key_cache_size() > 0 {
+    let capacity = gucs::key_cache_size();
+    if capacity > 0 {
+        CACHE.with(|c| {
+            if let Ok(mut cache) = c.try_borrow_mut() {
+                while cache.by_id.len() > capacity {
+                    let Some(victim) = cache.order.pop_front() else { break };
+                    cache.remove(victim);
+                }
+            }
+        });
         return true;
     }
     if len() > 0 {
@@ -147,7 +220,7 @@ pub fn get_by_id(key_id: i64) -> Option<Rc<DataKey>> {
     if !enabled() {
         return None;
     }
-    CACHE.with(|c| c.borrow().by_id.get(&key_id).map(|e| e.dek.clone()))
+    CACHE.with(|c| c.borrow_mut().dek(key_id))
 }
 
 /// The cached DEK with `key_id`, and whether it is the DEK of `subject` (database encoding).
@@ -155,7 +228,11 @@ pub fn get_by_id_for(key_id: i64, subject: &[u8]) -> Option<(Rc<DataKey>, bool)>
     if !enabled() {
         return None;
     }
-    CACHE.with(|c| c.borrow().by_id.get(&key_id).map(|e| (e.dek.clone(), e.subject == subject)))
+    CACHE.with(|c| {
+        let mut cache = c.borrow_mut();
+        let same = *cache.by_id.get(&key_id)?.subject == *subject;
+        Some((cache.dek(key_id)?, same))
+    })
 }
 
 pub fn get_by_subject(subject: &[u8]) -> Option<(i64, Rc<DataKey>)> {
@@ -163,11 +240,12 @@ pub fn get_by_subject(subject: &[u8]) -> Option<(i64, Rc<DataKey>)> {
         return None;
     }
     CACHE.with(|c| {
-        let cache = c.borrow();
+        let mut cache = c.borrow_mut();
         let id = *cache.by_subject.get(subject)?;
-        cache.by_id.get(&id).map(|e| (id, e.dek.clone()))
+        Some((id, cache.dek(id)?))
     })
 }
+
 
 /// Number of cached DEKs.
 pub fn len() -> usize {
@@ -204,15 +282,24 @@ pub fn insert(key_id: i64, subject: &[u8], dek: Rc<DataKey>, seen: u64) {
         if cache.by_id.contains_key(&key_id) {
             return;
         }
-        while cache.by_id.len() >= capacity {
-            let Some(victim) = cache.order.pop_front() else { break };
-            if let Some(e) = cache.by_id.remove(&victim) {
-                cache.by_subject.remove(&e.subject);
+        if cache.by_id.len() >= capacity {
+            // Full: admit one DEK in ADMIT_WHEN_FULL. A scan over more subjects than the cache
+            // holds then does not pay an eviction per row (and keeps part of the cache for a
+            // second pass); a subject that becomes hot still enters after a few uses.
+            cache.refused += 1;
+            if cache.refused % ADMIT_WHEN_FULL != 0 {
+                return;
             }
         }
+        while cache.by_id.len() >= capacity {
+            let Some(victim) = cache.order.pop_front() else { break };
+            cache.remove(victim);
+        }
+        let subject: Rc<[u8]> = Rc::from(subject);
         cache.order.push_back(key_id);
-        cache.by_subject.insert(subject.to_vec(), key_id);
-        cache.by_id.insert(key_id, Entry { dek, subject: subject.to_vec() });
+        cache.by_subject.insert(subject.clone(), key_id);
+        cache.by_id.insert(key_id, Entry { dek: dek.compact(), subject });
+        cache.make_hot(key_id, dek);
     });
 }
 
@@ -223,6 +310,7 @@ unsafe extern "C-unwind" fn relcache_callback(_arg: pg_sys::Datum, relid: pg_sys
     if relid == pg_sys::InvalidOid || table == pg_sys::InvalidOid || relid == table {
         flush();
     }
+    super::scan::forget(relid);
     let meta = META_RELS.with(|m| m.get());
     if relid == pg_sys::InvalidOid || (meta.0 != pg_sys::InvalidOid && (relid == meta.0 || relid == meta.1)) {
         flush_metadata();
@@ -255,12 +343,21 @@ thread_local! {
     /// Key ids whose erasure record a committed transaction wrote. Such a record is final: key
     /// ids are never reused, so no DEK can come back under one. Kept with the metadata (dropped
     /// with it when the extension's relations change), at most [`ERASED_IDS`] of them.
-    static ERASED: RefCell<HashSet<i64>> = RefCell::new(HashSet::new());
+    static ERASED: RefCell<FxHashSet<i64>> = RefCell::new(FxHashSet::default());
 }
 
-/// Key ids remembered as erased at the most (8 bytes each, plus the set's overhead); the set
-/// starts over when full.
-const ERASED_IDS: usize = 65_536;
+/// Key ids remembered as erased at the most (about 18 MiB when full); once full, no more are
+/// added (the ones held stay true forever).
+pub const ERASED_IDS: usize = 1 << 20;
+
+/// Erased key ids a transaction looks up in the erasure log before the backend reads all of
+/// the log's committed key ids at once ([`erased_probe`]).
+const BULK_AFTER: u32 = 1_000;
+
+thread_local! {
+    /// (transaction, erased key ids looked up in the erasure log in it, bulk read done in it).
+    static PROBES: Cell<(pg_sys::LocalTransactionId, u32, bool)> = const { Cell::new((0, 0, false)) };
+}
 
 /// Whether `key_id` is known erased (see [`ERASED`]): answered without reading the key store.
 pub fn known_erased(key_id: i64) -> bool {
@@ -269,15 +366,37 @@ pub fn known_erased(key_id: i64) -> bool {
 
 /// Remember that a committed transaction recorded the erasure of `key_id`.
 pub fn remember_erased(key_id: i64) {
+    remember_all_erased(std::iter::once(key_id));
+}
+
+/// [`remember_erased`] for many key ids, up to [`ERASED_IDS`] in all.
+pub fn remember_all_erased(key_ids: impl IntoIterator<Item = i64>) {
     if watch_metadata() {
         ERASED.with(|e| {
             let mut e = e.borrow_mut();
-            if e.len() >= ERASED_IDS {
-                e.clear();
+            for id in key_ids {
+                if e.len() >= ERASED_IDS {
+                    break;
+                }
+                e.insert(id);
             }
-            e.insert(key_id);
         });
     }
+}
+
+/// Count one lookup of an erased key id in the erasure log; true (once per transaction) when
+/// this transaction has made [`BULK_AFTER`] of them: a scan over erased values is under way,
+/// and reading the whole log once is cheaper than one index probe per row.
+pub fn erased_probe() -> bool {
+    // SAFETY: reading the backend's own transaction identifier.
+    let xact = unsafe { (*pg_sys::MyProc).lxid };
+    PROBES.with(|p| {
+        let (at, n, done) = p.get();
+        let (n, done) = if at == xact { (n + 1, done) } else { (1, false) };
+        let due = n >= BULK_AFTER && !done && ERASED.with(|e| e.borrow().len()) < ERASED_IDS;
+        p.set((xact, n, done || due));
+        due
+    })
 }
 
 fn flush_metadata() {
@@ -333,6 +452,7 @@ unsafe extern "C-unwind" fn xact_callback(event: pg_sys::XactEvent::Type, _arg: 
     if event == pg_sys::XactEvent::XACT_EVENT_ABORT || event == pg_sys::XactEvent::XACT_EVENT_PARALLEL_ABORT {
         flush();
         flush_metadata();
+        super::scan::forget(pg_sys::InvalidOid);
     }
 }
 
@@ -345,6 +465,7 @@ unsafe extern "C-unwind" fn subxact_callback(
     if event == pg_sys::SubXactEvent::SUBXACT_EVENT_ABORT_SUB {
         flush();
         flush_metadata();
+        super::scan::forget(pg_sys::InvalidOid);
     }
 }
 

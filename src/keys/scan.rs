@@ -6,10 +6,15 @@
 //! - No cached plan can degrade into a sequential scan when the table grew after statistics
 //!   were taken (bulk first seals in one transaction), and no executor start-up is paid.
 //! - Table privileges are not checked here: EXECUTE on the SQL function is the gate.
+//! - Per probe, only the index scan itself: the relations' OIDs and the index's collation are
+//!   resolved once per backend (forgotten when either relation is invalidated, and on any
+//!   abort), and the table and index locks (ACCESS SHARE) are kept to the end of the
+//!   transaction, as the executor keeps them, so later probes find them held.
 //!
 //! Must not run in parallel mode (GetLatestSnapshot is not allowed there), which the functions'
 //! PARALLEL UNSAFE label guarantees.
 
+use std::cell::Cell;
 use std::ffi::CStr;
 
 use pgrx::datum::FromDatum;
@@ -23,7 +28,6 @@ pub mod col {
     pub const SUBJECT: i16 = 2;
     pub const WRAPPED_DEK: i16 = 3;
     pub const ROOT_KEY_VERSION: i16 = 4;
-    pub const VERSION: i16 = 1;
     pub const SALT: i16 = 2;
     pub const KEY_CHECK: i16 = 3;
     /// Added in 0.2.0: absent (read as NULL) until `ALTER EXTENSION pg_shred UPDATE`.
@@ -83,6 +87,62 @@ pub fn relation(name: &CStr) -> Result<pg_sys::Oid, ShredError> {
     Ok(oid)
 }
 
+/// A table and the unique index a [`Key`] is searched by, resolved once.
+#[derive(Clone, Copy)]
+struct Target {
+    table: pg_sys::Oid,
+    index: pg_sys::Oid,
+    /// Collation of the index's key column (text keys), else InvalidOid.
+    collation: pg_sys::Oid,
+}
+
+/// Targets of the four kinds of [`Key`], by [`Key::slot`].
+const NO_TARGETS: [Option<Target>; 4] = [None; 4];
+
+thread_local! {
+    static TARGETS: Cell<[Option<Target>; 4]> = const { Cell::new(NO_TARGETS) };
+}
+
+/// Forget the resolved targets when `relid` is one of them (or is InvalidOid: everything may
+/// have changed). Called from the key store's relcache callback.
+pub fn forget(relid: pg_sys::Oid) {
+    let targets = TARGETS.with(|t| t.get());
+    let hit = relid == pg_sys::InvalidOid
+        || targets.iter().flatten().any(|t| t.table == relid || t.index == relid);
+    if hit {
+        TARGETS.with(|t| t.set(NO_TARGETS));
+    }
+}
+
+impl Key<'_> {
+    fn slot(&self) -> usize {
+        match self {
+            Key::Id(_) => 0,
+            Key::Subject(_) => 1,
+            Key::Version(_) => 2,
+            Key::Erasure(_) => 3,
+        }
+    }
+}
+
+/// The table and index of `key`, resolved on first use.
+fn target(key: &Key<'_>, table: &CStr, index: &CStr, text: bool) -> Result<Target, ShredError> {
+    if let Some(t) = TARGETS.with(|t| t.get())[key.slot()] {
+        return Ok(t);
+    }
+    let table = relation(table)?;
+    let index = relation(index)?;
+    // SAFETY: inside a transaction; `index` is the index of that name.
+    let collation = if text { unsafe { index_collation(index) } } else { pg_sys::InvalidOid };
+    let t = Target { table, index, collation };
+    TARGETS.with(|cell| {
+        let mut all = cell.get();
+        all[key.slot()] = Some(t);
+        cell.set(all);
+    });
+    Ok(t)
+}
+
 /// The collation of the first column of index `indexid`.
 ///
 /// # Safety
@@ -111,48 +171,56 @@ pub fn committed(key: Key<'_>) -> Result<Option<bool>, ShredError> {
 
 /// [`fetch`], and whether the current transaction inserted the row.
 fn fetch_row(key: Key<'_>, columns: &[i16]) -> Result<Option<(Vec<Value>, bool)>, ShredError> {
-    let (table, index, attno, proc_, datum) = match key {
-        Key::Id(id) => (c"subject_key", c"subject_key_pkey", col::KEY_ID, pg_sys::F_INT8EQ, pg_sys::Datum::from(id)),
-        Key::Subject(s) => {
-            // SAFETY: a palloc'd text copy of the subject, alive for this call.
-            let d = unsafe { pg_sys::Datum::from(pg_sys::cstring_to_text_with_len(s.as_ptr().cast(), s.len() as i32)) };
-            (c"subject_key", c"subject_key_subject_key", col::SUBJECT, pg_sys::F_TEXTEQ, d)
-        }
-        Key::Version(v) => (c"root_key_version", c"root_key_version_pkey", col::VERSION, pg_sys::F_INT4EQ, pg_sys::Datum::from(v)),
-        Key::Erasure(id) => (c"erasure_log", c"erasure_log_pkey", col::KEY_ID, pg_sys::F_INT8EQ, pg_sys::Datum::from(id)),
+    // Every key is the first (only) column of its index.
+    let (table, index, proc_, text) = match key {
+        Key::Id(_) => (c"subject_key", c"subject_key_pkey", pg_sys::F_INT8EQ, false),
+        Key::Subject(_) => (c"subject_key", c"subject_key_subject_key", pg_sys::F_TEXTEQ, true),
+        Key::Version(_) => (c"root_key_version", c"root_key_version_pkey", pg_sys::F_INT4EQ, false),
+        Key::Erasure(_) => (c"erasure_log", c"erasure_log_pkey", pg_sys::F_INT8EQ, false),
     };
-    let relid = relation(table)?;
-    let indexid = relation(index)?;
-    // SAFETY: standard relation/index scan protocol; every resource acquired here is released
-    // below, or by transaction abort cleanup if PostgreSQL raises an ERROR in between.
+    let target = target(&key, table, index, text)?;
+    let datum = match key {
+        Key::Id(id) | Key::Erasure(id) => pg_sys::Datum::from(id),
+        Key::Version(v) => pg_sys::Datum::from(v),
+        // SAFETY: a palloc'd text copy of the subject, alive for this call.
+        Key::Subject(s) => unsafe { pg_sys::Datum::from(pg_sys::cstring_to_text_with_len(s.as_ptr().cast(), s.len() as i32)) },
+    };
+    // SAFETY: standard index scan protocol; every resource acquired here is released below
+    // (the locks at the end of the transaction), or by transaction abort cleanup if
+    // PostgreSQL raises an ERROR in between.
     unsafe {
-        // A text key compares under the index's own collation ("C" from 0.4.0 on, the
-        // database's default before), or the search would not follow the index's order.
-        let collation = if proc_ == pg_sys::F_TEXTEQ { index_collation(indexid) } else { pg_sys::InvalidOid };
-        let rel = pg_sys::table_open(relid, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
+        let lock = pg_sys::AccessShareLock as pg_sys::LOCKMODE;
+        let rel = pg_sys::table_open(target.table, lock);
+        let irel = pg_sys::index_open(target.index, lock);
         let snapshot = pg_sys::RegisterSnapshot(pg_sys::GetLatestSnapshot());
         let mut skey: pg_sys::ScanKeyData = std::mem::zeroed();
+        // A text key compares under the index's own collation ("C" from 0.4.0 on, the
+        // database's default before), or the search would not follow the index's order.
         pg_sys::ScanKeyEntryInitialize(
             &mut skey,
             0,
-            attno,
+            1,
             pg_sys::BTEqualStrategyNumber as u16,
             pg_sys::InvalidOid,
-            collation,
+            target.collation,
             pg_sys::Oid::from(proc_),
             datum,
         );
-        let scan = pg_sys::systable_beginscan(rel, indexid, true, snapshot, 1, &mut skey);
-        let tuple = pg_sys::systable_getnext(scan);
-        let result = if tuple.is_null() {
+        let slot = pg_sys::table_slot_create(rel, std::ptr::null_mut());
+        let scan = pg_sys::index_beginscan(rel, irel, snapshot, 1, 0);
+        pg_sys::index_rescan(scan, &mut skey, 1, std::ptr::null_mut(), 0);
+        let found = pg_sys::index_getnext_slot(scan, pg_sys::ScanDirection::ForwardScanDirection, slot);
+        let result = if !found {
             None
         } else {
+            let mut should_free = false;
+            let tuple = pg_sys::ExecFetchSlotHeapTuple(slot, false, &mut should_free);
             let mine = pg_sys::TransactionIdIsCurrentTransactionId((*(*tuple).t_data).t_choice.t_heap.t_xmin);
             let desc = (*rel).rd_att;
             let natts = (*desc).natts as usize;
-            let mut values = vec![pg_sys::Datum::from(0usize); natts];
-            let mut nulls = vec![false; natts];
-            pg_sys::heap_deform_tuple(tuple, desc, values.as_mut_ptr(), nulls.as_mut_ptr());
+            pg_sys::slot_getsomeattrs_int(slot, natts as i32);
+            let values = std::slice::from_raw_parts((*slot).tts_values, natts);
+            let nulls = std::slice::from_raw_parts((*slot).tts_isnull, natts);
             let mut out = Vec::with_capacity(columns.len());
             for &c in columns {
                 let i = (c - 1) as usize;
@@ -172,11 +240,49 @@ fn fetch_row(key: Key<'_>, columns: &[i16]) -> Result<Option<(Vec<Value>, bool)>
                     Value::Bytes(Vec::<u8>::from_datum(values[i], false).unwrap_or_default())
                 });
             }
+            if should_free {
+                pg_sys::heap_freetuple(tuple);
+            }
             Some((out, mine))
         };
-        pg_sys::systable_endscan(scan);
+        pg_sys::index_endscan(scan);
+        pg_sys::ExecDropSingleTupleTableSlot(slot);
         pg_sys::UnregisterSnapshot(snapshot);
-        pg_sys::table_close(rel, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
+        pg_sys::index_close(irel, pg_sys::NoLock as pg_sys::LOCKMODE);
+        pg_sys::table_close(rel, pg_sys::NoLock as pg_sys::LOCKMODE);
         Ok(result)
     }
+}
+
+/// Key ids of erasure records written by committed transactions (the latest snapshot's view of
+/// `shred.erasure_log`, without the current transaction's own records, which a rollback can
+/// still take away), at most `limit` of them: one sequential scan.
+pub fn committed_erasures(limit: usize) -> Result<Vec<i64>, ShredError> {
+    let relid = relation(c"erasure_log")?;
+    let mut ids = Vec::new();
+    // SAFETY: standard heap scan protocol; released below, or by abort cleanup on ERROR.
+    unsafe {
+        let rel = pg_sys::table_open(relid, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
+        let snapshot = pg_sys::RegisterSnapshot(pg_sys::GetLatestSnapshot());
+        let scan = pg_sys::heap_beginscan(rel, snapshot, 0, std::ptr::null_mut(), std::ptr::null_mut(), pg_sys::ScanOptions::SO_TYPE_SEQSCAN | pg_sys::ScanOptions::SO_ALLOW_STRAT | pg_sys::ScanOptions::SO_ALLOW_PAGEMODE);
+        let desc = (*rel).rd_att;
+        while ids.len() < limit {
+            let tuple = pg_sys::heap_getnext(scan, pg_sys::ScanDirection::ForwardScanDirection);
+            if tuple.is_null() {
+                break;
+            }
+            if pg_sys::TransactionIdIsCurrentTransactionId((*(*tuple).t_data).t_choice.t_heap.t_xmin) {
+                continue;
+            }
+            let mut isnull = false;
+            let d = pg_sys::heap_getattr(tuple, col::KEY_ID as i32, desc, &mut isnull);
+            if !isnull {
+                ids.push(i64::from_datum(d, false).unwrap_or_default());
+            }
+        }
+        pg_sys::heap_endscan(scan);
+        pg_sys::UnregisterSnapshot(snapshot);
+        pg_sys::table_close(rel, pg_sys::NoLock as pg_sys::LOCKMODE);
+    }
+    Ok(ids)
 }

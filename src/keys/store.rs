@@ -266,7 +266,8 @@ pub fn dek_by_id(key_id: i64) -> Result<Option<Rc<DataKey>>, ShredError> {
 /// Whether this key store erased the DEK with `key_id`: its erasure record exists (latest
 /// snapshot) or is queued by this transaction. A record committed by another transaction is
 /// final and remembered by the backend ([`cache::known_erased`]), so later opens of the same
-/// key id read nothing. Records are written by every erasure since
+/// key id read nothing; once a transaction has looked up many erased key ids (a scan over
+/// erased values), the backend reads every committed record at once. Records are written by every erasure since
 /// 0.2.0 and by `shred.replay_erasures`, and are kept by pg_dump.
 ///
 /// Erasures under the 0.1.0 schema leave no record. So a key id below [`KEY_ID_MIN`] (handed
@@ -284,6 +285,9 @@ pub fn erased_here(key_id: i64) -> Result<bool, ShredError> {
     match scan::committed(scan::Key::Erasure(key_id))? {
         Some(true) => {
             cache::remember_erased(key_id);
+            if cache::erased_probe() {
+                cache::remember_all_erased(scan::committed_erasures(cache::ERASED_IDS)?);
+            }
             return Ok(true);
         }
         Some(false) => return Ok(true),

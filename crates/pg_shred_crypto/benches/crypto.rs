@@ -34,6 +34,7 @@ fn keys(c: &mut Criterion) {
     c.bench_function("dek/wrap", |b| b.iter(|| kek.wrap(&dek, 1, black_box(b"customer:1"))));
     c.bench_function("dek/unwrap", |b| b.iter(|| kek.unwrap(black_box(&wrapped), 1, b"customer:1")));
     c.bench_function("dek/generate", |b| b.iter(DataKey::generate));
+    c.bench_function("dek/from-bytes", |b| b.iter(|| DataKey::from_bytes(black_box(&[0x42; 32]))));
     c.bench_function("hkdf/derive-kek", |b| b.iter(|| root.kek(black_box(&salt))));
 }
 

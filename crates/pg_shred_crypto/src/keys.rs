@@ -16,8 +16,9 @@
 //! ever share a key. Nothing that must die with a data subject is derived from the root key:
 //! only random DEKs are erasable.
 
+use aes_gcm::aead::consts::U12;
 use aes_gcm::aead::{AeadInPlace, KeyInit};
-use aes_gcm::{Aes256Gcm, Nonce};
+use aes_gcm::{AesGcm, Nonce};
 use base64::Engine;
 use hkdf::Hkdf;
 use sha2::Sha256;
@@ -47,6 +48,12 @@ pub const LABEL_KEK: &[u8] = b"pg_shred v1 kek";
 pub const LABEL_KEY_CHECK: &[u8] = b"pg_shred v1 key-check";
 /// Prefix of the AAD of a wrapped DEK (distinct from the envelope AAD prefix).
 pub const WRAP_AAD_PREFIX: &[u8] = b"pg_shred wrap";
+
+/// AES-256-GCM (NIST SP 800-38D) with a 96-bit nonce and a 128-bit tag, over an AES-256 key
+/// schedule for encryption only: GCM runs the block cipher forwards in both directions, so
+/// the inverse round keys a full AES key schedule also computes are never used. Same
+/// algorithm and output as `aes_gcm::Aes256Gcm`, with half the key expansion work.
+pub(crate) type Aes256GcmEnc = AesGcm<aes::Aes256Enc, U12>;
 
 /// A root key: 32 bytes supplied from outside the database. Held in [`Secret`] memory (not in
 /// core dumps, zeroized on drop); its `Debug` output never shows the bytes.
@@ -114,7 +121,7 @@ impl RootKey {
     /// The KEK of this root key under `salt`.
     pub fn kek(&self, salt: &[u8]) -> Kek {
         let key = self.derive(salt, LABEL_KEK);
-        Kek(Secret::new(Aes256Gcm::new(key.as_slice().into())))
+        Kek(Secret::new(Aes256GcmEnc::new(key.as_slice().into())))
     }
 }
 
@@ -246,7 +253,7 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// A key-encryption key: AES-256-GCM cipher, its key schedule in [`Secret`] memory.
-pub struct Kek(Secret<Aes256Gcm>);
+pub struct Kek(Secret<Aes256GcmEnc>);
 
 /// The AAD binding a wrapped DEK to its key id and data subject.
 fn wrap_aad(key_id: u64, subject: &[u8]) -> Vec<u8> {
@@ -325,12 +332,31 @@ impl Kek {
 /// A data-encryption key (DEK) of one data subject, ready to use: the raw bytes (needed to
 /// re-wrap and, later, to derive the subject's pseudonym key) and the AES-256-GCM cipher with
 /// its key schedule, together in [`Secret`] memory (not in core dumps, zeroized on drop);
-/// `Debug` never shows them.
+/// `Debug` never shows them. About 1 KiB (the key schedule is sized for both the AES-NI and the
+/// software AES); [`DekBytes`] keeps a DEK in 32 bytes until it is needed.
 pub struct DataKey(Secret<DataKeyParts>);
 
 struct DataKeyParts {
     bytes: [u8; KEY_LEN],
-    cipher: Aes256Gcm,
+    cipher: Aes256GcmEnc,
+}
+
+/// A DEK at rest in a cache: its 32 bytes alone, in [`Secret`] memory (a 32-byte slot, not in
+/// core dumps, zeroized on drop). [`DekBytes::expand`] builds the [`DataKey`] (AES key
+/// expansion and GHASH key, about 0.1 µs) when the DEK is used.
+pub struct DekBytes(Secret<[u8; KEY_LEN]>);
+
+impl std::fmt::Debug for DekBytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DekBytes(..)")
+    }
+}
+
+impl DekBytes {
+    /// The usable DEK.
+    pub fn expand(&self) -> DataKey {
+        DataKey::from_bytes(&self.0)
+    }
 }
 
 impl std::fmt::Debug for DataKey {
@@ -349,7 +375,12 @@ impl DataKey {
 
     /// A DEK from known bytes (unwrapping, and known-answer tests).
     pub fn from_bytes(bytes: &[u8; KEY_LEN]) -> Self {
-        DataKey(Secret::new(DataKeyParts { bytes: *bytes, cipher: Aes256Gcm::new(bytes.into()) }))
+        DataKey(Secret::new(DataKeyParts { bytes: *bytes, cipher: Aes256GcmEnc::new(bytes.into()) }))
+    }
+
+    /// This DEK's bytes alone, to keep it compactly ([`DekBytes`]).
+    pub fn compact(&self) -> DekBytes {
+        DekBytes(Secret::new(self.0.bytes))
     }
 
     /// The raw key bytes (for re-wrapping; never to be logged or returned to SQL).
@@ -368,7 +399,7 @@ impl DataKey {
         out
     }
 
-    pub(crate) fn cipher(&self) -> &Aes256Gcm {
+    pub(crate) fn cipher(&self) -> &Aes256GcmEnc {
         &self.0.cipher
     }
 

@@ -4,8 +4,8 @@
 //!
 //! Root keys, KEKs and DEKs (with their AES key schedules) live in such memory, so a core
 //! dump of a crashed backend does not carry them. Slots are carved from anonymous `mmap`
-//! chunks, grouped in size classes of 64-byte steps, and reused after being zeroed; chunks are
-//! never returned to the system. If `mmap` fails the value goes to the ordinary heap (still
+//! chunks, grouped in size classes of 32-byte steps (a DEK at rest takes one 32-byte slot), and
+//! reused after being zeroed; chunks are never returned to the system. If `mmap` fails the value goes to the ordinary heap (still
 //! zeroed on drop).
 //!
 //! Limits: a value is built on the stack and then moved into its slot, so short-lived copies
@@ -24,7 +24,7 @@ use std::sync::Mutex;
 use zeroize::Zeroize;
 
 /// Slot granularity and the largest alignment a slot provides, in bytes.
-const SLOT_ALIGN: usize = 64;
+const SLOT_ALIGN: usize = 32;
 /// Smallest chunk requested from the system, in bytes.
 const MIN_CHUNK: usize = 64 * 1024;
 
@@ -109,8 +109,6 @@ fn return_slot(size: usize, addr: NonNull<u8>) {
 /// of the slot is overwritten with zeros (`zeroize`, which the compiler may not elide).
 pub struct Secret<T> {
     ptr: NonNull<T>,
-    /// Slot size in bytes.
-    size: usize,
     /// True when the value lives on the ordinary heap (`mmap` failed).
     heap: bool,
 }
@@ -120,10 +118,17 @@ unsafe impl<T: Send> Send for Secret<T> {}
 unsafe impl<T: Sync> Sync for Secret<T> {}
 
 impl<T> Secret<T> {
+    /// Slot size of a `T` in bytes.
+    const SIZE: usize = if std::mem::size_of::<T>() == 0 {
+        SLOT_ALIGN
+    } else {
+        std::mem::size_of::<T>().div_ceil(SLOT_ALIGN) * SLOT_ALIGN
+    };
+
     /// Move `value` into protected memory.
     pub fn new(value: T) -> Self {
         const { assert!(std::mem::align_of::<T>() <= SLOT_ALIGN) };
-        let size = std::mem::size_of::<T>().max(1).div_ceil(SLOT_ALIGN) * SLOT_ALIGN;
+        let size = Self::SIZE;
         let (raw, heap) = match take_slot(size) {
             Some(p) => (p, false),
             None => {
@@ -140,7 +145,7 @@ impl<T> Secret<T> {
         // SAFETY: the slot is at least size_of::<T>() bytes, aligned to SLOT_ALIGN >= align_of::<T>(),
         // and owned by nobody else.
         unsafe { ptr.as_ptr().write(value) };
-        Secret { ptr, size, heap }
+        Secret { ptr, heap }
     }
 
     /// Address of the slot (tests check that its pages are excluded from core dumps).
@@ -171,16 +176,17 @@ impl<T> Drop for Secret<T> {
         // the slot is plain bytes that nobody else references.
         unsafe {
             std::ptr::drop_in_place(self.ptr.as_ptr());
-            let bytes = std::slice::from_raw_parts_mut(self.ptr.as_ptr().cast::<u8>(), self.size);
-            bytes.zeroize();
+            // Word by word: the slot is SLOT_ALIGN-aligned and a multiple of it long.
+            let words = std::slice::from_raw_parts_mut(self.ptr.as_ptr().cast::<u64>(), Self::SIZE / 8);
+            words.zeroize();
         }
         if self.heap {
-            if let Ok(layout) = Layout::from_size_align(self.size, SLOT_ALIGN) {
+            if let Ok(layout) = Layout::from_size_align(Self::SIZE, SLOT_ALIGN) {
                 // SAFETY: allocated in new() with this layout.
                 unsafe { std::alloc::dealloc(self.ptr.as_ptr().cast(), layout) };
             }
         } else {
-            return_slot(self.size, self.ptr.cast());
+            return_slot(Self::SIZE, self.ptr.cast());
         }
     }
 }

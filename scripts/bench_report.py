@@ -366,6 +366,62 @@ def protect_report(meta, stats, out):
     out("")
 
 
+# Real-scale section: name -> (label, [(baseline name, short label)]).
+SCALE_ROWS = [
+    ("s_floor", "floor: `count(length(email))`", []),
+    ("s_decrypt", "pgcrypto `decrypt`, every row", []),
+    ("s_encrypt", "pgcrypto `encrypt`, every row", []),
+    ("s_open", "**`shred.open`, every row a different subject (default cache)**", [("s_decrypt", "decrypt")]),
+    ("s_seal", "**`shred.seal`, every row a different existing subject (default cache)**", [("s_encrypt", "encrypt")]),
+    ("s_decrypt_subset", "pgcrypto `decrypt`, the subset", []),
+    ("s_encrypt_subset", "pgcrypto `encrypt`, the subset", []),
+    ("s_open_subset", "**`shred.open`, the subset (its DEKs cached)**", [("s_decrypt_subset", "decrypt")]),
+    ("s_seal_subset", "**`shred.seal`, the subset (its DEKs cached)**", [("s_encrypt_subset", "encrypt")]),
+    ("s_floor_erased", "floor: `count(pg_column_size(v))` of erased values", []),
+    ("s_open_erased", "**`shred.open` of erased values (every DEK gone)**", [("s_floor_erased", "floor")]),
+]
+
+
+def scale_report(meta, stats, out):
+    """Open and seal when subjects outnumber the DEK cache, erased values, bytes per cached DEK."""
+    n, k = int(meta["scale_rows"]), int(meta["scale_subset"])
+    out(f"Real scale: {n:,} rows of {n:,} distinct subjects (`bench.s`, one subject per row), the subset = "
+        f"its first {k:,} rows, and {n:,} values of erased subjects; default `shred.key_cache_size` = "
+        f"{int(meta['scale_key_cache_size']):,}. Time vs the baseline (< 1× = faster than it):")
+    out("")
+    out("| operation | rows | median ms | spread | µs/row | time vs baseline |")
+    out("|---|--:|--:|--:|--:|---|")
+    for name, label, bases in SCALE_ROWS:
+        if name not in stats:
+            continue
+        st = stats[name]
+        ratio = " · ".join(f"{fmt_ratio(st['us'] / stats[b]['us'])} {short}" for b, short in bases if b in stats)
+        out(f"| {label} | {fmt_int(st['rows'])} | {st['ms']:,.1f} | {st['spread']:.0f}% | {fmt_us(st['us'])} | {ratio} |")
+    out("")
+    kib = lambda key: int(meta.get(key) or 0)  # noqa: E731
+    a0, a1, a2 = kib("scale_anon0_kib"), kib("scale_anon1_kib"), kib("scale_anon2_kib")
+    first = (a1 - a0) * 1024 / k if k else 0
+    more = (a2 - a1) * 1024 / k if k else 0
+    out(f"Backend memory (RssAnon) while caching DEKs, new connection, `shred.key_cache_size` = {4 * k:,}: "
+        f"{a0 / 1024:.1f} MiB → {a1 / 1024:.1f} MiB after {k:,} subjects ({first:,.0f} bytes per DEK, the "
+        f"16,384 kept expanded included) → {a2 / 1024:.1f} MiB after {2 * k:,} ({more:,.0f} bytes per further "
+        f"DEK); {int(meta.get('scale_cached') or 0):,} DEKs cached at the end.")
+    out("")
+    out("Targets (information):")
+
+    def ratio_target(desc, name, base, limit):
+        if name in stats and base in stats:
+            t = stats[name]["us"] / stats[base]["us"]
+            target_line(out, desc, t <= limit, f"{t:.2f}× the time")
+    ratio_target(f"open over {n:,} distinct subjects ≤ 1× pgcrypto decrypt", "s_open", "s_decrypt", 1)
+    ratio_target(f"seal over {n:,} distinct existing subjects ≤ 1× pgcrypto encrypt", "s_seal", "s_encrypt", 1)
+    ratio_target(f"open over {k:,} cached subjects ≤ 1× pgcrypto decrypt", "s_open_subset", "s_decrypt_subset", 1)
+    ratio_target(f"scan of {n:,} erased values ≤ 2× its floor", "s_open_erased", "s_floor_erased", 2)
+    target_line(out, "≤ 256 bytes of backend memory per cached DEK (beyond the expanded ones)", 0 < more <= 256,
+                f"{more:,.0f} bytes")
+    out("")
+
+
 def main():
     meta_path, results_path, pgbench_path, out_path = sys.argv[1:5]
     meta = read_meta(meta_path)
@@ -377,7 +433,7 @@ def main():
     for name, ok, detail in checks:
         if not ok:
             problems.append(f"check `{name}`: {detail}")
-    core, protect = "rows" in meta, "protect_rows" in meta
+    core, protect, scale = "rows" in meta, "protect_rows" in meta, "scale_rows" in meta
 
     lines = []
     out = lines.append
@@ -392,10 +448,8 @@ def main():
         out(f"- data: {int(meta['rows']):,} rows of ~30-byte e-mail addresses, {int(meta['subjects']):,} subjects "
             f"(`'customer:' || (id % {meta['subjects']})`); pgp_sym_* on {int(meta['pgp_rows']):,} rows; "
             f"first seal of {int(meta['new_subjects']):,} new subjects; erasure of {int(meta['erase_subjects']):,} subjects")
-    if not protect:
-        out("- sections: the protected-table section did not run (PG_SHRED_BENCH_ONLY=core)")
-    elif not core:
-        out("- sections: only the protected-table section ran (PG_SHRED_BENCH_ONLY=protect)")
+    if meta.get("only"):
+        out(f"- sections: only PG_SHRED_BENCH_ONLY={meta['only']} ran")
     out(f"- method: server-side time of each statement (clock_timestamp() around EXECUTE in PL/pgSQL, "
         f"aggregated in SQL, no rows sent to the client), run serially, median of {meta.get('reps', '?')} runs"
         + ("; warm = same connection after a warm-up pass; cold = new connection, first statement "
@@ -403,6 +457,8 @@ def main():
     out("")
     if core:
         core_report(meta, stats, pgb, out, problems)
+    if scale:
+        scale_report(meta, stats, out)
     if protect:
         protect_report(meta, stats, out)
     out("Correctness:")

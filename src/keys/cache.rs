@@ -7,9 +7,9 @@
 //!   ready to use ([`DataKey`]: AES key schedule and GHASH key, about 1.1 KiB each), so a
 //!   working set of up to [`HOT`] subjects pays no key expansion (about 0.1–0.2 µs) per use.
 //!   Both tiers evict first in, first out; the hot tier never holds a DEK the compact tier
-//!   does not. While the cache is full, only one DEK in [`ADMIT_WHEN_FULL`] read from the key
-//!   store enters it (scan resistance: a pass over a million subjects neither evicts per row
-//!   nor flushes the whole working set).
+//!   does not. A statement that has cached as many DEKs as the cache holds admits only one
+//!   more in [`ADMIT_WHEN_FULL`] (scan resistance: a pass over a million subjects does not
+//!   evict per row); the next statement starts afresh, so a new working set enters at once.
 //! - An evicted or invalidated DEK is zeroized when its last user drops it (`DekBytes` and
 //!   `DataKey` zeroize on drop; callers hold `Rc<DataKey>`).
 //! - Every statement that deletes, updates or truncates `shred.subject_key` fires a trigger
@@ -57,12 +57,15 @@ struct Cache {
     hot: FxHashMap<i64, Rc<DataKey>>,
     /// Key ids in the order they entered the hot tier.
     hot_order: VecDeque<i64>,
-    /// DEKs offered while the cache was full (see [`ADMIT_WHEN_FULL`]).
+    /// Start time of the statement that last cached a DEK, and how many it cached.
+    statement: pg_sys::TimestampTz,
+    admitted: usize,
+    /// DEKs refused to scans (see [`ADMIT_WHEN_FULL`]).
     refused: u64,
 }
 
-/// While the cache is full, one DEK in this many found in the key store replaces the oldest
-/// cached one; the others are used once and dropped.
+/// Once a statement has cached as many DEKs as the cache holds, one DEK in this many that it
+/// reads from the key store replaces the oldest cached one; the others are used and dropped.
 const ADMIT_WHEN_FULL: u64 = 8;
 
 impl Cache {
@@ -282,15 +285,23 @@ pub fn insert(key_id: i64, subject: &[u8], dek: Rc<DataKey>, seen: u64) {
         if cache.by_id.contains_key(&key_id) {
             return;
         }
-        if cache.by_id.len() >= capacity {
-            // Full: admit one DEK in ADMIT_WHEN_FULL. A scan over more subjects than the cache
-            // holds then does not pay an eviction per row (and keeps part of the cache for a
-            // second pass); a subject that becomes hot still enters after a few uses.
+        // A statement that has already cached as many DEKs as the cache holds is a scan over
+        // more subjects than fit: from then on it admits one DEK in ADMIT_WHEN_FULL, so it
+        // does not pay an eviction per row (and leaves part of the cache for a second pass).
+        // Any other statement replaces the oldest entries, so a new working set enters at once.
+        // SAFETY: reading the current statement's start time, set for every statement.
+        let statement = unsafe { pg_sys::GetCurrentStatementStartTimestamp() };
+        if cache.statement != statement {
+            cache.statement = statement;
+            cache.admitted = 0;
+        }
+        if cache.admitted >= capacity {
             cache.refused += 1;
             if cache.refused % ADMIT_WHEN_FULL != 0 {
                 return;
             }
         }
+        cache.admitted += 1;
         while cache.by_id.len() >= capacity {
             let Some(victim) = cache.order.pop_front() else { break };
             cache.remove(victim);

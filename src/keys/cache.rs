@@ -269,6 +269,26 @@ fn key_table_oid() -> pg_sys::Oid {
 /// Cache `dek` for `key_id` and `subject`, unless a flush happened since `seen` (the generation
 /// read before the key store lookup) or the cache is disabled. Evicts the oldest entry when full.
 pub fn insert(key_id: i64, subject: &[u8], dek: Rc<DataKey>, seen: u64) {
+    insert_as(key_id, subject, dek, seen, false);
+}
+
+/// [`insert`] of a DEK fetched or created set-wise for use right after (`shred.create_keys`,
+/// [`super::store::prefetch`]): never refused to a scan, the caller sizes its sets to the cache.
+pub fn insert_wanted(key_id: i64, subject: &[u8], dek: Rc<DataKey>, seen: u64) {
+    insert_as(key_id, subject, dek, seen, true);
+}
+
+/// Whether the DEK with `key_id` is cached (nothing is expanded or counted).
+pub fn contains(key_id: i64) -> bool {
+    CACHE.with(|c| c.borrow().by_id.contains_key(&key_id))
+}
+
+/// `shred.key_cache_size`: how many DEKs the cache holds at the most.
+pub fn capacity() -> usize {
+    gucs::key_cache_size()
+}
+
+fn insert_as(key_id: i64, subject: &[u8], dek: Rc<DataKey>, seen: u64, wanted: bool) {
     let capacity = gucs::key_cache_size();
     if capacity == 0 || generation() != seen {
         return;
@@ -295,7 +315,7 @@ pub fn insert(key_id: i64, subject: &[u8], dek: Rc<DataKey>, seen: u64) {
             cache.statement = statement;
             cache.admitted = 0;
         }
-        if cache.admitted >= capacity {
+        if cache.admitted >= capacity && !wanted {
             cache.refused += 1;
             if cache.refused % ADMIT_WHEN_FULL != 0 {
                 return;

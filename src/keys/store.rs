@@ -90,6 +90,13 @@ static INSERT_KEY_OLD: Plan = Plan::new(
     &[pg_sys::INT8OID, pg_sys::TEXTOID, pg_sys::BYTEAOID, pg_sys::INT4OID],
 );
 
+/// The DEKs with these key ids (latest snapshot), read in key-id order.
+static KEYS_BY_ID: Plan = Plan::new(
+    c"SELECT key_id, subject, wrapped_dek, root_key_version FROM shred.subject_key
+       WHERE key_id OPERATOR(pg_catalog.=) ANY ($1)",
+    &[pg_sys::INT8ARRAYOID],
+);
+
 /// Which of the subjects have a DEK (latest snapshot).
 static HAVE_KEYS: Plan = Plan::new(
     c"SELECT subject FROM shred.subject_key WHERE subject OPERATOR(pg_catalog.=) ANY ($1)",
@@ -348,6 +355,46 @@ pub fn dek_for_row(key_id: i64, subject: &[u8]) -> Result<Option<Rc<DataKey>>, S
     }
 }
 
+/// Read set-wise into the cache the DEKs of those of `key_ids` that are neither cached nor known
+/// erased: one statement for all of them, whose key-id index scan visits the ids in order (a
+/// probe per id lands on random index and table pages). For callers that hold many values at
+/// once (`shred.check()`): at most half the cache's size of ids per call is useful, the rest is
+/// skipped. Ids without a DEK are left to [`dek_by_id`] (erased or unknown).
+pub fn prefetch(key_ids: &[i64]) -> Result<(), ShredError> {
+    cache::accept_invalidations();
+    let room = prefetch_room();
+    let mut wanted: Vec<i64> = key_ids.iter().copied().filter(|&id| !cache::contains(id) && !cache::known_erased(id)).collect();
+    wanted.sort_unstable();
+    wanted.dedup();
+    wanted.truncate(room);
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    let seen = cache::generation();
+    let rows = run(&KEYS_BY_ID, &[Arg::Int8Array(&wanted)], Mode::ReadLatest, 0, |rows| {
+        rows.iter()
+            .map(|r| {
+                Ok(KeyRow {
+                    key_id: r.int8(1).ok_or_else(|| missing("key id"))?,
+                    subject: r.bytes(2).ok_or_else(|| missing("subject"))?,
+                    wrapped: r.bytes(3).ok_or_else(|| missing("wrapped DEK"))?,
+                    version: r.int4(4).ok_or_else(|| missing("root-key version"))?,
+                })
+            })
+            .collect::<Result<Vec<KeyRow>, ShredError>>()
+    })?;
+    for row in rows {
+        let dek = Rc::new(row.unwrap_dek()?);
+        cache::insert_wanted(row.key_id, &row.subject, dek, seen);
+    }
+    Ok(())
+}
+
+/// How many key ids one [`prefetch`] reads at the most: half the cache.
+pub fn prefetch_room() -> usize {
+    cache::capacity() / 2
+}
+
 /// The DEK of `subject` if it has one; never creates one.
 pub fn existing_dek(subject: &Subject<'_>) -> Result<Option<Rc<DataKey>>, ShredError> {
     cache::accept_invalidations();
@@ -598,7 +645,7 @@ fn create_chunk(mut wanted: Vec<&Subject<'_>>, seen: u64) -> Result<i64, ShredEr
         created += made.len() as i64;
         let mut done = vec![false; wanted.len()];
         for (i, key_id, dek) in made {
-            cache::insert(key_id, wanted[i].db(), Rc::new(dek), seen);
+            cache::insert_wanted(key_id, wanted[i].db(), Rc::new(dek), seen);
             done[i] = true;
         }
         let mut flags = done.into_iter();

@@ -263,6 +263,9 @@ pub fn footprint(tbl: pg_sys::Oid, key: &[u8], subject: &[u8]) -> Result<Vec<(St
     Ok(out)
 }
 
+/// Rows of a protected table checked per set-wise read of their DEKs, at the most.
+const CHECK_CHUNK: usize = 10_000;
+
 /// Per protected column of `tbl`: (column, problem, count) for values that do not open, whose
 /// DEK is missing without an erasure record, and that are erased.
 pub fn check(tbl: pg_sys::Oid) -> Result<Vec<(String, &'static str, i64)>, ShredError> {
@@ -270,23 +273,38 @@ pub fn check(tbl: pg_sys::Oid) -> Result<Vec<(String, &'static str, i64)>, Shred
     let width = r.columns.len() + 1;
     let read = || with_role(r.owner, || r.all_sealed.query(&mut [], &[], |rows| Ok(texts(rows, width))));
     let Some(rows) = skipping_errors(&name, read)? else { return Ok(Vec::new()) };
-    let mut out = Vec::new();
-    for (i, c) in r.columns.iter().enumerate() {
-        let (mut bad, mut unknown, mut erased) = (0i64, 0i64, 0i64);
-        for row in &rows {
-            let Some(Some(sealed)) = row.get(i + 1) else { continue };
-            let subject = row.first().cloned().flatten();
-            let Ok(bytes) = envelope::from_text_any(&String::from_utf8_lossy(sealed)) else {
-                bad += 1;
-                continue;
-            };
-            match row::check(&bytes, subject.as_deref(), &c.context, c.kind)? {
-                row::Status::Opens => {}
-                row::Status::DoesNotOpen => bad += 1,
-                row::Status::Erased => erased += 1,
-                row::Status::Unknown => unknown += 1,
+    // Per column: values that do not open, whose DEK is unknown, that are erased.
+    let mut counts = vec![(0i64, 0i64, 0i64); r.columns.len()];
+    // Rows in chunks whose DEKs the cache holds at once, each chunk's DEKs read set-wise first.
+    let chunk = (store::prefetch_room() / r.columns.len().max(1)).clamp(1, CHECK_CHUNK);
+    for rows in rows.chunks(chunk) {
+        let ids: Vec<i64> = rows
+            .iter()
+            .flat_map(|row| row.iter().skip(1).flatten())
+            .filter_map(|sealed| envelope::from_text_any(&String::from_utf8_lossy(sealed)).ok())
+            .filter_map(|bytes| envelope::parse_any(&bytes).ok().map(|e| e.key_id() as i64))
+            .collect();
+        store::prefetch(&ids)?;
+        for (i, c) in r.columns.iter().enumerate() {
+            let (bad, unknown, erased) = &mut counts[i];
+            for row in rows {
+                let Some(Some(sealed)) = row.get(i + 1) else { continue };
+                let subject = row.first().cloned().flatten();
+                let Ok(bytes) = envelope::from_text_any(&String::from_utf8_lossy(sealed)) else {
+                    *bad += 1;
+                    continue;
+                };
+                match row::check(&bytes, subject.as_deref(), &c.context, c.kind)? {
+                    row::Status::Opens => {}
+                    row::Status::DoesNotOpen => *bad += 1,
+                    row::Status::Erased => *erased += 1,
+                    row::Status::Unknown => *unknown += 1,
+                }
             }
         }
+    }
+    let mut out = Vec::new();
+    for (c, &(bad, unknown, erased)) in r.columns.iter().zip(&counts) {
         for (problem, n) in [("does not open", bad), ("DEK missing (not erased)", unknown), ("erased", erased)] {
             if n > 0 {
                 out.push((c.name.clone(), problem, n));

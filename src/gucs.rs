@@ -37,7 +37,7 @@ pub fn init() {
     GucRegistry::define_int_guc(
         c"shred.key_cache_size",
         c"Number of unwrapped DEKs each backend keeps in memory (0 disables the cache).",
-        c"Each DEK takes about 200 bytes, and the 16,384 most recently used are also kept expanded (about 1.1 KiB each). Entries are zeroized when evicted, and all are dropped when any erasure commits.",
+        c"Each DEK takes about 200 bytes, and the last 16,384 expanded are also kept expanded (about 1.1 KiB each). Entries are zeroized when evicted, and all are dropped when any erasure commits.",
         &KEY_CACHE_SIZE,
         0,
         10_000_000,

@@ -27,11 +27,11 @@
 //!   rolled-back first seal never stays cached.
 
 use std::cell::{Cell, RefCell};
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::rc::Rc;
 
 use pgrx::pg_sys;
-use rustc_hash::{FxHashMap, FxHashSet};
+use rustc_hash::FxHashMap;
 
 use crate::crypto::keys::{DataKey, DekBytes};
 use crate::gucs;
@@ -77,7 +77,8 @@ impl Cache {
     }
 
     fn clear(&mut self) {
-        // Fresh maps: a cache that grew for one big scan gives its memory back.
+        // Fresh maps: a cache that grew for one big scan gives its maps' memory back (the
+        // DEKs' slots go back to the `Secret` pool for reuse).
         *self = Cache::default();
     }
 
@@ -309,6 +310,8 @@ fn insert_as(key_id: i64, subject: &[u8], dek: Rc<DataKey>, seen: u64, wanted: b
         // more subjects than fit: from then on it admits one DEK in ADMIT_WHEN_FULL, so it
         // does not pay an eviction per row (and leaves part of the cache for a second pass).
         // Any other statement replaces the oldest entries, so a new working set enters at once.
+        // "Statement" is what PostgreSQL stamps with a statement start time: one message from
+        // the client (a function call with all it runs is one; each FETCH is its own).
         // SAFETY: reading the current statement's start time, set for every statement.
         let statement = unsafe { pg_sys::GetCurrentStatementStartTimestamp() };
         if cache.statement != statement {
@@ -374,7 +377,9 @@ thread_local! {
     /// Key ids whose erasure record a committed transaction wrote. Such a record is final: key
     /// ids are never reused, so no DEK can come back under one. Kept with the metadata (dropped
     /// with it when the extension's relations change), at most [`ERASED_IDS`] of them.
-    static ERASED: RefCell<FxHashSet<i64>> = RefCell::new(FxHashSet::default());
+    /// Keyed SipHash (the default hasher): `shred.replay_erasures` records key ids its caller
+    /// chooses, so an unkeyed hash could be flooded with colliding ids.
+    static ERASED: RefCell<HashSet<i64>> = RefCell::new(HashSet::new());
 }
 
 /// Key ids remembered as erased at the most (about 18 MiB when full); once full, no more are
@@ -432,6 +437,8 @@ pub fn erased_probe() -> bool {
 
 fn flush_metadata() {
     META_RELS.with(|m| m.set((pg_sys::InvalidOid, pg_sys::InvalidOid)));
+    // Erased ids forgotten: a bulk read may be due again in this transaction.
+    PROBES.with(|p| p.set((0, 0, false)));
     ERASED.with(|e| {
         if let Ok(mut erased) = e.try_borrow_mut() {
             erased.clear();
@@ -480,7 +487,12 @@ pub fn set_version_row(version: i32, row: VersionRow) {
 
 
 unsafe extern "C-unwind" fn xact_callback(event: pg_sys::XactEvent::Type, _arg: *mut std::ffi::c_void) {
-    if event == pg_sys::XactEvent::XACT_EVENT_ABORT || event == pg_sys::XactEvent::XACT_EVENT_PARALLEL_ABORT {
+    // PREPARE TRANSACTION too: the prepared transaction may still be rolled back, so the DEKs
+    // it created must not stay cached in this backend.
+    if event == pg_sys::XactEvent::XACT_EVENT_ABORT
+        || event == pg_sys::XactEvent::XACT_EVENT_PARALLEL_ABORT
+        || event == pg_sys::XactEvent::XACT_EVENT_PREPARE
+    {
         flush();
         flush_metadata();
         super::scan::forget(pg_sys::InvalidOid);

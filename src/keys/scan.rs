@@ -1,15 +1,16 @@
-//! Reads of the key store without SPI or the planner: one index scan (`systable_beginscan`,
-//! as PostgreSQL's own catalog lookups do) under the *latest* snapshot.
+//! Reads of the key store without SPI or the planner: one index scan (as PostgreSQL's own
+//! catalog lookups do) under the *latest* snapshot.
 //!
 //! - A committed erasure takes effect at once, even inside an older REPEATABLE READ
 //!   transaction: the scan does not use the transaction's snapshot.
 //! - No cached plan can degrade into a sequential scan when the table grew after statistics
 //!   were taken (bulk first seals in one transaction), and no executor start-up is paid.
 //! - Table privileges are not checked here: EXECUTE on the SQL function is the gate.
-//! - Per probe, only the index scan itself: the relations' OIDs and the index's collation are
-//!   resolved once per backend (forgotten when either relation is invalidated, and on any
-//!   abort), and the table and index locks (ACCESS SHARE) are kept to the end of the
-//!   transaction, as the executor keeps them, so later probes find them held.
+//! - The relations' OIDs and the index's collation are resolved once per backend (forgotten
+//!   when either relation is invalidated, and on any abort). The ACCESS SHARE locks are taken
+//!   and released per probe: a session that opens a value and then idles in its transaction
+//!   holds no lock on the key store (which would hold up a VACUUM truncation, an extension
+//!   update, or, on a hot standby, cancel its queries when the primary's truncation replays).
 //!
 //! Must not run in parallel mode (GetLatestSnapshot is not allowed there), which the functions'
 //! PARALLEL UNSAFE label guarantees.
@@ -192,6 +193,14 @@ fn fetch_row(key: Key<'_>, columns: &[i16]) -> Result<Option<(Vec<Value>, bool)>
         let lock = pg_sys::AccessShareLock as pg_sys::LOCKMODE;
         let rel = pg_sys::table_open(target.table, lock);
         let irel = pg_sys::index_open(target.index, lock);
+        // Resolved apart, the two OIDs could come from before and after a concurrent
+        // DROP/CREATE EXTENSION: never scan one table's index for another table's rows.
+        if (*(*irel).rd_index).indrelid != target.table {
+            pg_sys::index_close(irel, lock);
+            pg_sys::table_close(rel, lock);
+            forget(pg_sys::InvalidOid);
+            return Err(ShredError::KeyStore("the key store changed during the lookup; retry".into()));
+        }
         let snapshot = pg_sys::RegisterSnapshot(pg_sys::GetLatestSnapshot());
         let mut skey: pg_sys::ScanKeyData = std::mem::zeroed();
         // A text key compares under the index's own collation ("C" from 0.4.0 on, the
@@ -248,8 +257,8 @@ fn fetch_row(key: Key<'_>, columns: &[i16]) -> Result<Option<(Vec<Value>, bool)>
         pg_sys::index_endscan(scan);
         pg_sys::ExecDropSingleTupleTableSlot(slot);
         pg_sys::UnregisterSnapshot(snapshot);
-        pg_sys::index_close(irel, pg_sys::NoLock as pg_sys::LOCKMODE);
-        pg_sys::table_close(rel, pg_sys::NoLock as pg_sys::LOCKMODE);
+        pg_sys::index_close(irel, lock);
+        pg_sys::table_close(rel, lock);
         Ok(result)
     }
 }
@@ -267,6 +276,7 @@ pub fn committed_erasures(limit: usize) -> Result<Vec<i64>, ShredError> {
         let scan = pg_sys::heap_beginscan(rel, snapshot, 0, std::ptr::null_mut(), std::ptr::null_mut(), pg_sys::ScanOptions::SO_TYPE_SEQSCAN | pg_sys::ScanOptions::SO_ALLOW_STRAT | pg_sys::ScanOptions::SO_ALLOW_PAGEMODE);
         let desc = (*rel).rd_att;
         while ids.len() < limit {
+            pgrx::check_for_interrupts!();
             let tuple = pg_sys::heap_getnext(scan, pg_sys::ScanDirection::ForwardScanDirection);
             if tuple.is_null() {
                 break;
@@ -282,7 +292,7 @@ pub fn committed_erasures(limit: usize) -> Result<Vec<i64>, ShredError> {
         }
         pg_sys::heap_endscan(scan);
         pg_sys::UnregisterSnapshot(snapshot);
-        pg_sys::table_close(rel, pg_sys::NoLock as pg_sys::LOCKMODE);
+        pg_sys::table_close(rel, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
     }
     Ok(ids)
 }

@@ -93,7 +93,7 @@ static INSERT_KEY_OLD: Plan = Plan::new(
 /// The DEKs with these key ids (latest snapshot), read in key-id order.
 static KEYS_BY_ID: Plan = Plan::new(
     c"SELECT key_id, subject, wrapped_dek, root_key_version FROM shred.subject_key
-       WHERE key_id OPERATOR(pg_catalog.=) ANY ($1)",
+       WHERE key_id OPERATOR(pg_catalog.=) ANY ($1) ORDER BY key_id",
     &[pg_sys::INT8ARRAYOID],
 );
 
@@ -383,9 +383,12 @@ pub fn prefetch(key_ids: &[i64]) -> Result<(), ShredError> {
             })
             .collect::<Result<Vec<KeyRow>, ShredError>>()
     })?;
+    // A DEK that does not unwrap is left for the value's own open to report (or, in
+    // `shred.check()`, to count): a prefetch never fails where the per-value path would not.
     for row in rows {
-        let dek = Rc::new(row.unwrap_dek()?);
-        cache::insert_wanted(row.key_id, &row.subject, dek, seen);
+        if let Ok(dek) = row.unwrap_dek() {
+            cache::insert_wanted(row.key_id, &row.subject, Rc::new(dek), seen);
+        }
     }
     Ok(())
 }

@@ -7,7 +7,8 @@
 //!   ready to use ([`DataKey`]: AES key schedule and GHASH key, about 1.1 KiB each), so a
 //!   working set of up to [`HOT`] subjects pays no key expansion (about 0.1–0.2 µs) per use.
 //!   Both tiers evict first in, first out; the hot tier never holds a DEK the compact tier
-//!   does not. A statement that has cached as many DEKs as the cache holds admits only one
+//!   does not. Once the hot tier is full, one expansion in [`ADMIT_WHEN_FULL`] replaces its
+//!   oldest entry; the others are used and dropped. A statement that has cached as many DEKs as the cache holds admits only one
 //!   more in [`ADMIT_WHEN_FULL`] (scan resistance: a pass over a million subjects does not
 //!   evict per row); the next statement starts afresh, so a new working set enters at once.
 //! - An evicted or invalidated DEK is zeroized when its last user drops it (`DekBytes` and
@@ -62,6 +63,8 @@ struct Cache {
     admitted: usize,
     /// DEKs refused to scans (see [`ADMIT_WHEN_FULL`]).
     refused: u64,
+    /// Expansions not kept because the hot tier was full.
+    hot_refused: u64,
 }
 
 /// Once a statement has cached as many DEKs as the cache holds, one DEK in this many that it
@@ -89,7 +92,14 @@ impl Cache {
             return Some(dek.clone());
         }
         let dek = Rc::new(self.by_id.get(&key_id)?.dek.expand());
-        self.make_hot(key_id, dek.clone());
+        // A full hot tier takes one in ADMIT_WHEN_FULL: a working set larger than it then pays
+        // the expansion per use, but not also the eviction (zeroizing a cold expanded key).
+        if self.hot.len() < HOT || {
+            self.hot_refused += 1;
+            self.hot_refused % ADMIT_WHEN_FULL == 0
+        } {
+            self.make_hot(key_id, dek.clone());
+        }
         Some(dek)
     }
 

@@ -41,12 +41,13 @@ cluster_start() {
 }
 
 # postgresql.conf lines of the integration test server: log everything (the tests then scan
-# the log for secrets) and track every statement in pg_stat_statements.
+# the log for secrets), track every statement in pg_stat_statements, allow PREPARE TRANSACTION.
 PG_SHRED_TEST_SERVER_CONF=(
     "log_statement = all"
     "log_min_messages = debug5"
     "shared_preload_libraries = 'pg_shred, pg_stat_statements'"
     "pg_stat_statements.track = all"
+    "max_prepared_transactions = 4"
 )
 
 cluster_stop() {

@@ -606,3 +606,18 @@ fn erased_scan_reads_the_log_once_and_keeps_own_erasures_apart() {
     assert!(!a.query_one(IS_ERASED, &[&own]).unwrap().get::<_, bool>(0));
     assert_eq!(count(&mut a, nulls), N);
 }
+
+/// A DEK created by a transaction that is prepared (two-phase commit) and then rolled back is
+/// not left in the preparing backend's cache: a later seal there creates a DEK that exists, so
+/// another session opens its value.
+#[test]
+fn prepared_then_rolled_back_key_is_not_cached() {
+    let mut c = fresh_db("ks_prepared");
+    c.batch_execute("BEGIN; SELECT shred.seal('p1', 'x', 'ks'); PREPARE TRANSACTION 'ks_prepared_p1'").unwrap();
+    c.batch_execute("ROLLBACK PREPARED 'ks_prepared_p1'").unwrap();
+    assert_eq!(count(&mut c, "SELECT count(*) FROM shred.subject_key WHERE subject = 'p1'"), 0);
+    let v = seal(&mut c, "p1", "y");
+    assert_eq!(count(&mut c, "SELECT count(*) FROM shred.subject_key WHERE subject = 'p1'"), 1);
+    let mut d = connect("ks_prepared");
+    assert_eq!(d.query_one(OPEN, &[&v]).unwrap().get::<_, Option<String>>(0).as_deref(), Some("y"));
+}

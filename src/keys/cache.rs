@@ -261,6 +261,13 @@ pub fn get_by_subject(subject: &[u8]) -> Option<(i64, Rc<DataKey>)> {
 }
 
 
+/// Number of cached DEKs, after trimming the cache to its current setting (what
+/// `shred.key_cache_entries()` reports).
+pub fn entries() -> usize {
+    enabled();
+    len()
+}
+
 /// Number of cached DEKs.
 pub fn len() -> usize {
     CACHE.with(|c| c.borrow().by_id.len())

@@ -342,7 +342,7 @@ unsafe fn drop_target(tree: *mut pg_sys::Node) -> DropTarget {
 /// Number of DEKs cached in this backend (for tests and monitoring).
 #[pg_extern(volatile, strict, parallel_restricted, sql = false)]
 fn key_cache_entries() -> i64 {
-    crate::keys::cache::len() as i64
+    crate::keys::cache::entries() as i64
 }
 
 // ---------------------------------------------------------------------------------------------

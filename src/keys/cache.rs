@@ -8,9 +8,10 @@
 //!   working set of up to [`HOT`] subjects pays no key expansion (about 0.1–0.2 µs) per use.
 //!   Both tiers evict first in, first out; the hot tier never holds a DEK the compact tier
 //!   does not. Once the hot tier is full, one expansion in [`ADMIT_WHEN_FULL`] replaces its
-//!   oldest entry; the others are used and dropped. A statement that has cached as many DEKs as the cache holds admits only one
-//!   more in [`ADMIT_WHEN_FULL`] (scan resistance: a pass over a million subjects does not
-//!   evict per row); the next statement starts afresh, so a new working set enters at once.
+//!   oldest entry; the others are used and dropped.
+//! - Scan resistance: a statement that has cached as many DEKs as the cache holds admits only
+//!   one more in [`ADMIT_WHEN_FULL`] (a pass over a million subjects does not evict per row);
+//!   the next statement starts afresh, so a new working set enters at once.
 //! - An evicted or invalidated DEK is zeroized when its last user drops it (`DekBytes` and
 //!   `DataKey` zeroize on drop; callers hold `Rc<DataKey>`).
 //! - Every statement that deletes, updates or truncates `shred.subject_key` fires a trigger
@@ -86,7 +87,7 @@ impl Cache {
     }
 
     /// The usable DEK with `key_id`: from the hot tier, or expanded from the compact one (and
-    /// then kept hot).
+    /// kept hot, see [`ADMIT_WHEN_FULL`]).
     fn dek(&mut self, key_id: i64) -> Option<Rc<DataKey>> {
         if let Some(dek) = self.hot.get(&key_id) {
             return Some(dek.clone());
@@ -259,7 +260,6 @@ pub fn get_by_subject(subject: &[u8]) -> Option<(i64, Rc<DataKey>)> {
         Some((id, cache.dek(id)?))
     })
 }
-
 
 /// Number of cached DEKs, after trimming the cache to its current setting (what
 /// `shred.key_cache_entries()` reports).

@@ -186,9 +186,8 @@ fn fetch_row(key: Key<'_>, columns: &[i16]) -> Result<Option<(Vec<Value>, bool)>
         // SAFETY: a palloc'd text copy of the subject, alive for this call.
         Key::Subject(s) => unsafe { pg_sys::Datum::from(pg_sys::cstring_to_text_with_len(s.as_ptr().cast(), s.len() as i32)) },
     };
-    // SAFETY: standard index scan protocol; every resource acquired here is released below
-    // (the locks at the end of the transaction), or by transaction abort cleanup if
-    // PostgreSQL raises an ERROR in between.
+    // SAFETY: standard index scan protocol; every resource acquired here (locks included) is
+    // released below, or by transaction abort cleanup if PostgreSQL raises an ERROR in between.
     unsafe {
         let lock = pg_sys::AccessShareLock as pg_sys::LOCKMODE;
         let rel = pg_sys::table_open(target.table, lock);

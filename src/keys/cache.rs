@@ -213,7 +213,7 @@ pub fn generation() -> u64 {
 /// False (after dropping every entry) when `shred.key_cache_size` is 0.
 /// Also trims the cache to a `shred.key_cache_size` lowered since it filled.
 fn enabled() -> bool {
-    let capacity = gucs::key_cache_size();
+    let capacity = capacity();
     if capacity > 0 {
         CACHE.with(|c| {
             if let Ok(mut cache) = c.try_borrow_mut() {
@@ -307,7 +307,7 @@ pub fn capacity() -> usize {
 }
 
 fn insert_as(key_id: i64, subject: &[u8], dek: Rc<DataKey>, seen: u64, wanted: bool) {
-    let capacity = gucs::key_cache_size();
+    let capacity = capacity();
     if capacity == 0 || generation() != seen {
         return;
     }

@@ -185,6 +185,16 @@ struct KeyRow {
 }
 
 impl KeyRow {
+    /// A row read over SPI as `key_id, subject, wrapped_dek, root_key_version`.
+    fn from_row(r: &super::spi::Row) -> Result<Self, ShredError> {
+        Ok(KeyRow {
+            key_id: r.int8(1).ok_or_else(|| missing("key id"))?,
+            subject: r.bytes(2).ok_or_else(|| missing("subject"))?,
+            wrapped: r.bytes(3).ok_or_else(|| missing("wrapped DEK"))?,
+            version: r.int4(4).ok_or_else(|| missing("root-key version"))?,
+        })
+    }
+
     /// Unwrap this row's DEK, after checking the root key against its version.
     fn unwrap_dek(&self) -> Result<DataKey, ShredError> {
         // A DEK whose root-key version row is missing cannot be verified: fail closed.
@@ -372,16 +382,7 @@ pub fn prefetch(key_ids: &[i64]) -> Result<(), ShredError> {
     }
     let seen = cache::generation();
     let rows = run(&KEYS_BY_ID, &[Arg::Int8Array(&wanted)], Mode::ReadLatest, 0, |rows| {
-        rows.iter()
-            .map(|r| {
-                Ok(KeyRow {
-                    key_id: r.int8(1).ok_or_else(|| missing("key id"))?,
-                    subject: r.bytes(2).ok_or_else(|| missing("subject"))?,
-                    wrapped: r.bytes(3).ok_or_else(|| missing("wrapped DEK"))?,
-                    version: r.int4(4).ok_or_else(|| missing("root-key version"))?,
-                })
-            })
-            .collect::<Result<Vec<KeyRow>, ShredError>>()
+        rows.iter().map(KeyRow::from_row).collect::<Result<Vec<KeyRow>, ShredError>>()
     })?;
     // A DEK that does not unwrap is left for the value's own open to report (or, in
     // `shred.check()`, to count): a prefetch never fails where the per-value path would not.
@@ -923,18 +924,7 @@ pub fn rewrap_batch(batch_size: i64) -> Result<RewrapStep, ShredError> {
             &[Arg::Int4(target), Arg::Int4Array(&versions), Arg::Int8(batch_size)],
             Mode::Write,
             0,
-            |rows| {
-                rows.iter()
-                    .map(|r| {
-                        Ok(KeyRow {
-                            key_id: r.int8(1).ok_or_else(|| missing("key id"))?,
-                            subject: r.bytes(2).ok_or_else(|| missing("subject"))?,
-                            wrapped: r.bytes(3).ok_or_else(|| missing("wrapped DEK"))?,
-                            version: r.int4(4).ok_or_else(|| missing("root-key version"))?,
-                        })
-                    })
-                    .collect::<Result<Vec<_>, ShredError>>()
-            },
+            |rows| rows.iter().map(KeyRow::from_row).collect::<Result<Vec<_>, ShredError>>(),
         )?;
         for key in &rows {
             let dek = key.unwrap_dek()?;

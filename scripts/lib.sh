@@ -3,8 +3,31 @@
 # Servers run as the `postgres` OS user (PostgreSQL refuses to run as root), on a Unix socket
 # in a throwaway directory, and are stopped when the calling script exits, even on failure.
 
-PG_BIN=${PG_BIN:-$(/usr/bin/pg_config --bindir 2>/dev/null || echo /usr/lib/postgresql/15/bin)}
+# The PostgreSQL major to build for and test against (scripts/setup installs it).
+PG_SHRED_PG=${PG_SHRED_PG:-15}
+case $PG_SHRED_PG in
+    15 | 16 | 17 | 18) ;;
+    *) echo "PG_SHRED_PG=$PG_SHRED_PG: pg_shred supports PostgreSQL 15, 16, 17 and 18" >&2; exit 1 ;;
+esac
+export PG_SHRED_PG
+# Where scripts/setup unpacks a portable PostgreSQL when apt has no packages of the major.
+PG_SHRED_PG_ROOT=${PG_SHRED_PG_ROOT:-/opt/pg_shred}
+
+# pg_config_for MAJOR: the pg_config of that major, the distribution's if installed, else the
+# portable one of scripts/setup (which may not exist yet).
+pg_config_for() {
+    if [ -x "/usr/lib/postgresql/$1/bin/pg_config" ] && [ -f "/usr/lib/postgresql/$1/bin/postgres" ]; then
+        echo "/usr/lib/postgresql/$1/bin/pg_config"
+    else
+        echo "$PG_SHRED_PG_ROOT/postgresql-$1/pg/bin/pg_config"
+    fi
+}
+
+PG_CONFIG=${PG_CONFIG:-$(pg_config_for "$PG_SHRED_PG")}
+PG_BIN=${PG_BIN:-$("$PG_CONFIG" --bindir 2>/dev/null || echo "/usr/lib/postgresql/$PG_SHRED_PG/bin")}
 PG_OS_USER=${PG_OS_USER:-postgres}
+# The cargo features of the major: pgrx's bindings are generated for one major at a time.
+PG_SHRED_FEATURES=(--no-default-features --features "pg$PG_SHRED_PG")
 
 as_pg_user() {
     if [ "$(id -un)" = "$PG_OS_USER" ]; then "$@"; else runuser -u "$PG_OS_USER" -- "$@"; fi
@@ -56,13 +79,17 @@ cluster_stop() {
     fi
 }
 
-# Build the extension and install it into the Debian PostgreSQL 15, with the install scripts
+# Build the extension and install it into the PostgreSQL of PG_CONFIG, with the install scripts
 # of earlier releases (cargo pgrx installs the current one and the upgrade scripts), so that
 # CREATE EXTENSION pg_shred VERSION '0.1.0' followed by ALTER EXTENSION ... UPDATE works.
 install_extension() {
-    cargo pgrx install --pg-config /usr/bin/pg_config "$@"
-    local ext_dir
-    ext_dir="$(/usr/bin/pg_config --sharedir)/extension"
+    cargo pgrx install --pg-config "$PG_CONFIG" "$@"
+    install_update_scripts "$("$PG_CONFIG" --sharedir)/extension"
+}
+
+# install_update_scripts DIR: the install scripts of earlier releases and every update script.
+install_update_scripts() {
+    local ext_dir=$1
     for script in sql/pg_shred--*.sql; do
         install -m 644 "$script" "$ext_dir/"
     done
@@ -72,4 +99,6 @@ install_extension() {
     chmod 644 "$ext_dir/pg_shred--0.2.0--0.3.0.sql"
     # 0.3.0 -> 0.4.0: the key store's changes.
     install -m 644 sql/key_store.sql "$ext_dir/pg_shred--0.3.0--0.4.0.sql"
+    # 0.4.0 -> 0.5.0: PostgreSQL 16, 17 and 18.
+    install -m 644 sql/postgres_majors.sql "$ext_dir/pg_shred--0.4.0--0.5.0.sql"
 }

@@ -29,7 +29,9 @@ pgrx::extension_sql_file!("../sql/upgrade/0.2.0--0.3.0-before.sql", name = "v0_3
 pgrx::extension_sql_file!("../sql/protect.sql", name = "protect", requires = ["v0_3_0_before"]);
 pgrx::extension_sql_file!("../sql/upgrade/0.2.0--0.3.0-after.sql", name = "v0_3_0_after", requires = ["protect"]);
 // 0.4.0: the key store (set-based key creation, unknown keys told from erased ones).
-pgrx::extension_sql_file!("../sql/key_store.sql", name = "key_store", requires = ["v0_3_0_after"], finalize);
+pgrx::extension_sql_file!("../sql/key_store.sql", name = "key_store", requires = ["v0_3_0_after"]);
+// 0.5.0: PostgreSQL 16, 17 and 18 beside 15.
+pgrx::extension_sql_file!("../sql/postgres_majors.sql", name = "postgres_majors", requires = ["key_store"], finalize);
 
 #[allow(non_snake_case)]
 #[pg_guard]

@@ -189,6 +189,33 @@ fn protect_refusals() {
     assert_eq!(sqlstate(c.batch_execute("SELECT shred.unprotect('nopk')")), "42704");
 }
 
+/// A NOT NULL column is protected on every major (PostgreSQL 18 records NOT NULL as a
+/// constraint, but it compares nothing) and stays NOT NULL: a NULL written through the view is
+/// refused. A CHECK constraint, which compares the value, is still refused.
+#[test]
+fn not_null_columns_are_protected_and_stay_not_null() {
+    let mut c = fresh_db("pt_not_null");
+    c.batch_execute(
+        "CREATE TABLE nn (id int PRIMARY KEY, email text NOT NULL, note text CHECK (note <> ''));
+         INSERT INTO nn VALUES (1, 'ada@example.org', 'x')",
+    )
+    .unwrap();
+    assert_eq!(sqlstate(c.batch_execute("SELECT shred.protect('nn', 'id', ARRAY['note'])")), "55000");
+    c.batch_execute("SELECT shred.protect('nn', 'id', ARRAY['email'], searchable => ARRAY['email'])").unwrap();
+    assert_eq!(
+        rows(&mut c, "SELECT format_type(atttypid, atttypmod), attnotnull FROM pg_attribute WHERE attrelid = 'nn'::regclass AND attname = 'email'"),
+        vec!["shred.sealed | t"]
+    );
+    c.batch_execute("INSERT INTO nn_plain (id, email) VALUES (2, 'bob@example.org')").unwrap();
+    assert_eq!(sqlstate(c.batch_execute("INSERT INTO nn_plain (id, email) VALUES (3, NULL)")), "23502");
+    assert_eq!(sqlstate(c.batch_execute("UPDATE nn_plain SET email = NULL WHERE id = 1")), "23502");
+    assert_eq!(rows(&mut c, "SELECT id || ' ' || email FROM nn_plain ORDER BY id"), vec!["1 ada@example.org", "2 bob@example.org"]);
+    assert_eq!(
+        rows(&mut c, "SELECT id FROM nn WHERE email_bidx IN (SELECT shred.blind_match('bob@example.org', 'nn.email'))"),
+        vec!["2"]
+    );
+}
+
 /// The tables of the erasure tests: customers and their invoices, both protected with the
 /// customer as data subject (the invoice's billing address is the customer's data).
 fn customers_and_invoices(c: &mut postgres::Client) {

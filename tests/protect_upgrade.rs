@@ -323,6 +323,39 @@ fn fresh_install_equals_upgraded_install() {
     assert!(old.iter().any(|l| l.starts_with("shred.protected_table r ") && l.contains(" rls=true,false ")), "{old:#?}");
 }
 
+/// A database at 0.4.0, with a protected table, updated to this version: the objects and
+/// function bodies of a fresh install (0.4.0's differ: the listing can tell them apart), the
+/// table still works, and a NOT NULL column, which 0.4.0 refused on PostgreSQL 18, is
+/// protected.
+#[test]
+fn update_from_0_4_0_equals_fresh_install() {
+    let mut c = empty_db("pu_from_040");
+    c.batch_execute(
+        "CREATE EXTENSION pg_shred VERSION '0.4.0';
+         CREATE TABLE t (id int PRIMARY KEY, v text);
+         INSERT INTO t VALUES (1, 'one');
+         SELECT shred.protect('t', 'id', ARRAY['v']);",
+    )
+    .unwrap();
+    assert_eq!(extversion(&mut c), "0.4.0");
+    let old = catalogue(&mut c);
+    c.batch_execute("ALTER EXTENSION pg_shred UPDATE").unwrap();
+    assert_eq!(extversion(&mut c), env!("CARGO_PKG_VERSION"));
+    let new = catalogue(&mut fresh_db("pu_from_040_fresh"));
+    assert_eq!(catalogue(&mut c), new);
+    let changed: Vec<_> = new.iter().filter(|l| !old.contains(l)).collect();
+    assert!(changed.len() == 1 && changed[0].starts_with("shred._protect("), "{changed:#?}");
+    c.batch_execute(
+        "INSERT INTO t_plain VALUES (2, 'two');
+         CREATE TABLE nn (id int PRIMARY KEY, v text NOT NULL);
+         INSERT INTO nn VALUES (1, 'x');
+         SELECT shred.protect('nn', 'id', ARRAY['v']);",
+    )
+    .unwrap();
+    assert_eq!(rows(&mut c, "SELECT id || ' ' || v FROM t_plain ORDER BY id"), vec!["1 one", "2 two"]);
+    assert_eq!(rows(&mut c, "SELECT v FROM nn_plain"), vec!["x"]);
+}
+
 /// A protected table with a searchable column, written through its view and with one erased
 /// subject, dumped (custom format) and restored into an empty database: same rows, same
 /// envelopes and row tokens, lookups through the dumped blind-index terms, working writes and

@@ -715,7 +715,9 @@ fn zz_no_secret_in_the_server_log() {
         for line in log.lines().filter(|l| l.contains(marker)) {
             // PostgreSQL echoes a client's statements and parameters (log_statement), and logs
             // a setting changed by a reload: the threat model says how to configure both.
+            // (PostgreSQL 18 writes the parameters' DETAIL line as "Parameters: $1 = ...".)
             let echoed = line.contains("parameters: $")
+                || line.contains("Parameters: $")
                 || line.contains("statement: ")
                 || line.contains("STATEMENT:  ")
                 || line.contains("execute <unnamed>: ")

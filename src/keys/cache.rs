@@ -441,8 +441,7 @@ pub fn remember_all_erased(key_ids: impl IntoIterator<Item = i64>) {
 /// this transaction has made [`BULK_AFTER`] of them: a scan over erased values is under way,
 /// and reading the whole log once is cheaper than one index probe per row.
 pub fn erased_probe() -> bool {
-    // SAFETY: reading the backend's own transaction identifier.
-    let xact = unsafe { (*pg_sys::MyProc).lxid };
+    let xact = crate::pg::compat::local_transaction_id();
     PROBES.with(|p| {
         let (at, n, done) = p.get();
         let (n, done) = if at == xact { (n + 1, done) } else { (1, false) };
@@ -546,8 +545,8 @@ pub fn invalidate_at_commit(relid: pg_sys::Oid) {
     thread_local! {
         static DONE: Cell<(pg_sys::LocalTransactionId, pg_sys::SubTransactionId)> = const { Cell::new((0, 0)) };
     }
-    // SAFETY: reading the backend's own transaction identifiers.
-    let now = unsafe { ((*pg_sys::MyProc).lxid, pg_sys::GetCurrentSubTransactionId()) };
+    // SAFETY: reading the backend's own subtransaction identifier.
+    let now = (crate::pg::compat::local_transaction_id(), unsafe { pg_sys::GetCurrentSubTransactionId() });
     if DONE.with(|d| d.get()) == now {
         return;
     }

@@ -119,8 +119,7 @@ fn load(setting_version: u64) -> Result<Loaded, ShredError> {
 
 /// The backend's current local transaction id.
 fn current_transaction() -> pg_sys::LocalTransactionId {
-    // SAFETY: MyProc is set for every backend that runs SQL.
-    unsafe { (*pg_sys::MyProc).lxid }
+    crate::pg::compat::local_transaction_id()
 }
 
 /// Whether the loaded keyring is still the one the settings name: same settings, and (checked

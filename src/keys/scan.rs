@@ -215,7 +215,7 @@ fn fetch_row(key: Key<'_>, columns: &[i16]) -> Result<Option<(Vec<Value>, bool)>
             datum,
         );
         let slot = pg_sys::table_slot_create(rel, std::ptr::null_mut());
-        let scan = pg_sys::index_beginscan(rel, irel, snapshot, 1, 0);
+        let scan = crate::pg::compat::index_beginscan(rel, irel, snapshot, 1, 0);
         pg_sys::index_rescan(scan, &mut skey, 1, std::ptr::null_mut(), 0);
         let found = pg_sys::index_getnext_slot(scan, pg_sys::ScanDirection::ForwardScanDirection, slot);
         let result = if !found {
@@ -236,7 +236,7 @@ fn fetch_row(key: Key<'_>, columns: &[i16]) -> Result<Option<(Vec<Value>, bool)>
                     out.push(Value::Null);
                     continue;
                 }
-                let typid = (*(*desc).attrs.as_ptr().add(i)).atttypid;
+                let typid = crate::pg::compat::attribute_type(desc, i);
                 out.push(if nulls[i] {
                     Value::Null
                 } else if typid == pg_sys::INT8OID || typid == pg_sys::TIMESTAMPTZOID {

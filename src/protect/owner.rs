@@ -26,8 +26,7 @@ thread_local! {
 
 /// This backend's current local transaction id.
 fn transaction() -> pg_sys::LocalTransactionId {
-    // SAFETY: plain read of the backend's own PGPROC.
-    unsafe { (*pg_sys::MyProc).lxid }
+    crate::pg::compat::local_transaction_id()
 }
 
 /// The owner of relation `rel`, or an error when it does not exist.

@@ -26,6 +26,7 @@ use crate::crypto::envelope;
 use crate::error::ShredError;
 use crate::keys::spi::{run, with_role, with_search_path, Arg, Mode, Plan, TablePlan};
 use crate::keys::store;
+use crate::pg::compat;
 
 struct Column {
     /// The column's name (a key of the row's JSON).
@@ -170,8 +171,7 @@ fn reader(tbl: pg_sys::Oid) -> Result<Option<(String, Rc<Reader>)>, ShredError> 
         }
         let name = format!("{}.{}", CStr::from_ptr(schema).to_string_lossy(), CStr::from_ptr(name).to_string_lossy());
         // what reading the table would need: USAGE on its schema and SELECT on it
-        let select = pg_sys::pg_namespace_aclcheck(pg_sys::get_rel_namespace(tbl), pg_sys::GetUserId(), pg_sys::ACL_USAGE as pg_sys::AclMode)
-            == pg_sys::AclResult::ACLCHECK_OK
+        let select = compat::namespace_allows(pg_sys::get_rel_namespace(tbl), pg_sys::GetUserId(), pg_sys::ACL_USAGE as pg_sys::AclMode)
             && pg_sys::pg_class_aclcheck(tbl, pg_sys::GetUserId(), pg_sys::ACL_SELECT as pg_sys::AclMode)
                 == pg_sys::AclResult::ACLCHECK_OK;
         let rel = pg_sys::RelationIdGetRelation(tbl);

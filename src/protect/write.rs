@@ -234,8 +234,7 @@ pub fn invalidate(relid: pg_sys::Oid) {
 fn may_seal(w: &Writer) -> bool {
     // SAFETY: an ACL check inside a transaction.
     w.seal_fn != pg_sys::InvalidOid
-        && unsafe { pg_sys::pg_proc_aclcheck(w.seal_fn, pg_sys::GetUserId(), pg_sys::ACL_EXECUTE as pg_sys::AclMode) }
-            == pg_sys::AclResult::ACLCHECK_OK
+        && unsafe { crate::pg::compat::function_allows(w.seal_fn, pg_sys::GetUserId(), pg_sys::ACL_EXECUTE as pg_sys::AclMode) }
 }
 
 /// One deformed row of the view.

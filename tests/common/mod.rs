@@ -1,5 +1,5 @@
-//! Shared helpers of the integration tests: they run against a real PostgreSQL 15 server with
-//! pg_shred installed, started by `scripts/test`, which exports
+//! Shared helpers of the integration tests: they run against a real PostgreSQL server, of the
+//! major in PG_SHRED_PG, with pg_shred installed, started by `scripts/test`, which exports
 //! `PG_SHRED_TEST_HOST` (socket directory), `PG_SHRED_TEST_PORT` and `PG_SHRED_TEST_DIR`
 //! (the cluster's directory, owned by the server's OS user).
 
@@ -122,9 +122,11 @@ impl ToSql for Raw {
     to_sql_checked!();
 }
 
-/// Path of a PostgreSQL client program (pg_dump, pg_restore, psql).
+/// Path of a PostgreSQL program (pg_dump, pg_restore, psql, pg_basebackup) of the major under
+/// test: that of `PG_SHRED_PG_CONFIG` (set by `scripts/test`), else of `pg_config` on the PATH.
 pub fn pg_bin(name: &str) -> String {
-    let out = std::process::Command::new("/usr/bin/pg_config").arg("--bindir").output().expect("pg_config");
+    let pg_config = std::env::var("PG_SHRED_PG_CONFIG").unwrap_or_else(|_| "pg_config".into());
+    let out = std::process::Command::new(&pg_config).arg("--bindir").output().unwrap_or_else(|e| panic!("{pg_config}: {e}"));
     format!("{}/{name}", String::from_utf8_lossy(&out.stdout).trim())
 }
 
@@ -144,14 +146,14 @@ pub fn run(cmd: &mut std::process::Command) -> Vec<u8> {
 }
 
 /// Everything of pg_shred's own in a database: functions (kind, volatility, strictness,
-/// parallel safety, SECURITY DEFINER, settings, ACL), relations (kind, options, ACL, row-level
-/// security, columns), views, constraints, policies, event triggers and the extension's
+/// parallel safety, SECURITY DEFINER, settings, ACL, the md5 of the body), relations (kind,
+/// options, ACL, row-level security, columns), views, constraints, policies, event triggers and the extension's
 /// configuration tables, as a sorted list: a fresh install and an upgraded one must agree.
 pub fn catalogue(c: &mut postgres::Client) -> Vec<String> {
     c.query(
         "SELECT p.oid::regprocedure::text || ' ' || p.prokind::text || p.provolatile::text || p.proisstrict::text
                 || p.proparallel::text || p.prosecdef::text || ' ' || coalesce(array_to_string(p.proconfig, ';'), '')
-                || ' ' || coalesce(p.proacl::text, '')
+                || ' ' || coalesce(p.proacl::text, '') || ' ' || md5(p.prosrc)
            FROM pg_proc p WHERE p.pronamespace = 'shred'::regnamespace
          UNION ALL
          SELECT c.oid::regclass::text || ' ' || c.relkind::text || ' ' || coalesce(array_to_string(c.reloptions, ','), '')

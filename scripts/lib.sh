@@ -40,9 +40,10 @@ as_pg_user() {
 cluster_start() {
     local dir=$1 port=$2; shift 2
     rm -rf "$dir"
-    mkdir -p "$dir"
+    mkdir -p "$(dirname "$dir")"
+    # No -p: if another user made the directory again since rm, fail rather than use it.
+    mkdir -m 700 "$dir"
     chown "$PG_OS_USER" "$dir" 2>/dev/null || true
-    chmod 700 "$dir"
     as_pg_user "$PG_BIN/initdb" -D "$dir/data" -A trust -U postgres --encoding UTF8 --locale C.UTF-8 >"$dir/initdb.log" 2>&1 \
         || { cat "$dir/initdb.log"; return 1; }
     as_pg_user sh -c "umask 077; head -c 32 /dev/urandom | base64 > '$dir/root.key'"

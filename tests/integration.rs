@@ -1044,7 +1044,8 @@ fn hot_standby_replays_erasures() {
     run(as_postgres("pg_basebackup")
         .args(["-h", &host(), "-p", &port(), "-U", "postgres", "-R", "-X", "stream", "-c", "fast", "-D"])
         .arg(&data));
-    let standby_port = "55436";
+    // The standby's port: three above the test server's (scripts/test: PG_SHRED_TEST_PORT).
+    let standby_port = (port().parse::<u16>().expect("PG_SHRED_TEST_PORT") + 3).to_string();
     std::fs::write(
         data.join("postgresql.auto.conf"),
         format!(

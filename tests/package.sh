@@ -29,7 +29,7 @@ else
     [ -f "$tarball" ] || die "$tarball is missing: run scripts/package first"
     kind=archive
     unpacked=$(mktemp -d "${TMPDIR:-/tmp}/pg_shred_pkg.XXXXXX")
-    tar -xzf "$tarball" -C "$unpacked"
+    tar --no-same-owner -xzf "$tarball" -C "$unpacked"
     "$unpacked"/pg_shred-*/install.sh "$PG_CONFIG" >/dev/null
     rm -rf "$unpacked"
 fi

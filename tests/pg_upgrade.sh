@@ -24,7 +24,7 @@ done
 
 dir=${TMPDIR:-/tmp}/pg_shred_pg_upgrade
 port=55439
-rm -rf "$dir" && mkdir -p "$dir" && chown "$PG_OS_USER" "$dir" && chmod 700 "$dir"
+rm -rf "$dir" && mkdir -m 700 "$dir" && chown "$PG_OS_USER" "$dir"
 as_pg_user sh -c "umask 077; head -c 32 /dev/urandom | base64 > '$dir/root.key'"
 new_cluster() { # new_cluster BINDIR NAME
     as_pg_user "$1/initdb" -D "$dir/$2" -A trust -U postgres --encoding UTF8 --locale C.UTF-8 --data-checksums >"$dir/initdb-$2.log" 2>&1 \

@@ -7,10 +7,18 @@ use pgrx::prelude::*;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 
+/// Path of this backend's key file `name`, in the test cluster's data directory (which
+/// `scripts/test` wipes before each run).
+fn key_path(name: &str) -> String {
+    // SAFETY: DataDir is set before any backend runs SQL.
+    let data_dir = unsafe { std::ffi::CStr::from_ptr(pg_sys::DataDir) }.to_string_lossy().into_owned();
+    format!("{data_dir}/pg_shred_pgtest_{}_{name}.key", std::process::id())
+}
+
 /// Write a root key file (as the server's OS user, mode 0600, random bytes, base64) and point
 /// `shred.root_key_file` at it for this transaction. No key material appears in test SQL.
 fn key_file(name: &str, mode: u32) -> String {
-    let path = format!("/tmp/pg_shred_pgtest_{}_{name}.key", std::process::id());
+    let path = key_path(name);
     let mut key = [0u8; 32];
     crate::crypto::fill_random(&mut key).expect("rng");
     let _ = std::fs::remove_file(&path);
@@ -34,7 +42,7 @@ fn use_key(path: &str) {
 
 /// The root key shared by the tests of this backend (created once).
 fn setup() {
-    let path = format!("/tmp/pg_shred_pgtest_{}_main.key", std::process::id());
+    let path = key_path("main");
     if std::fs::metadata(&path).is_err() {
         key_file("main", 0o600);
     }

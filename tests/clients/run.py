@@ -115,7 +115,7 @@ def prepare_venv(base: Path) -> tuple[Path | None, str]:
     log = ""
     for cmd in ([sys.executable, "-m", "venv", str(venv)],
                 [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-                 "--no-input", "-r", str(REQUIREMENTS)]):
+                 "--no-input", "--require-hashes", "--only-binary=:all:", "-r", str(REQUIREMENTS)]):
         ok, out = run_logged(cmd)
         log += out
         if not ok:
@@ -137,7 +137,7 @@ def prepare_node(base: Path) -> tuple[Path | None, str]:
     nodedir.mkdir(parents=True)
     for f in NODE_FILES:
         shutil.copy2(f, nodedir / f.name)
-    ok, log = run_logged(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=nodedir)
+    ok, log = run_logged(["npm", "ci", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=error"], cwd=nodedir)
     if not ok:
         return None, log
     stamp.write_text(want + "\n")

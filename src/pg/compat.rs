@@ -42,16 +42,11 @@ pub unsafe fn attribute_type(desc: pg_sys::TupleDesc, i: usize) -> pg_sys::Oid {
 /// # Safety
 /// Must run inside a transaction (it reads the catalog).
 #[inline]
-pub unsafe fn namespace_allows(
-    namespace: pg_sys::Oid,
-    role: pg_sys::Oid,
-    mode: pg_sys::AclMode,
-) -> bool {
+pub unsafe fn namespace_allows(namespace: pg_sys::Oid, role: pg_sys::Oid, mode: pg_sys::AclMode) -> bool {
     #[cfg(feature = "pg15")]
     let result = unsafe { pg_sys::pg_namespace_aclcheck(namespace, role, mode) };
     #[cfg(not(feature = "pg15"))]
-    let result =
-        unsafe { pg_sys::object_aclcheck(pg_sys::NamespaceRelationId, namespace, role, mode) };
+    let result = unsafe { pg_sys::object_aclcheck(pg_sys::NamespaceRelationId, namespace, role, mode) };
     result == pg_sys::AclResult::ACLCHECK_OK
 }
 
@@ -61,11 +56,7 @@ pub unsafe fn namespace_allows(
 /// # Safety
 /// Must run inside a transaction (it reads the catalog).
 #[inline]
-pub unsafe fn function_allows(
-    proc_: pg_sys::Oid,
-    role: pg_sys::Oid,
-    mode: pg_sys::AclMode,
-) -> bool {
+pub unsafe fn function_allows(proc_: pg_sys::Oid, role: pg_sys::Oid, mode: pg_sys::AclMode) -> bool {
     #[cfg(feature = "pg15")]
     let result = unsafe { pg_sys::pg_proc_aclcheck(proc_, role, mode) };
     #[cfg(not(feature = "pg15"))]
@@ -79,26 +70,13 @@ pub unsafe fn function_allows(
 /// # Safety
 /// As `index_beginscan`: both relations open and locked, `snapshot` registered or active.
 #[inline]
-pub unsafe fn index_beginscan(
-    heap: pg_sys::Relation,
-    index: pg_sys::Relation,
-    snapshot: pg_sys::Snapshot,
-    nkeys: i32,
-    norderbys: i32,
-) -> pg_sys::IndexScanDesc {
+pub unsafe fn index_beginscan(heap: pg_sys::Relation, index: pg_sys::Relation, snapshot: pg_sys::Snapshot, nkeys: i32, norderbys: i32) -> pg_sys::IndexScanDesc {
     #[cfg(not(feature = "pg18"))]
     unsafe {
         pg_sys::index_beginscan(heap, index, snapshot, nkeys, norderbys)
     }
     #[cfg(feature = "pg18")]
     unsafe {
-        pg_sys::index_beginscan(
-            heap,
-            index,
-            snapshot,
-            std::ptr::null_mut(),
-            nkeys,
-            norderbys,
-        )
+        pg_sys::index_beginscan(heap, index, snapshot, std::ptr::null_mut(), nkeys, norderbys)
     }
 }

@@ -24,6 +24,10 @@ pg_config_for() {
 }
 
 PG_CONFIG=${PG_CONFIG:-$(pg_config_for "$PG_SHRED_PG")}
+if [ -x "$PG_CONFIG" ] && ! "$PG_CONFIG" --version | grep -q "^PostgreSQL $PG_SHRED_PG\."; then
+    echo "PG_CONFIG=$PG_CONFIG is $("$PG_CONFIG" --version), not PostgreSQL $PG_SHRED_PG (PG_SHRED_PG)" >&2
+    exit 1
+fi
 PG_BIN=${PG_BIN:-$("$PG_CONFIG" --bindir 2>/dev/null || echo "/usr/lib/postgresql/$PG_SHRED_PG/bin")}
 PG_OS_USER=${PG_OS_USER:-postgres}
 # The cargo features of the major: pgrx's bindings are generated for one major at a time.
@@ -41,12 +45,13 @@ cluster_start() {
     local dir=$1 port=$2; shift 2
     rm -rf "$dir"
     mkdir -p "$(dirname "$dir")"
-    # No -p: if another user made the directory again since rm, fail rather than use it.
-    mkdir -m 700 "$dir"
+    # No -p: if another user made the directory again since rm, fail rather than use it (also
+    # when the caller runs this as `cluster_start ... || ...`, where set -e does not apply).
+    mkdir -m 700 "$dir" || return 1
     chown "$PG_OS_USER" "$dir" 2>/dev/null || true
     as_pg_user "$PG_BIN/initdb" -D "$dir/data" -A trust -U postgres --encoding UTF8 --locale C.UTF-8 >"$dir/initdb.log" 2>&1 \
         || { cat "$dir/initdb.log"; return 1; }
-    as_pg_user sh -c "umask 077; head -c 32 /dev/urandom | base64 > '$dir/root.key'"
+    as_pg_user sh -c "umask 077; head -c 32 /dev/urandom | base64 > '$dir/root.key'" || return 1
     {
         echo "listen_addresses = ''"
         echo "unix_socket_directories = '$dir'"

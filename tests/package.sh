@@ -22,7 +22,8 @@ rm -f "$lib_dir/pg_shred.so" "$ext_dir"/pg_shred.control "$ext_dir"/pg_shred--*.
 if [[ $PG_CONFIG == /usr/lib/postgresql/* ]]; then
     [ -f "$deb" ] || die "$deb is missing: run scripts/package first"
     kind=deb
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q "./$deb" >/dev/null
+    # --reinstall: the package may still be installed by a run that stopped before removing it
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --reinstall "./$deb" >/dev/null
     dpkg-query -W -f='${Status} ${Version}\n' "postgresql-$major-pg-shred" | grep -q "install ok installed $version" \
         || die "apt did not install postgresql-$major-pg-shred $version"
 else
@@ -30,7 +31,7 @@ else
     kind=archive
     unpacked=$(mktemp -d "${TMPDIR:-/tmp}/pg_shred_pkg.XXXXXX")
     tar --no-same-owner -xzf "$tarball" -C "$unpacked"
-    "$unpacked"/pg_shred-*/install.sh "$PG_CONFIG" >/dev/null
+    "$unpacked"/pg_shred-*/install.sh "$PG_CONFIG" >/dev/null || { rm -rf "$unpacked"; die "install.sh failed"; }
     rm -rf "$unpacked"
 fi
 [ -f "$lib_dir/pg_shred.so" ] && [ -f "$ext_dir/pg_shred--$version.sql" ] && [ -f "$ext_dir/pg_shred--0.1.0.sql" ] \

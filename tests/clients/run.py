@@ -145,14 +145,16 @@ def prepare_node(base: Path) -> tuple[Path | None, str]:
 
 
 def pg_tool(name: str) -> str:
-    found = shutil.which(name)
-    if found:
-        return found
-    try:
-        bindir = subprocess.run(["pg_config", "--bindir"], capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        bindir = "/usr/lib/postgresql/15/bin"
-    return str(Path(bindir) / name)
+    """A PostgreSQL client program (createdb, dropdb) of the major under test: that of
+    PG_SHRED_PG_CONFIG (scripts/test sets it), else of the pg_config on the PATH, else the PATH's."""
+    pg_config = os.environ.get("PG_SHRED_PG_CONFIG") or shutil.which("pg_config")
+    if pg_config:
+        try:
+            bindir = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True, check=True).stdout.strip()
+            return str(Path(bindir) / name)
+        except (OSError, subprocess.CalledProcessError):
+            pass
+    return shutil.which(name) or name
 
 
 def database_name(example: str) -> str:

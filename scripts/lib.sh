@@ -37,35 +37,58 @@ as_pg_user() {
     if [ "$(id -un)" = "$PG_OS_USER" ]; then "$@"; else runuser -u "$PG_OS_USER" -- "$@"; fi
 }
 
-# cluster_start DIR PORT [extra postgresql.conf lines...]
-# Creates DIR (owned by the postgres user), a fresh root key DIR/root.key (mode 0600, 32 random
-# bytes, base64) and a cluster in DIR/data listening only on the socket DIR/.s.PGSQL.PORT.
-# Exports PGHOST, PGPORT, PGUSER for the client tools. Stops the server at exit.
-cluster_start() {
-    local dir=$1 port=$2; shift 2
+# No Rust backtraces in a server's environment (pg_ctl, pg_upgrade): they would reach clients
+# in error details.
+NO_BACKTRACE=(env -u RUST_BACKTRACE -u RUST_LIB_BACKTRACE)
+
+# cluster_dir DIR: a new directory DIR (mode 0700, owned by the postgres user) with a fresh root
+# key DIR/root.key (mode 0600, 32 random bytes, base64). Fails if DIR appears again between its
+# removal and its creation (another user's), also when called as `... || ...`.
+cluster_dir() {
+    local dir=$1
     rm -rf "$dir"
     mkdir -p "$(dirname "$dir")"
-    # No -p: if another user made the directory again since rm, fail rather than use it (also
-    # when the caller runs this as `cluster_start ... || ...`, where set -e does not apply).
     mkdir -m 700 "$dir" || return 1
     chown "$PG_OS_USER" "$dir" 2>/dev/null || true
-    as_pg_user "$PG_BIN/initdb" -D "$dir/data" -A trust -U postgres --encoding UTF8 --locale C.UTF-8 >"$dir/initdb.log" 2>&1 \
-        || { cat "$dir/initdb.log"; return 1; }
     as_pg_user sh -c "umask 077; head -c 32 /dev/urandom | base64 > '$dir/root.key'" || return 1
+}
+
+# cluster_init BINDIR DATA SOCKETDIR PORT KEYFILE [extra postgresql.conf lines...]
+# initdb of DATA with the programs of BINDIR, listening only on SOCKETDIR/.s.PGSQL.PORT, with
+# pg_shred preloaded and KEYFILE as its root key. Data checksums off on every major (18 turns them
+# on by default): clusters of all majors alike, and pg_upgrade between them possible.
+cluster_init() {
+    local bindir=$1 data=$2 socket=$3 port=$4 key=$5 opts=()
+    shift 5
+    if "$bindir/initdb" --help | grep -q -- --no-data-checksums; then opts+=(--no-data-checksums); fi
+    as_pg_user "$bindir/initdb" -D "$data" -A trust -U postgres --encoding UTF8 --locale C.UTF-8 "${opts[@]}" >"$data.initdb.log" 2>&1 \
+        || { cat "$data.initdb.log"; return 1; }
     {
         echo "listen_addresses = ''"
-        echo "unix_socket_directories = '$dir'"
+        echo "unix_socket_directories = '$socket'"
         echo "port = $port"
         echo "fsync = off"
         echo "shared_preload_libraries = 'pg_shred'"
-        echo "shred.root_key_file = '$dir/root.key'"
+        echo "shred.root_key_file = '$key'"
         for line in "$@"; do echo "$line"; done
-    } >>"$dir/data/postgresql.conf"
+    } >>"$data/postgresql.conf"
+}
+
+# server_start BINDIR DATA LOG: start the cluster DATA as the postgres user.
+server_start() {
+    as_pg_user "${NO_BACKTRACE[@]}" "$1/pg_ctl" -D "$2" -l "$3" -w -t 60 start >/dev/null || { cat "$3"; return 1; }
+}
+
+# cluster_start DIR PORT [extra postgresql.conf lines...]
+# A new cluster_dir DIR and, in DIR/data, a cluster (cluster_init) of the major under test,
+# started. Exports PGHOST, PGPORT, PGUSER for the client tools. Stops the server at exit.
+cluster_start() {
+    local dir=$1 port=$2; shift 2
+    cluster_dir "$dir" || return 1
+    cluster_init "$PG_BIN" "$dir/data" "$dir" "$port" "$dir/root.key" "$@" || return 1
     CLUSTER_DIR=$dir
     trap cluster_stop EXIT
-    # No Rust backtraces in the server's environment: they would reach clients in error details.
-    as_pg_user env -u RUST_BACKTRACE -u RUST_LIB_BACKTRACE "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null \
-        || { cat "$dir/server.log"; return 1; }
+    server_start "$PG_BIN" "$dir/data" "$dir/server.log" || return 1
     export PGHOST=$dir PGPORT=$port PGUSER=postgres
 }
 

@@ -24,20 +24,11 @@ done
 
 dir=${TMPDIR:-/tmp}/pg_shred_pg_upgrade
 port=55439
-rm -rf "$dir"
-mkdir -m 700 "$dir"
-chown "$PG_OS_USER" "$dir"
-as_pg_user sh -c "umask 077; head -c 32 /dev/urandom | base64 > '$dir/root.key'"
-new_cluster() { # new_cluster BINDIR NAME
-    as_pg_user "$1/initdb" -D "$dir/$2" -A trust -U postgres --encoding UTF8 --locale C.UTF-8 --data-checksums >"$dir/initdb-$2.log" 2>&1 \
-        || { cat "$dir/initdb-$2.log"; die "initdb $2 failed"; }
-    printf '%s\n' "listen_addresses = ''" "unix_socket_directories = '$dir'" "port = $port" "fsync = off" \
-        "shared_preload_libraries = 'pg_shred'" "shred.root_key_file = '$dir/root.key'" >>"$dir/$2/postgresql.conf"
-}
-# No Rust backtraces in the servers' environment: they would reach clients in error details.
-no_backtrace=(env -u RUST_BACKTRACE -u RUST_LIB_BACKTRACE)
+cluster_dir "$dir" || die "cannot make $dir"
+# Both clusters share the directory (socket, port) and the root key.
+new_cluster() { cluster_init "$1" "$dir/$2" "$dir" "$port" "$dir/root.key" || die "initdb $2 failed"; }
 running_bin= running_name=
-start() { as_pg_user "${no_backtrace[@]}" "$1/pg_ctl" -D "$dir/$2" -l "$dir/$2.log" -w start >/dev/null || { cat "$dir/$2.log"; die "cannot start $2"; }; running_bin=$1 running_name=$2; }
+start() { server_start "$1" "$dir/$2" "$dir/$2.log" || die "cannot start $2"; running_bin=$1 running_name=$2; }
 stop() { as_pg_user "$1/pg_ctl" -D "$dir/$2" -m fast -w stop >/dev/null; running_bin= running_name=; }
 trap '[ -z "$running_name" ] || stop "$running_bin" "$running_name"' EXIT
 psql_() { "$new_bin/psql" -h "$dir" -p "$port" -U postgres -X -q -At -v ON_ERROR_STOP=1 "$@"; }
@@ -73,7 +64,7 @@ before=$(psql_ -d app -c "$STATE_SQL")
 stop "$old_bin" old
 
 new_cluster "$new_bin" new
-(cd "$dir" && as_pg_user "${no_backtrace[@]}" "$new_bin/pg_upgrade" -b "$old_bin" -B "$new_bin" -d "$dir/old" -D "$dir/new" \
+(cd "$dir" && as_pg_user "${NO_BACKTRACE[@]}" "$new_bin/pg_upgrade" -b "$old_bin" -B "$new_bin" -d "$dir/old" -D "$dir/new" \
     -p "$port" -P "$port" -s "$dir" -U postgres >"$dir/pg_upgrade.log" 2>&1) \
     || { tail -n 40 "$dir/pg_upgrade.log"; find "$dir/new" -name '*.log' -path '*pg_upgrade_output.d*' -exec tail -n 20 {} +; die "pg_upgrade failed"; }
 start "$new_bin" new

@@ -214,7 +214,9 @@ def main(argv: list[str]) -> int:
     print(f"\nrunning {len(selected)} test{'' if len(selected) == 1 else 's'} (examples of {DOC.relative_to(REPO)})")
     passed = failed = ignored = 0
     failures: list[str] = []
-    python = python_log = modules = node_log = None
+    # runtime -> (its installed path or None, the install's log); installed at first use
+    prepared: dict[str, tuple[Path | None, str]] = {}
+    installers = {"python": (prepare_venv, "pip install"), "node": (prepare_node, "npm ci")}
     no_node = [t for t in ("node", "npm") if shutil.which(t) is None]
     with tempfile.TemporaryDirectory(prefix="pg_shred_clients.") as tmp:
         workdir = Path(tmp)
@@ -222,38 +224,32 @@ def main(argv: list[str]) -> int:
             (workdir / ex.name).write_text(ex.code, encoding="utf-8")
         for ex in selected:
             label = f"test {ex.name} ..."
-            if ex.runtime == "python":
-                if python is None and python_log is None:
-                    python, python_log = prepare_venv(base)
-                if python is None:
-                    print(f"{label} FAILED\npip install failed:\n{python_log}")
-                    python_log = "(the output is above)\n"
-                    failed += 1
-                    failures.append(ex.name)
-                    continue
-                cmd = [str(python), ex.name]
-            elif ex.runtime == "node":
-                if no_node:
-                    print(f"{label} ignored, {' and '.join(no_node)} not found: node examples are skipped")
-                    ignored += 1
-                    continue
-                if modules is None and node_log is None:
-                    modules, node_log = prepare_node(base)
-                if modules is None:
-                    print(f"{label} FAILED\nnpm ci failed:\n{node_log}")
-                    node_log = "(the output is above)\n"
-                    failed += 1
-                    failures.append(ex.name)
-                    continue
-                link = workdir / "node_modules"
-                if not link.exists():
-                    link.symlink_to(modules, target_is_directory=True)
-                cmd = ["node", ex.name]
-            else:
+            if ex.runtime not in installers:
                 print(f"{label} FAILED\n{DOC.name}:{ex.line}: no runtime for {Path(ex.name).suffix!r} (known: {', '.join(RUNTIMES)})")
                 failed += 1
                 failures.append(ex.name)
                 continue
+            if ex.runtime == "node" and no_node:
+                print(f"{label} ignored, {' and '.join(no_node)} not found: node examples are skipped")
+                ignored += 1
+                continue
+            prepare, installer = installers[ex.runtime]
+            if ex.runtime not in prepared:
+                prepared[ex.runtime] = prepare(base)
+            path, log = prepared[ex.runtime]
+            if path is None:
+                print(f"{label} FAILED\n{installer} failed:\n{log}")
+                prepared[ex.runtime] = (None, "(the output is above)\n")
+                failed += 1
+                failures.append(ex.name)
+                continue
+            if ex.runtime == "python":
+                cmd = [str(path), ex.name]
+            else:
+                link = workdir / "node_modules"
+                if not link.exists():
+                    link.symlink_to(path, target_is_directory=True)
+                cmd = ["node", ex.name]
             ok, out = run_example(ex, workdir, cmd, timeout)
             if ok:
                 print(f"{label} ok")

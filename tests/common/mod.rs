@@ -187,3 +187,700 @@ pub fn catalogue(c: &mut postgres::Client) -> Vec<String> {
     .map(|r| r.get(0))
     .collect()
 }
+
+// ---------------------------------------------------------------------------------------------
+// Tracked values (tests/soak.rs, tests/crash.rs): every value a test wrote, with its plaintext
+// and its subject's erasure generation (how many erasures of the subject had committed when it
+// was sealed), and what the server must show for each: a value of an earlier generation than
+// its subject's opens as erased, one of the current generation opens to its plaintext.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+
+/// xorshift64*: the choices of the soak and the crash test, reproducible from a printed seed.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed | 1)
+    }
+
+    /// A seed from the OS.
+    pub fn seed() -> u64 {
+        let mut b = [0u8; 8];
+        getrandom::getrandom(&mut b).expect("rng");
+        u64::from_le_bytes(b)
+    }
+
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// Uniform in 0..n (n > 0).
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+
+    /// True once in `n`.
+    pub fn one_in(&mut self, n: u64) -> bool {
+        self.next() % n == 0
+    }
+}
+
+/// A mutex that a panicking thread left poisoned still hands out its data: one failed client
+/// must not hide what the others found.
+pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The SQLSTATE of an error, or "" for one without (a closed connection).
+pub fn code_of(e: &postgres::Error) -> &str {
+    e.code().map(|c| c.code()).unwrap_or("")
+}
+
+/// An error with its SQLSTATE and message, for a report.
+pub fn describe(e: &postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(d) => format!("{} {}", d.code().code(), d.message()),
+        None => e.to_string(),
+    }
+}
+
+/// The context of the tracked values' column.
+pub const TRACKED_CONTEXT: &str = "tracked.value";
+
+/// Sealing a tracked value of each kind (t text, b bigint, j jsonb; the plaintext passed as
+/// text): $1 id, $2 subject, $3 kind, $4 plaintext. Returns the envelope's key id.
+pub fn seal_sql(kind: char) -> &'static str {
+    match kind {
+        't' => "INSERT INTO tracked_value VALUES ($1, $2, $3, shred.seal($2, $4::text, 'tracked.value')) RETURNING shred.key_id(v)",
+        'b' => "INSERT INTO tracked_value VALUES ($1, $2, $3, shred.seal($2, $4::text::bigint, 'tracked.value')) RETURNING shred.key_id(v)",
+        _ => "INSERT INTO tracked_value VALUES ($1, $2, $3, shred.seal($2, $4::text::jsonb, 'tracked.value')) RETURNING shred.key_id(v)",
+    }
+}
+
+/// The columns that open a tracked value as text whatever its kind, with whether it is erased
+/// and its key id.
+pub const OPEN_TRACKED: &str = "id, CASE kind WHEN 'b' THEN shred.open_bigint(v, 'tracked.value')::text
+                                     WHEN 'j' THEN shred.open_jsonb(v, 'tracked.value')::text
+                                     ELSE shred.open(v, 'tracked.value') END,
+                                shred.is_erased(v), shred.key_id(v)";
+
+/// A plaintext of `kind` for value `id`, in the text form the server gives back.
+pub fn plaintext(kind: char, id: i64, rng: &mut Rng) -> String {
+    match kind {
+        't' => format!("välue {id} ✓ {:x}", rng.next()),
+        'b' => (rng.next() as i64).to_string(),
+        _ => format!("{{\"a\": {id}, \"b\": \"n{:x}\"}}", rng.next() % 1_000_000),
+    }
+}
+
+/// The lookup form of an e-mail address: other case and spaces, which the 'email'
+/// normalisation removes.
+pub fn lookup_form(email: &str) -> String {
+    format!("  {}  ", email.to_lowercase())
+}
+
+/// What a read of a value must show.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Expect {
+    Plain,
+    Erased,
+    /// The read overlapped an erasure of the subject: either is right.
+    Either,
+}
+
+/// A value of generation `gen`, read by a statement that began when `gen_before` erasures of
+/// its subject had committed and ended when `begun_after` had begun (each of them committing).
+pub fn expect(gen: u32, gen_before: u32, begun_after: u32) -> Expect {
+    if gen < gen_before {
+        Expect::Erased
+    } else if gen >= begun_after {
+        Expect::Plain
+    } else {
+        Expect::Either
+    }
+}
+
+/// One data subject of a ledger: `{prefix}{index}`.
+#[derive(Default)]
+pub struct Subject {
+    /// Writes of the subject's values hold it shared, its erasures exclusively: each value's
+    /// generation is then known. Reads take no lock.
+    pub writes: RwLock<()>,
+    pub state: Mutex<SubjectState>,
+}
+
+#[derive(Default)]
+pub struct SubjectState {
+    /// Committed erasures.
+    pub gen: u32,
+    /// Erasures begun that will commit (counted in `gen` once their COMMIT returned).
+    pub erasing: u32,
+    /// Whether a committed write sealed something since the last erasure (so it has a DEK).
+    pub has_dek: bool,
+    /// By generation: the key id its values were sealed under, once one is known.
+    pub key_ids: Vec<Option<i64>>,
+    /// Committed erasures that destroyed a DEK (each left an erasure record).
+    pub erased_deks: u32,
+}
+
+impl Subject {
+    pub fn gen(&self) -> u32 {
+        lock(&self.state).gen
+    }
+
+    /// Erasures committed or begun (and going to commit).
+    pub fn begun(&self) -> u32 {
+        let s = lock(&self.state);
+        s.gen + s.erasing
+    }
+}
+
+/// A tracked value of the table `tracked_value`.
+#[derive(Clone, Debug)]
+pub struct Value {
+    pub id: i64,
+    pub subject: usize,
+    pub kind: char,
+    pub plain: String,
+    pub gen: u32,
+}
+
+/// A tracked row of the protected table `tracked_customer` (subject: prefix || owner).
+#[derive(Clone, Debug)]
+pub struct Row {
+    pub id: i64,
+    pub owner: usize,
+    /// Protected values: plaintext and generation.
+    pub name: (String, u32),
+    pub email: (String, u32),
+    pub country: String,
+    pub exists: bool,
+    /// E-mail addresses the row held before: lookups by them find it no more.
+    pub old_emails: Vec<String>,
+}
+
+/// Every value and row a test wrote, and what no committed transaction wrote.
+pub struct Ledger {
+    pub prefix: String,
+    pub subjects: Vec<Subject>,
+    pub values: Mutex<Vec<Value>>,
+    pub rows: Mutex<Vec<Arc<Mutex<Row>>>>,
+    /// Ids of values and rows written by transactions that did not commit.
+    pub absent_values: Mutex<Vec<i64>>,
+    pub absent_rows: Mutex<Vec<i64>>,
+    /// Subjects that only transactions that did not commit wrote: they have no DEK.
+    pub no_dek: Mutex<Vec<String>>,
+    next_id: AtomicI64,
+}
+
+impl Ledger {
+    pub fn new(prefix: &str, subjects: usize) -> Ledger {
+        Ledger {
+            prefix: prefix.into(),
+            subjects: (0..subjects).map(|_| Subject::default()).collect(),
+            values: Mutex::new(Vec::new()),
+            rows: Mutex::new(Vec::new()),
+            absent_values: Mutex::new(Vec::new()),
+            absent_rows: Mutex::new(Vec::new()),
+            no_dek: Mutex::new(Vec::new()),
+            next_id: AtomicI64::new(1),
+        }
+    }
+
+    /// The tables of the tracked values, in a database with pg_shred: `tracked_value` and the
+    /// protected `tracked_customer` (its view `tracked_customer_plain`, e-mail searchable).
+    pub fn create_tables(&self, c: &mut Client) {
+        c.batch_execute(&format!(
+            "CREATE TABLE tracked_value (id bigint PRIMARY KEY, subject text NOT NULL, kind text NOT NULL, v shred.sealed NOT NULL);
+             CREATE TABLE tracked_customer (id bigint PRIMARY KEY, owner int NOT NULL, name text, email text, country text);
+             SELECT shred.protect('tracked_customer', 'owner', ARRAY['name', 'email'], searchable => ARRAY['email'],
+                                  subject_prefix => '{}', normalization => 'email');",
+            self.prefix
+        ))
+        .expect("create the tracked tables");
+    }
+
+    pub fn name(&self, subject: usize) -> String {
+        format!("{}{subject}", self.prefix)
+    }
+
+    pub fn next_id(&self) -> i64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// A write of `subject` that sealed under key id `key_id` committed (the caller holds the
+    /// subject's `writes` lock): the generation's key id is set or compared; a new generation's
+    /// DEK must be new. Returns the generation, or a problem.
+    pub fn sealed(&self, subject: usize, key_id: Option<i64>) -> Result<u32, String> {
+        let mut s = lock(&self.subjects[subject].state);
+        let gen = s.gen as usize;
+        s.has_dek = true;
+        if s.key_ids.len() <= gen {
+            s.key_ids.resize(gen + 1, None);
+        }
+        let Some(k) = key_id else { return Ok(gen as u32) };
+        match s.key_ids[gen] {
+            Some(known) if known != k => {
+                Err(format!("{}: values of generation {gen} under two DEKs ({known}, {k})", self.name(subject)))
+            }
+            Some(_) => Ok(gen as u32),
+            None if s.key_ids[..gen].contains(&Some(k)) => {
+                Err(format!("{}: generation {gen} sealed under an erased DEK ({k})", self.name(subject)))
+            }
+            None => {
+                s.key_ids[gen] = Some(k);
+                Ok(gen as u32)
+            }
+        }
+    }
+
+    /// An erasure of `subject` that will commit begins (the caller holds `writes` exclusively).
+    pub fn erasure_begins(&self, subject: usize) {
+        lock(&self.subjects[subject].state).erasing += 1;
+    }
+
+    /// That erasure did not commit after all.
+    pub fn erasure_abandoned(&self, subject: usize) {
+        lock(&self.subjects[subject].state).erasing -= 1;
+    }
+
+    /// That erasure committed; `destroyed`: whether it deleted a DEK.
+    pub fn erasure_committed(&self, subject: usize, destroyed: bool) {
+        let mut s = lock(&self.subjects[subject].state);
+        s.erasing -= 1;
+        s.gen += 1;
+        s.has_dek = false;
+        if destroyed {
+            s.erased_deks += 1;
+        }
+    }
+
+    pub fn add_value(&self, v: Value) {
+        lock(&self.values).push(v);
+    }
+
+    pub fn add_row(&self, r: Row) {
+        lock(&self.rows).push(Arc::new(Mutex::new(r)));
+    }
+}
+
+/// What a check found: reads judged and every kind of discrepancy, with the first notes.
+#[derive(Default, Debug, Clone)]
+pub struct Tally {
+    /// Reads of a value judged (a protected row counts its two values).
+    pub checked: u64,
+    /// Reads that overlapped an erasure of their subject (either result accepted).
+    pub either: u64,
+    /// A plaintext other than the value's.
+    pub wrong: u64,
+    /// A committed value missing, or erased though its subject was not.
+    pub lost: u64,
+    /// A value that opens although its subject's erasure committed.
+    pub unerased: u64,
+    /// A value or row no committed transaction wrote.
+    pub phantom: u64,
+    /// Anything else: DEKs, erasure records, lookups, shred.check(), root-key versions.
+    pub other: u64,
+    pub notes: Vec<String>,
+}
+
+impl Tally {
+    fn note(&mut self, what: String) {
+        if self.notes.len() < 30 {
+            self.notes.push(what);
+        }
+    }
+
+    pub fn problem(&mut self, what: String) {
+        self.other += 1;
+        self.note(what);
+    }
+
+    pub fn phantom(&mut self, what: String) {
+        self.phantom += 1;
+        self.note(what);
+    }
+
+    pub fn missing(&mut self, what: String) {
+        self.lost += 1;
+        self.note(what);
+    }
+
+    /// A read of `what` (plaintext `plain`) gave `got`.
+    pub fn judge(&mut self, what: &str, plain: &str, e: Expect, got: Option<&str>) {
+        self.checked += 1;
+        match (e, got) {
+            (_, Some(g)) if g != plain => {
+                self.wrong += 1;
+                self.note(format!("{what}: opened to another plaintext ({e:?} expected)"));
+            }
+            (Expect::Plain, None) => {
+                self.lost += 1;
+                self.note(format!("{what}: opened as erased, its subject's erasure did not commit"));
+            }
+            (Expect::Erased, Some(_)) => {
+                self.unerased += 1;
+                self.note(format!("{what}: opened to its plaintext after its subject's erasure committed"));
+            }
+            (Expect::Either, _) => self.either += 1,
+            _ => {}
+        }
+    }
+
+    pub fn add(&mut self, o: &Tally) {
+        self.checked += o.checked;
+        self.either += o.either;
+        self.wrong += o.wrong;
+        self.lost += o.lost;
+        self.unerased += o.unerased;
+        self.phantom += o.phantom;
+        self.other += o.other;
+        for n in &o.notes {
+            self.note(n.clone());
+        }
+    }
+
+    pub fn discrepancies(&self) -> u64 {
+        self.wrong + self.lost + self.unerased + self.phantom + self.other
+    }
+
+    /// "wrong 0, lost 0, ...", for a summary.
+    pub fn counts(&self) -> String {
+        format!(
+            "wrong {}, lost {}, un-erased {}, uncommitted visible {}, other {}",
+            self.wrong, self.lost, self.unerased, self.phantom, self.other
+        )
+    }
+}
+
+/// Figures of a full verification.
+#[derive(Default, Debug)]
+pub struct Verified {
+    pub values: usize,
+    pub rows: usize,
+    pub lookups: usize,
+    pub erased_values: u64,
+    pub deks: i64,
+    pub erasure_records: i64,
+}
+
+/// Everything the ledger holds, read back with nothing else running: every value and row opens
+/// as its generation says (strictly), nothing else is there, lookups by every e-mail address
+/// ever written find exactly the rows that hold it unerased, each generation has one DEK (the
+/// current one in the key store, erased ones in the erasure log, no other record there),
+/// `erased_at` knows the erased subjects, `shred.check()` finds nothing but the erased values
+/// expected, and every DEK unwraps under a root-key version the keyring has.
+pub fn verify_ledger(c: &mut Client, ledger: &Ledger, t: &mut Tally) -> Verified {
+    let mut fig = Verified::default();
+    let gens: Vec<u32> = ledger.subjects.iter().map(|s| s.gen()).collect();
+    let mut keys: HashMap<(usize, u32), HashSet<i64>> = HashMap::new();
+    let mut erased_count: HashMap<&str, u64> = HashMap::new();
+
+    // Sealed values.
+    let mut stored: HashMap<i64, (Option<String>, bool, i64)> = c
+        .query(&format!("SELECT {OPEN_TRACKED} FROM tracked_value"), &[])
+        .expect("read the tracked values")
+        .iter()
+        .map(|r| (r.get(0), (r.get(1), r.get(2), r.get(3))))
+        .collect();
+    for v in lock(&ledger.values).iter() {
+        let what = format!("value {} of {} (generation {})", v.id, ledger.name(v.subject), v.gen);
+        let Some((opened, erased, key_id)) = stored.remove(&v.id) else {
+            t.missing(format!("{what}: committed, not there"));
+            continue;
+        };
+        let e = expect(v.gen, gens[v.subject], gens[v.subject]);
+        t.judge(&what, &v.plain, e, opened.as_deref());
+        if erased != opened.is_none() {
+            t.problem(format!("{what}: is_erased says {erased}"));
+        }
+        keys.entry((v.subject, v.gen)).or_default().insert(key_id);
+        fig.values += 1;
+        fig.erased_values += (e == Expect::Erased) as u64;
+    }
+    let absent: HashSet<i64> = lock(&ledger.absent_values).iter().copied().collect();
+    for id in stored.keys() {
+        let why = if absent.contains(id) { "written by a transaction that did not commit" } else { "never written" };
+        t.phantom(format!("value {id}: there, {why}"));
+    }
+
+    // Protected rows, through the view, with their key ids from the table.
+    let mut stored: HashMap<i64, (i32, Option<String>, Option<String>, Option<String>, Option<i64>, Option<i64>)> = c
+        .query(
+            "SELECT t.id, t.owner, p.name, p.email, p.country, shred.key_id(t.name), shred.key_id(t.email)
+               FROM tracked_customer t JOIN tracked_customer_plain p USING (id)",
+            &[],
+        )
+        .expect("read the tracked rows")
+        .iter()
+        .map(|r| (r.get(0), (r.get(1), r.get(2), r.get(3), r.get(4), r.get(5), r.get(6))))
+        .collect();
+    let rows: Vec<Row> = lock(&ledger.rows).iter().map(|r| lock(r).clone()).collect();
+    let (mut lookup_ids, mut lookup_emails, mut lookup_want) = (Vec::new(), Vec::new(), Vec::new());
+    for r in &rows {
+        let what = format!("row {} of {}", r.id, ledger.name(r.owner));
+        let got = stored.remove(&r.id);
+        match (r.exists, got) {
+            (false, None) => {}
+            (false, Some(_)) => t.phantom(format!("{what}: there, its DELETE committed")),
+            (true, None) => t.missing(format!("{what}: committed, not there")),
+            (true, Some((owner, name, email, country, name_key, email_key))) => {
+                fig.rows += 1;
+                if owner as usize != r.owner || country.as_deref() != Some(r.country.as_str()) {
+                    t.problem(format!("{what}: unprotected columns changed"));
+                }
+                let g = gens[r.owner];
+                for (col, (plain, gen), opened, key) in [("name", &r.name, name, name_key), ("email", &r.email, email, email_key)] {
+                    let e = expect(*gen, g, g);
+                    t.judge(&format!("{what}, {col} (generation {gen})"), plain, e, opened.as_deref());
+                    if let Some(k) = key {
+                        keys.entry((r.owner, *gen)).or_default().insert(k);
+                    }
+                    if e == Expect::Erased {
+                        *erased_count.entry(col).or_default() += 1;
+                        fig.erased_values += 1;
+                    }
+                }
+            }
+        }
+        // Lookups: the current address finds the row while it exists and is not erased; an
+        // address it held before finds nothing.
+        lookup_ids.push(r.id);
+        lookup_emails.push(lookup_form(&r.email.0));
+        lookup_want.push(r.exists && r.email.1 >= gens[r.owner]);
+        for old in &r.old_emails {
+            lookup_ids.push(r.id);
+            lookup_emails.push(lookup_form(old));
+            lookup_want.push(false);
+        }
+    }
+    for id in stored.keys() {
+        t.phantom(format!("row {id}: there, no committed transaction wrote it"));
+    }
+    let found = c
+        .query(
+            "SELECT ARRAY(SELECT c.id FROM tracked_customer c
+                           WHERE c.email_bidx IN (SELECT shred.blind_match(l.email, 'tracked_customer.email', 'email')))
+               FROM unnest($1::text[]) WITH ORDINALITY AS l(email, n) ORDER BY l.n",
+            &[&lookup_emails],
+        )
+        .expect("look the tracked rows up");
+    for ((id, want), r) in lookup_ids.iter().zip(&lookup_want).zip(&found) {
+        let ids: Vec<i64> = r.get(0);
+        let expected: Vec<i64> = if *want { vec![*id] } else { vec![] };
+        if ids != expected {
+            t.problem(format!("lookup of an address of row {id}: found {ids:?}, expected {expected:?}"));
+        }
+    }
+    fig.lookups = found.len();
+
+    // DEKs: one per subject and generation; the current one in the key store, erased ones
+    // recorded in the erasure log, and no other record there.
+    let current: HashMap<String, i64> = c
+        .query("SELECT subject, key_id FROM shred.subject_key WHERE subject LIKE $1", &[&format!("{}%", ledger.prefix)])
+        .expect("read the key store")
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    let log: HashSet<i64> =
+        c.query("SELECT key_id FROM shred.erasure_log", &[]).expect("read the erasure log").iter().map(|r| r.get(0)).collect();
+    let mut owner_of: HashMap<i64, (usize, u32)> = HashMap::new();
+    for (&(s, gen), ids) in &keys {
+        let what = format!("{} generation {gen}", ledger.name(s));
+        if ids.len() != 1 {
+            t.problem(format!("{what}: values under {} DEKs", ids.len()));
+        }
+        for &k in ids {
+            if let Some(other) = owner_of.insert(k, (s, gen)) {
+                if other != (s, gen) {
+                    t.problem(format!("{what}: its DEK {k} also seals {} generation {}", ledger.name(other.0), other.1));
+                }
+            }
+            let (in_store, in_log) = (current.get(&ledger.name(s)) == Some(&k), log.contains(&k));
+            let want = if gen < gens[s] { (false, true) } else { (true, false) };
+            if (in_store, in_log) != want {
+                t.problem(format!("{what}: DEK {k} in the key store {in_store}, in the erasure log {in_log}"));
+            }
+        }
+    }
+    let mut erased_deks = 0i64;
+    let (mut names, mut erased) = (Vec::new(), Vec::new());
+    for (i, s) in ledger.subjects.iter().enumerate() {
+        let st = lock(&s.state);
+        erased_deks += st.erased_deks as i64;
+        names.push(ledger.name(i));
+        erased.push(st.erased_deks > 0);
+        if st.has_dek != current.contains_key(&ledger.name(i)) {
+            t.problem(format!("{}: has a DEK {}, expected {}", ledger.name(i), !st.has_dek, st.has_dek));
+        }
+    }
+    fig.erasure_records = log.len() as i64;
+    if fig.erasure_records != erased_deks {
+        t.problem(format!("{} erasure records, {erased_deks} erasures destroyed a DEK", fig.erasure_records));
+    }
+    let known: Vec<bool> = c
+        .query("SELECT shred.erased_at(s) IS NOT NULL FROM unnest($1::text[]) WITH ORDINALITY AS x(s, n) ORDER BY n", &[&names])
+        .expect("erased_at")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    for ((name, want), got) in names.iter().zip(&erased).zip(&known) {
+        if want != got {
+            t.problem(format!("{name}: erased_at says erased {got}, expected {want}"));
+        }
+    }
+    let no_dek: Vec<String> = lock(&ledger.no_dek).clone();
+    let n: i64 = c.query_one("SELECT count(*) FROM shred.subject_key WHERE subject = ANY($1)", &[&no_dek]).unwrap().get(0);
+    if n != 0 {
+        t.problem(format!("{n} DEKs of subjects only uncommitted transactions wrote"));
+    }
+
+    // shred.check(): nothing but the erased values expected.
+    for r in c.query("SELECT column_name::text, problem, value_count FROM shred.check() WHERE relation = 'tracked_customer'::regclass", &[]).unwrap() {
+        let (col, problem, n): (String, String, i64) = (r.get(0), r.get(1), r.get(2));
+        let want = erased_count.remove(col.as_str()).unwrap_or(0) as i64;
+        if problem != "erased" || n != want {
+            t.problem(format!("shred.check(): {col} | {problem} | {n} (expected {want} erased)"));
+        }
+    }
+    for (col, n) in erased_count.into_iter().filter(|(_, n)| *n > 0) {
+        t.problem(format!("shred.check(): {n} erased values of {col} not reported"));
+    }
+
+    // Every DEK under a root-key version the keyring has, and unwrapping under it.
+    for r in c.query("SELECT version, state FROM shred.root_key_status WHERE dek_count > 0 AND state NOT IN ('current', 'in use')", &[]).unwrap() {
+        t.problem(format!("root-key version {} wraps DEKs and is {}", r.get::<_, i32>(0), r.get::<_, String>(1)));
+    }
+    let r = c
+        .query_one(
+            "SELECT (SELECT sum(dek_count)::bigint FROM shred.root_key_status), count(*),
+                    count(*) FILTER (WHERE subject LIKE 'pg_shred:%' OR shred.pseudonym(subject, 'verify') IS NOT NULL)
+               FROM shred.subject_key",
+            &[],
+        )
+        .expect("unwrap every DEK");
+    let (by_version, deks, unwrapped): (i64, i64, i64) = (r.get(0), r.get(1), r.get(2));
+    if by_version != deks || unwrapped != deks {
+        t.problem(format!("{deks} DEKs: {by_version} under a root-key version, {unwrapped} unwrap"));
+    }
+    fig.deks = deks;
+    fig
+}
+
+// ---------------------------------------------------------------------------------------------
+// A cluster of a test's own (tests/crash.rs kills and restarts its postmaster).
+
+/// Wait until `cond` holds (polled every 20 ms), at most `seconds`.
+pub fn wait_until(what: &str, seconds: u64, mut cond: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !cond() {
+        assert!(start.elapsed().as_secs() < seconds, "timed out after {seconds} s waiting for {what}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// Run `script` in bash after sourcing scripts/lib.sh (of the major in PG_SHRED_PG, with the
+/// pg_config of PG_SHRED_PG_CONFIG), with `args` as $1...; it must succeed.
+pub fn lib_sh(script: &str, args: &[&str]) {
+    let mut cmd = std::process::Command::new("bash");
+    cmd.current_dir(env!("CARGO_MANIFEST_DIR")).arg("-c").arg(format!(". scripts/lib.sh && {script}")).arg("lib.sh").args(args);
+    if let Ok(pg_config) = std::env::var("PG_SHRED_PG_CONFIG") {
+        cmd.env("PG_CONFIG", pg_config);
+    }
+    let out = cmd.output().unwrap_or_else(|e| panic!("bash: {e}"));
+    assert!(
+        out.status.success(),
+        "{script} failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A cluster in `dir` (socket and root key there, data in `dir/data`, log `dir/server.log`)
+/// made and started by scripts/lib.sh's cluster_dir, cluster_init and server_start, so it is
+/// configured like every test cluster (pg_shred preloaded, `dir/root.key` its root key,
+/// version 1). Stopped when dropped.
+pub struct OwnCluster {
+    pub dir: PathBuf,
+    pub port: u16,
+}
+
+impl OwnCluster {
+    pub fn new(dir: PathBuf, port: u16, conf: &[&str]) -> OwnCluster {
+        let (d, p) = (dir.to_string_lossy().into_owned(), port.to_string());
+        let mut args = vec![d.as_str(), p.as_str()];
+        args.extend(conf);
+        lib_sh(r#"cluster_dir "$1" && cluster_init "$PG_BIN" "$1/data" "$1" "$2" "$1/root.key" "${@:3}""#, &args);
+        let c = OwnCluster { dir, port };
+        c.start();
+        c
+    }
+
+    /// Start the server (after a crash: crash recovery first); returns once it accepts
+    /// connections.
+    pub fn start(&self) {
+        lib_sh(r#"server_start "$PG_BIN" "$1/data" "$1/server.log""#, &[&self.dir.to_string_lossy()]);
+    }
+
+    pub fn dsn(&self, db: &str) -> String {
+        format!("host={} port={} user=postgres dbname={db}", self.dir.display(), self.port)
+    }
+
+    pub fn connect(&self, db: &str) -> Client {
+        Client::connect(&self.dsn(db), NoTls).unwrap_or_else(|e| panic!("connect to {db}: {e}"))
+    }
+
+    /// Whether a session can connect and run a statement (the server is up, not recovering).
+    pub fn accepts(&self, db: &str) -> bool {
+        Client::connect(&self.dsn(db), NoTls).and_then(|mut c| c.simple_query("SELECT 1")).is_ok()
+    }
+
+    pub fn postmaster_pid(&self) -> i32 {
+        let pidfile = std::fs::read_to_string(self.dir.join("data/postmaster.pid")).expect("postmaster.pid");
+        pidfile.lines().next().and_then(|l| l.trim().parse().ok()).expect("a pid in postmaster.pid")
+    }
+
+    /// A file in the cluster's directory the server can read (owned by its OS user, mode 0600).
+    pub fn key_file(&self, name: &str, content: &[u8]) -> String {
+        let path = self.dir.join(name);
+        std::fs::write(&path, content).expect("write key file");
+        let meta = std::fs::metadata(self.dir.join("data")).expect("data dir");
+        std::os::unix::fs::chown(&path, Some(meta.uid()), Some(meta.gid())).expect("chown key file");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        path.to_string_lossy().into_owned()
+    }
+}
+
+impl Drop for OwnCluster {
+    fn drop(&mut self) {
+        let d = self.dir.to_string_lossy().into_owned();
+        let _ = std::panic::catch_unwind(|| lib_sh(r#"CLUSTER_DIR=$1; cluster_stop"#, &[&d]));
+    }
+}
+
+/// The processes whose parent is `pid` (a postmaster's: its backends and auxiliary processes).
+pub fn children_of(pid: i32) -> Vec<i32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| {
+            let child: i32 = e.ok()?.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(format!("/proc/{child}/stat")).ok()?;
+            // pid (comm) state ppid ...: comm may hold spaces and parentheses
+            let ppid: i32 = stat[stat.rfind(')')? + 1..].split_whitespace().nth(1)?.parse().ok()?;
+            (ppid == pid).then_some(child)
+        })
+        .collect()
+}
+
+/// Whether process `pid` still runs (a zombie does not).
+pub fn running(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| s.rsplit(')').next().and_then(|r| r.split_whitespace().next()) != Some("Z"))
+        .unwrap_or(false)
+}

@@ -60,9 +60,9 @@ $$;
 -- Its definition, to create it again in the databases of other encodings below.
 SELECT pg_get_functiondef('regress.fails'::regproc) AS fails_function \gset
 
--- Values to open: text, bytes with a zero byte, an integer; and envelopes forged from the text
--- one (key id, format version, prefix changed), as text forms. One subject erased (the first
--- erasure also creates the key of the erasure log's subject digests).
+-- Values to open: text, bytes with a zero byte, an integer; envelopes are forged from them
+-- below. One subject erased (the first erasure also creates the key of the erasure log's
+-- subject digests).
 CREATE TABLE regress.sealed (name text PRIMARY KEY, value shred.sealed);
 INSERT INTO regress.sealed VALUES
     ('text', shred.seal('customer:S3CR3T-1', 'S3CR3T plaintext', 'customer.S3CR3T')),
@@ -70,12 +70,13 @@ INSERT INTO regress.sealed VALUES
     ('integer', shred.seal('customer:S3CR3T-1', 42, 'customer.S3CR3T')),
     ('erased', shred.seal('customer:S3CR3T-0', 'S3CR3T plaintext', 'customer.S3CR3T'));
 SELECT shred.erase('customer:S3CR3T-0');
--- The envelope bytes of the text value with bytes [from, from + length) replaced.
-CREATE FUNCTION regress.forged(prefix text, replacement bytea, "from" int) RETURNS text
+-- The text form, with this prefix, of the envelope of a value above with bytes [from, from +
+-- length) replaced (byte 1: the format version, 2-9: the key id, 10 in format 2: the type).
+CREATE FUNCTION regress.forged(source text, prefix text, replacement bytea, "from" int) RETURNS text
     LANGUAGE sql AS $$
     SELECT prefix || translate(encode(overlay(decode(substr(value::text, 8), 'base64') PLACING replacement FROM "from"),
                                       'base64'), E'\n', '')
-      FROM regress.sealed WHERE name = 'text'
+      FROM regress.sealed WHERE name = source
 $$;
 \x on
 
@@ -112,8 +113,8 @@ SELECT * FROM regress.fails($$SELECT shred.open(value, 'customer.S3CR3T') FROM r
 -- Bytes that are not text (a zero byte) opened as text.
 SELECT * FROM regress.fails($$SELECT shred.open(value, 'customer.S3CR3T') FROM regress.sealed WHERE name = 'bytes'$$);
 -- A key id this key store never held (2^52 + 12345): opened, or asked whether erased.
-SELECT * FROM regress.fails($$SELECT shred.open(regress.forged('shred1:', '\x0010000000003039', 2)::shred.sealed, 'customer.S3CR3T')$$);
-SELECT * FROM regress.fails($$SELECT shred.is_erased(regress.forged('shred1:', '\x0010000000003039', 2)::shred.sealed)$$);
+SELECT * FROM regress.fails($$SELECT shred.open(regress.forged('text', 'shred1:', '\x0010000000003039', 2)::shred.sealed, 'customer.S3CR3T')$$);
+SELECT * FROM regress.fails($$SELECT shred.is_erased(regress.forged('text', 'shred1:', '\x0010000000003039', 2)::shred.sealed)$$);
 -- The key store's row of the value's DEK altered (one ciphertext bit), or cut short.
 SELECT * FROM regress.fails($$
     UPDATE shred.subject_key SET wrapped_dek = set_byte(wrapped_dek, 20, get_byte(wrapped_dek, 20) # 1)
@@ -131,10 +132,10 @@ SELECT * FROM regress.fails($$SELECT 'shred1:S3CR3T'::shred.sealed$$);
 SELECT * FROM regress.fails($$SELECT 'shred1:'::shred.sealed$$);
 SELECT * FROM regress.fails($$SELECT 'shred1:UzNDUjNU'::shred.sealed$$);
 SELECT * FROM regress.fails($$SELECT ('shred1:' || repeat('UzNDUjNU', 11200000))::shred.sealed$$);
-SELECT * FROM regress.fails($$SELECT regress.forged('shred1:', '\x09', 1)::shred.sealed$$);
-SELECT * FROM regress.fails($$SELECT regress.forged('shred1:', '\x0000000000000000', 2)::shred.sealed$$);
-SELECT * FROM regress.fails($$SELECT regress.forged('shred2:', '\x01', 1)::shred.sealed$$);
-SELECT * FROM regress.fails($$SELECT regress.forged('shred2:', '\x02', 1)::shred.sealed$$);
+SELECT * FROM regress.fails($$SELECT regress.forged('text', 'shred1:', '\x09', 1)::shred.sealed$$);
+SELECT * FROM regress.fails($$SELECT regress.forged('text', 'shred1:', '\x0000000000000000', 2)::shred.sealed$$);
+SELECT * FROM regress.fails($$SELECT regress.forged('text', 'shred2:', '\x01', 1)::shred.sealed$$);
+SELECT * FROM regress.fails($$SELECT regress.forged('integer', 'shred2:', '\xff', 10)::shred.sealed$$);
 -- COPY in binary format of one row whose one field holds the bytes "S3CR3T".
 CREATE TABLE regress.copied (value shred.sealed);
 SELECT * FROM regress.fails($q$
@@ -161,13 +162,15 @@ CREATE VIEW app.customer_view AS SELECT id, name FROM app.customer;
 CREATE TABLE app.secured (id int PRIMARY KEY, name text);
 ALTER TABLE app.secured ENABLE ROW LEVEL SECURITY;
 CREATE TABLE app.unkeyed (id int, name text);
+CREATE TABLE app.orphan (id int PRIMARY KEY, customer_id int, name text);
+INSERT INTO app.orphan VALUES (1, NULL, 'S3CR3T name');
 -- Protected: person (subject column customer_id, e-mail searchable), member (an identity).
 CREATE TABLE app.person (id int PRIMARY KEY, customer_id int, name text, email text, country text);
 SELECT shred.protect('app.person', 'customer_id', ARRAY['name', 'email'], searchable => ARRAY['email'],
                      subject_prefix => 'customer:');
-CREATE TABLE app.member (id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY, name text);
-SELECT shred.protect('app.member', 'id', ARRAY['name'], subject_prefix => 'member:');
-INSERT INTO app.member_plain (name) VALUES ('S3CR3T name');
+CREATE TABLE app.member (id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY, name text, born date);
+SELECT shred.protect('app.member', 'id', ARRAY['name', 'born'], subject_prefix => 'member:');
+INSERT INTO app.member_plain (name, born) VALUES ('S3CR3T name', '2000-01-01');
 RESET ROLE;
 
 SELECT * FROM regress.fails($$SELECT shred.protect('app.customer_view', 'id', ARRAY['name'])$$);
@@ -189,10 +192,15 @@ SELECT * FROM regress.fails($$SELECT shred.protect('app.customer', 'id', ARRAY['
 SELECT * FROM regress.fails($$SELECT shred.protect('app.customer', 'id', ARRAY['nick'])$$);
 SELECT * FROM regress.fails($$SELECT shred.protect('app.customer', 'id', ARRAY['code'])$$);
 SELECT * FROM regress.fails($$SELECT shred.protect('app.customer', 'id', ARRAY['email'], searchable => ARRAY['email'])$$);
+-- A row with a value to protect but no subject.
+SELECT * FROM regress.fails($$SELECT shred.protect('app.orphan', 'customer_id', ARRAY['name'], subject_prefix => 'customer:')$$);
 -- unprotect, set_tombstone and refresh_view of what is not protected.
 SELECT * FROM regress.fails($$SELECT shred.unprotect('app.customer')$$);
 SELECT * FROM regress.fails($$SELECT shred.set_tombstone('app.person', 'country', 'S3CR3T')$$);
 SELECT * FROM regress.fails($$SELECT shred.refresh_view('app.customer')$$);
+-- A tombstone that is no value of the column's type: PostgreSQL's own message names it (a
+-- constant the administrator chose, not a value of a data subject).
+SELECT * FROM regress.fails($$SELECT shred.set_tombstone('app.member', 'born', 'S3CR3T')$$);
 
 -------------------------------------------------------------------------------------------------
 -- Protected tables: whose rights

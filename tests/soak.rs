@@ -3,7 +3,12 @@
 //! seal values (text, bigint, jsonb), open them (also inside REPEATABLE READ transactions),
 //! erase subjects (one or several, some erasures rolled back; of half of the subjects, so the
 //! other half's values stay readable to the end) and seal for them again under a new DEK, write a protected table through its `_plain` view (INSERT, UPDATE, DELETE, some
-//! rolled back) and look its rows up through the blind index.
+//! rolled back) and look its rows up through the blind index. Meanwhile, every 20 s, the root
+//! key file becomes a keyring with one version more (replaced atomically: sessions read it at
+//! their next transaction) and, after a grace period longer than any client transaction, a
+//! rotation rewraps every DEK under the new version. Every other client keeps only 32 DEKs
+//! cached, so its opens miss the cache and evict; the others' caches are dropped by every
+//! committed erasure.
 //!
 //! Invariant: every value is tracked with its plaintext and its subject's erasure generation
 //! (the committed erasures of the subject when it was sealed). A value sealed before its
@@ -13,7 +18,8 @@
 //! counted apart) and, at the end, for every value and row ever written, with the erasure log,
 //! `erased_at`, the DEKs of each generation, `shred.check()` and the root-key status
 //! (`common::verify_ledger`). Writes of a subject and its erasures are ordered by the driver (a
-//! lock per subject), so each value's generation is known; reads take no lock.
+//! lock per subject), so each value's generation is known; reads take no lock. (A seal racing
+//! an uncommitted erasure of its subject is tests/isolation's seal_vs_erase.)
 //!
 //! It fails on any discrepancy and on any error but serialization failures and deadlocks
 //! (40001, 40P01), which are retried and counted. It prints a summary: operations by kind,
@@ -261,6 +267,36 @@ fn pick_row(s: &Soak, rng: &mut Rng) -> Option<Arc<std::sync::Mutex<Row>>> {
     (!rows.is_empty()).then(|| rows[rng.below(rows.len())].clone())
 }
 
+/// Every `every` until `until`: a new root-key version in the key file, then a rotation to it.
+fn rotator(s: &Soak, until: Instant, every: Duration) -> (Stats, Option<String>) {
+    let mut st = Stats::default();
+    let path = dir().join("root.key");
+    let first = std::fs::read_to_string(&path).expect("the cluster's root key");
+    let mut ring = vec![first.trim().to_string()];
+    let mut c = connect(DB);
+    let mut next = Instant::now() + every;
+    loop {
+        while Instant::now() < next {
+            if Instant::now() + every / 2 >= until || s.stop.load(Ordering::Relaxed) {
+                return (st, None);
+            }
+            thread::sleep(Duration::from_millis(100));
+        }
+        ring.push(base64::Engine::encode(&base64::engine::general_purpose::STANDARD, random_key()));
+        let text: String = ring.iter().enumerate().map(|(i, k)| format!("{}:{k}\n", i + 1)).collect();
+        std::fs::rename(key_file("root-next", text.as_bytes(), 0o600), &path).expect("replace the key file");
+        // every client transaction begun before the replacement has ended
+        thread::sleep(Duration::from_secs(3));
+        if let Err(e) = retrying(&mut c, &mut st, "rotate", |c| c.batch_execute("CALL shred.rotate_root_key(50)")) {
+            s.stop.store(true, Ordering::Relaxed);
+            return (st, Some(e));
+        }
+        *st.ops.entry("rotate root key").or_default() += 1;
+        s.done.fetch_add(1, Ordering::Relaxed);
+        next = Instant::now() + every;
+    }
+}
+
 /// UPDATE a row's e-mail address (and, once in 2, its name) or, once in 4, DELETE it, through
 /// the view (one in 10 rolled back). A deleted row is updated or deleted again: 0 rows.
 fn change(c: &mut Client, s: &Soak, rng: &mut Rng, st: &mut Stats) -> Result<(), String> {
@@ -368,10 +404,14 @@ fn lookup(c: &mut Client, s: &Soak, rng: &mut Rng, st: &mut Stats) -> Result<(),
     Ok(())
 }
 
-fn client(s: &Soak, seed: u64, until: Instant) -> (Stats, Option<String>) {
+/// A client; every other one keeps only 32 DEKs cached (most opens then miss and evict).
+fn client(s: &Soak, n: u64, seed: u64, until: Instant) -> (Stats, Option<String>) {
     let mut st = Stats::default();
     let mut rng = Rng::new(seed);
     let mut c = connect(DB);
+    if n % 2 == 1 {
+        c.batch_execute("SET shred.key_cache_size = 32").unwrap();
+    }
     while Instant::now() < until && !s.stop.load(Ordering::Relaxed) {
         let r = match rng.below(100) {
             0..=24 => open(&mut c, s, &mut rng, &mut st),
@@ -407,12 +447,14 @@ fn soak() {
 
     let start = Instant::now();
     let until = start + Duration::from_secs(seconds);
-    let handles: Vec<_> = (0..clients)
+    let mut handles: Vec<_> = (0..clients)
         .map(|i| {
             let s = s.clone();
-            thread::spawn(move || client(&s, seed ^ (i + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15), until))
+            thread::spawn(move || client(&s, i, seed ^ (i + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15), until))
         })
         .collect();
+    let r = s.clone();
+    handles.push(thread::spawn(move || rotator(&r, until, Duration::from_secs(20))));
     let mut report = 10;
     while handles.iter().any(|h| !h.is_finished()) {
         thread::sleep(Duration::from_millis(250));
@@ -471,6 +513,13 @@ fn soak() {
             lock(&s.ledger.absent_values).len(),
             lock(&s.ledger.absent_rows).len()
         );
+        let versions: Vec<String> = connect(DB)
+            .query("SELECT version, state, dek_count FROM shred.root_key_status ORDER BY version", &[])
+            .unwrap()
+            .iter()
+            .map(|r| format!("{} {} {}", r.get::<_, i32>(0), r.get::<_, String>(1), r.get::<_, i64>(2)))
+            .collect();
+        println!("  root-key versions:          {} (version, state, DEKs)", versions.join("; "));
         println!("  discrepancies at the end:   {}", end.counts());
         println!("  shred.check():              {}", if end.other == 0 { "clean (only the erased values expected)" } else { "see above" });
     }

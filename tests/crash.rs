@@ -362,9 +362,11 @@ impl Crash<'_> {
         });
         let postmaster = self.cluster.postmaster_pid();
         let server = children_of(postmaster);
-        let target = if kill == Kill::Victim { victim_pid } else { postmaster };
-        // SAFETY: signals a process of this test's own server.
-        assert_eq!(unsafe { libc::kill(target, libc::SIGKILL) }, 0, "kill -9 {target}");
+        match kill {
+            // SAFETY: signals a backend of this test's own server.
+            Kill::Victim => assert_eq!(unsafe { libc::kill(victim_pid, libc::SIGKILL) }, 0, "kill -9 {victim_pid}"),
+            Kill::Postmaster => self.cluster.kill_postmaster(),
+        }
         self.kills += 1;
 
         if let Some(h) = victim_thread {
@@ -380,9 +382,6 @@ impl Crash<'_> {
         // backend's crash); then the server restarts, by itself or, its postmaster killed, by us.
         wait_until("the server's processes to exit", 60, || !server.iter().any(|&p| running(p)));
         if kill == Kill::Postmaster {
-            // until reaped, a killed postmaster's pid still answers kill(pid, 0): pg_ctl would
-            // take it for a running server
-            wait_until("the killed postmaster to be reaped", 60, || !std::path::Path::new(&format!("/proc/{postmaster}")).exists());
             self.cluster.start();
         }
         wait_until("the server to accept connections", 120, || self.cluster.accepts(DB));

@@ -805,7 +805,9 @@ pub fn lib_sh(script: &str, args: &[&str]) {
 /// A cluster in `dir` (socket and root key there, data in `dir/data`, log `dir/server.log`)
 /// made and started by scripts/lib.sh's cluster_dir, cluster_init and server_start, so it is
 /// configured like every test cluster (pg_shred preloaded, `dir/root.key` its root key,
-/// version 1). Stopped when dropped.
+/// version 1). Stopped when dropped. The test process becomes a child subreaper: its postmaster
+/// (which pg_ctl leaves) and, once that is killed, its orphaned processes are its children,
+/// reaped by `kill_postmaster` whatever the system's init does.
 pub struct OwnCluster {
     pub dir: PathBuf,
     pub port: u16,
@@ -813,6 +815,8 @@ pub struct OwnCluster {
 
 impl OwnCluster {
     pub fn new(dir: PathBuf, port: u16, conf: &[&str]) -> OwnCluster {
+        // SAFETY: sets a flag of this process.
+        assert_eq!(unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1) }, 0, "PR_SET_CHILD_SUBREAPER");
         let (d, p) = (dir.to_string_lossy().into_owned(), port.to_string());
         let mut args = vec![d.as_str(), p.as_str()];
         args.extend(conf);
@@ -844,6 +848,24 @@ impl OwnCluster {
     pub fn postmaster_pid(&self) -> i32 {
         let pidfile = std::fs::read_to_string(self.dir.join("data/postmaster.pid")).expect("postmaster.pid");
         pidfile.lines().next().and_then(|l| l.trim().parse().ok()).expect("a pid in postmaster.pid")
+    }
+
+    /// `kill -9` of the postmaster; returns once it and every process it had started are gone
+    /// (reaped: a zombie's pid in postmaster.pid would stop the next start). Not while a
+    /// `std::process::Command` of another thread runs: this reaps any child.
+    pub fn kill_postmaster(&self) {
+        let postmaster = self.postmaster_pid();
+        let server = children_of(postmaster);
+        // SAFETY: signals this cluster's postmaster, then waits for children of this process.
+        unsafe {
+            assert_eq!(libc::kill(postmaster, libc::SIGKILL), 0, "kill -9 {postmaster}");
+            assert_eq!(libc::waitpid(postmaster, std::ptr::null_mut(), 0), postmaster, "reap the postmaster");
+        }
+        wait_until("the killed postmaster's processes to exit", 60, || {
+            // SAFETY: reaps exited children of this process (the orphaned server processes).
+            while unsafe { libc::waitpid(-1, std::ptr::null_mut(), libc::WNOHANG) } > 0 {}
+            !server.iter().any(|&p| running(p))
+        });
     }
 
     /// A file in the cluster's directory the server can read (owned by its OS user, mode 0600).

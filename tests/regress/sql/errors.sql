@@ -1,18 +1,22 @@
 -- Pins down every error pg_shred's SQL surface raises: for each error of src/error.rs that SQL
 -- can reach, and each RAISE of the SQL scripts in force in 0.5.0, one statement that triggers
 -- it, with the SQLSTATE, message, detail and hint it gets. Every input that could be secret (a
--- subject, a plaintext, a context, a key file's or a key command's output, an envelope) carries
--- the marker S3CR3T, and shows_marker says whether message, detail or hint show it: never.
--- (Identifiers, such as table and column names, are named in messages on purpose.)
--- Errors not reachable from SQL on a server that preloads pg_shred, listed so that none is
--- forgotten: the library not in shared_preload_libraries (55000), a concurrent transaction's key
--- store change this one cannot see (40001), the operating system's random number generator
--- failing (XX000), a key store in a state pg_shred never leaves it in and internal errors
--- (XX000), and a typed value that authenticates but does not decode (XX001), which only the DEK
--- could forge.
+-- subject, a plaintext, a context, a value to index, a key file's or a key command's output, an
+-- envelope) carries the marker S3CR3T, and shows_marker says whether message, detail or hint
+-- show it: never, but for one message of PostgreSQL's own about a tombstone. (Identifiers,
+-- such as table and column names, are named in messages on purpose.)
+-- Not reachable from SQL on a server that preloads pg_shred, so not here: the library not in
+-- shared_preload_libraries (55000); a key store change of a concurrent transaction this one
+-- cannot see (40001); the operating system's random number generator failing, a key store in a
+-- state pg_shred never leaves it in, internal errors (XX000); a stored envelope that does not
+-- parse (input refuses it first) and a typed value that authenticates but does not decode
+-- (only the DEK could forge one) (XX001); a protected column of a type protect refuses (the
+-- catalog's constraint refuses it first); pg_shred's view trigger called as a function, and a
+-- changed type of a subject or protected column (PostgreSQL refuses them first).
 -- Runs in databases of its own (pg_shred_regress_errors, and pg_shred_regress_errors_latin1 and
 -- pg_shred_regress_errors_sql_ascii for the encodings), with roles regress_pg_shred_*, all
--- dropped at the end. Changes only its own session's settings (root key sources among them).
+-- dropped at the end. Changes only its own session's settings (root key sources among them),
+-- and writes and removes one file, pg_shred_regress_errors.key, in the data directory.
 SELECT current_database() AS launch_db \gset
 SET client_min_messages = warning;
 DROP DATABASE IF EXISTS pg_shred_regress_errors WITH (FORCE);

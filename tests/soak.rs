@@ -286,7 +286,7 @@ fn rotator(s: &Soak, until: Instant, every: Duration) -> (Stats, Option<String>)
         let text: String = ring.iter().enumerate().map(|(i, k)| format!("{}:{k}\n", i + 1)).collect();
         std::fs::rename(key_file("root-next", text.as_bytes(), 0o600), &path).expect("replace the key file");
         // every client transaction begun before the replacement has ended
-        thread::sleep(Duration::from_secs(3));
+        thread::sleep(Duration::from_secs(5));
         if let Err(e) = retrying(&mut c, &mut st, "rotate", |c| c.batch_execute("CALL shred.rotate_root_key(50)")) {
             s.stop.store(true, Ordering::Relaxed);
             return (st, Some(e));

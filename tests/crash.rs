@@ -42,8 +42,9 @@ const BASE: usize = 1500;
 const RESERVED: usize = 750;
 const CLIENTS: u64 = 3;
 
-/// What a client sees when the server crashes under it: a closed connection, or a
-/// termination (57P01 admin shutdown, 57P02 crash shutdown, 57P03 cannot connect now).
+/// What a client sees when the server crashes under it: a closed connection, or its session
+/// terminated (57P01: the postmaster exited; 57P02: another server process crashed; 57P03: not
+/// accepting connections yet).
 fn crash_error(e: &postgres::Error) -> bool {
     match e.as_db_error() {
         Some(d) => matches!(d.code().code(), "57P01" | "57P02" | "57P03"),
@@ -111,7 +112,7 @@ fn write(c: &mut Client, l: &Ledger, rng: &mut Rng, load: &mut Load) -> Result<(
             let key_id: i64 = t.query_one(seal_sql(v.kind), &[&v.id, &l.name(v.subject), &v.kind.to_string(), &v.plain])?.get(0);
             sealed.push((key_id, v.clone()));
         }
-        t.execute(INSERT_ROW, &[&id, &(owner as i32), &row.name.0, &row.email.0, &row.country])?;
+        t.execute(INSERT_TRACKED_ROW, &[&id, &(owner as i32), &row.name.0, &row.email.0, &row.country])?;
         Ok(())
     };
     let worked = work();
@@ -162,8 +163,6 @@ fn commit_row(l: &Ledger, mut row: Row) {
     }
     l.add_row(row);
 }
-
-const INSERT_ROW: &str = "INSERT INTO tracked_customer_plain (id, owner, name, email, country) VALUES ($1, $2, $3, $4, $5)";
 
 /// One transaction erasing a subject with a DEK whose key id is known, held open a few
 /// milliseconds before COMMIT.
@@ -500,7 +499,7 @@ fn crash_recovery() {
             exists: true,
             old_emails: Vec::new(),
         };
-        tx.execute(INSERT_ROW, &[&r.id, &(r.owner as i32), &r.name.0, &r.email.0, &r.country]).unwrap();
+        tx.execute(INSERT_TRACKED_ROW, &[&r.id, &(r.owner as i32), &r.name.0, &r.email.0, &r.country]).unwrap();
         commit_row(&ledger, r);
     }
     tx.commit().unwrap();

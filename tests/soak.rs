@@ -2,8 +2,9 @@
 //! PG_SHRED_SOAK_CLIENTS clients (default 4) at once, for PG_SHRED_SOAK_SECONDS (default 60),
 //! seal values (text, bigint, jsonb), open them (also inside REPEATABLE READ transactions),
 //! erase subjects (one or several, some erasures rolled back; of half of the subjects, so the
-//! other half's values stay readable to the end) and seal for them again under a new DEK, write a protected table through its `_plain` view (INSERT, UPDATE, DELETE, some
-//! rolled back) and look its rows up through the blind index. Meanwhile, every 20 s, the root
+//! other half's values stay readable to the end) and seal for them again under a new DEK,
+//! write a protected table through its `_plain` view (INSERT, UPDATE, DELETE, some rolled
+//! back) and look its rows up through the blind index. Meanwhile, every 20 s, the root
 //! key file becomes a keyring with one version more (replaced atomically: sessions read it at
 //! their next transaction) and, after a grace period longer than any client transaction, a
 //! rotation rewraps every DEK under the new version. Every other client keeps only 32 DEKs
@@ -237,10 +238,7 @@ fn insert(c: &mut Client, s: &Soak, rng: &mut Rng, st: &mut Stats) -> Result<(),
     let rollback = rng.one_in(10);
     let n = retrying(c, st, "insert", |c| {
         let mut t = c.transaction()?;
-        let n = t.execute(
-            "INSERT INTO tracked_customer_plain (id, owner, name, email, country) VALUES ($1, $2, $3, $4, $5)",
-            &[&id, &(owner as i32), &r.name.0, &r.email.0, &r.country],
-        )?;
+        let n = t.execute(INSERT_TRACKED_ROW, &[&id, &(owner as i32), &r.name.0, &r.email.0, &r.country])?;
         if rollback { t.rollback()? } else { t.commit()? }
         Ok(n)
     })?;

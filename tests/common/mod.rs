@@ -263,6 +263,9 @@ pub fn seal_sql(kind: char) -> &'static str {
     }
 }
 
+/// Inserting a tracked row through the view: $1 id, $2 owner, $3 name, $4 e-mail, $5 country.
+pub const INSERT_TRACKED_ROW: &str = "INSERT INTO tracked_customer_plain (id, owner, name, email, country) VALUES ($1, $2, $3, $4, $5)";
+
 /// The columns that open a tracked value as text whatever its kind, with whether it is erased
 /// and its key id.
 pub const OPEN_TRACKED: &str = "id, CASE kind WHEN 'b' THEN shred.open_bigint(v, 'tracked.value')::text

@@ -1,15 +1,15 @@
 //! A verifying soak, run by `scripts/soak [seconds] [clients]` against a server of its own:
 //! PG_SHRED_SOAK_CLIENTS clients (default 4) at once, for PG_SHRED_SOAK_SECONDS (default 60),
 //! seal values (text, bigint, jsonb), open them (also inside REPEATABLE READ transactions),
-//! erase subjects (one or several, some erasures rolled back; of half of the subjects, so the
-//! other half's values stay readable to the end) and seal for them again under a new DEK,
-//! write a protected table through its `_plain` view (INSERT, UPDATE, DELETE, some rolled
-//! back) and look its rows up through the blind index. Meanwhile, every 20 s, the root
-//! key file becomes a keyring with one version more (replaced atomically: sessions read it at
-//! their next transaction) and, after a grace period longer than any client transaction, a
-//! rotation rewraps every DEK under the new version. Every other client keeps only 32 DEKs
-//! cached, so its opens miss the cache and evict; the others' caches are dropped by every
-//! committed erasure.
+//! erase subjects (one or several, some in REPEATABLE READ, some rolled back; of half of the
+//! subjects, so the other half's values stay readable to the end) and seal for them again
+//! under a new DEK, write a protected table through its `_plain` view (INSERT, UPDATE, DELETE,
+//! some rolled back) and look its rows up through the blind index. Meanwhile, every 20 s, the
+//! root key file becomes a keyring with one version more (replaced atomically: sessions read
+//! it at their next transaction) and, after a grace period longer than any client
+//! transaction, a rotation rewraps every DEK under the new version. Every other client keeps
+//! only 32 DEKs cached, so its opens miss the cache and evict; the others' caches are dropped
+//! by every committed erasure.
 //!
 //! Invariant: every value is tracked with its plaintext and its subject's erasure generation
 //! (the committed erasures of the subject when it was sealed). A value sealed before its
@@ -159,9 +159,10 @@ fn open(c: &mut Client, s: &Soak, rng: &mut Rng, st: &mut Stats) -> Result<(), S
     Ok(())
 }
 
-/// Erase one subject or, once in 5, two or three with one call (one erasure in 8 rolled back);
-/// erase must report exactly the DEKs the subjects had. Then seal for the first again: a new
-/// DEK.
+/// Erase one subject (once in 4 in REPEATABLE READ, where a rotation's concurrent rewrap of
+/// its DEK is a serialization failure) or, once in 5, two or three with one call (one erasure
+/// in 8 rolled back); erase must report exactly the DEKs the subjects had. Then seal for the
+/// first again: a new DEK.
 fn erase(c: &mut Client, s: &Soak, rng: &mut Rng, st: &mut Stats) -> Result<(), String> {
     let l = &s.ledger;
     // of the first half of the subjects: the other half's values stay readable to the end
@@ -169,6 +170,8 @@ fn erase(c: &mut Client, s: &Soak, rng: &mut Rng, st: &mut Stats) -> Result<(), 
     subjects.sort_unstable();
     subjects.dedup();
     let commit = !rng.one_in(8);
+    // once in 4, a committed erasure of one subject runs in REPEATABLE READ
+    let repeatable = commit && subjects.len() == 1 && rng.one_in(4);
     {
         // in index order: no two erasures wait for each other
         let _w: Vec<_> = subjects.iter().map(|&i| l.subjects[i].writes.write().unwrap()).collect();
@@ -178,7 +181,8 @@ fn erase(c: &mut Client, s: &Soak, rng: &mut Rng, st: &mut Stats) -> Result<(), 
             subjects.iter().for_each(|&i| l.erasure_begins(i));
         }
         let result = retrying(c, st, "erase", |c| {
-            let mut t = c.transaction()?;
+            let level = if repeatable { IsolationLevel::RepeatableRead } else { IsolationLevel::ReadCommitted };
+            let mut t = c.build_transaction().isolation_level(level).start()?;
             let n = if names.len() == 1 {
                 t.query_one("SELECT shred.erase($1)", &[&names[0]])?.get::<_, bool>(0) as i64
             } else {
@@ -206,10 +210,11 @@ fn erase(c: &mut Client, s: &Soak, rng: &mut Rng, st: &mut Stats) -> Result<(), 
             }
         }
     }
-    *st.ops.entry(match (commit, subjects.len()) {
-        (false, _) => "erase (rolled back)",
-        (true, 1) => "erase",
-        (true, _) => "erase (several subjects)",
+    *st.ops.entry(match (commit, subjects.len(), repeatable) {
+        (false, _, _) => "erase (rolled back)",
+        (true, 1, false) => "erase",
+        (true, 1, true) => "erase (repeatable read)",
+        (true, _, _) => "erase (several subjects)",
     })
     .or_default() += 1;
     seal(c, s, rng, st, subjects[0], "seal after erase")

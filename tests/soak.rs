@@ -22,6 +22,9 @@
 //! lock per subject), so each value's generation is known; reads take no lock. (A seal racing
 //! an uncommitted erasure of its subject is tests/isolation's seal_vs_erase.)
 //!
+//! PG_SHRED_SOAK_SUBJECTS (default 48 a client) sets how many subjects they share: fewer make
+//! erasures meet reads and writes of their subject more often.
+//!
 //! It fails on any discrepancy and on any error but serialization failures and deadlocks
 //! (40001, 40P01), which are retried and counted. It prints a summary: operations by kind,
 //! operations per second, values verified, and the discrepancies by kind.
@@ -444,8 +447,9 @@ fn soak() {
     let mut admin = fresh_db(DB);
     let server: String = admin.query_one("SHOW server_version", &[]).unwrap().get(0);
     println!("pg_shred soak: {seconds} s, {clients} clients, PostgreSQL {server}, seed {seed} (PG_SHRED_SOAK_SEED)");
-    // 48 subjects a client: erasures and writes of one subject meet often enough
-    let s = Arc::new(Soak { ledger: Ledger::new("soak:", 48 * clients as usize), stop: AtomicBool::new(false), done: AtomicU64::new(0) });
+    // 48 subjects a client by default: erasures and writes of one subject meet often enough
+    let subjects = setting("PG_SHRED_SOAK_SUBJECTS", 48 * clients).max(2) as usize;
+    let s = Arc::new(Soak { ledger: Ledger::new("soak:", subjects), stop: AtomicBool::new(false), done: AtomicU64::new(0) });
     s.ledger.create_tables(&mut admin);
 
     let start = Instant::now();
@@ -488,7 +492,7 @@ fn soak() {
 
     let total: u64 = all.ops.values().sum();
     println!("pg_shred soak summary");
-    println!("  operations:                 {total} in {elapsed:.0} s ({:.1}/s), {clients} clients", total as f64 / elapsed);
+    println!("  operations:                 {total} in {elapsed:.0} s ({:.1}/s), {clients} clients, {subjects} subjects", total as f64 / elapsed);
     for (k, n) in &all.ops {
         println!("    {k:<26}{n:>9}");
     }

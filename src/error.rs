@@ -38,6 +38,15 @@ pub enum ShredError {
     VersionRetired(i32),
     /// The operation is refused in the current state; the string says why.
     NotReady(String),
+    /// A named object (a root-key version, a protected table) does not exist; the string says
+    /// which.
+    NotFound(String),
+    /// A relation named by OID does not exist.
+    NoSuchRelation,
+    /// A trigger function called outside the trigger it was made for; the string says how.
+    TriggerProtocol(&'static str),
+    /// The keyring's newest root-key version (first) is older than a registered one (second).
+    KeyringBehind(i32, i32),
     /// The library was not loaded through `shared_preload_libraries`.
     NotPreloaded,
     /// An argument has a value the function does not accept; the string says which.
@@ -195,6 +204,18 @@ impl ShredError {
             ShredError::NotReady(why) => ErrorReport::new(
                 ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
                 format!("pg_shred: {why}"),
+                fname,
+            ),
+            ShredError::NotFound(what) => ErrorReport::new(ERRCODE_UNDEFINED_OBJECT, format!("pg_shred: {what}"), fname),
+            ShredError::NoSuchRelation => {
+                ErrorReport::new(ERRCODE_UNDEFINED_TABLE, "pg_shred: the relation does not exist", fname)
+            }
+            ShredError::TriggerProtocol(why) => {
+                ErrorReport::new(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED, format!("pg_shred: {why}"), fname)
+            }
+            ShredError::KeyringBehind(newest, registered) => ErrorReport::new(
+                ERRCODE_CONFIG_FILE_ERROR,
+                format!("pg_shred: the keyring's newest root-key version {newest} is older than registered version {registered}; add a version numbered above {registered}"),
                 fname,
             ),
             ShredError::NotText => ErrorReport::new(

@@ -21,6 +21,11 @@ pub static ROOT_KEY_COMMAND_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(30
 /// 16,384 kept expanded; see `keys::cache`).
 pub static KEY_CACHE_SIZE: GucSetting<i32> = GucSetting::<i32>::new(131_072);
 
+/// `shred.key_cache_memory`: kilobytes (set with any memory unit) the DEK cache of each backend may take, counted with
+/// upper bounds per entry (see `keys::cache`: 256 bytes plus the subject per cached DEK, 1.5 KiB
+/// more per DEK kept expanded). Superuser-only.
+pub static KEY_CACHE_MEMORY: GucSetting<i32> = GucSetting::<i32>::new(64 * 1024);
+
 /// `shred.allow_drop_with_keys`: confirm a DROP EXTENSION pg_shred (or DROP SCHEMA shred) that
 /// destroys the key store while DEKs exist, i.e. erases every data subject. Superuser-only.
 pub static ALLOW_DROP_WITH_KEYS: GucSetting<bool> = GucSetting::<bool>::new(false);
@@ -37,13 +42,24 @@ pub fn init() {
     GucRegistry::define_int_guc(
         c"shred.key_cache_size",
         c"Number of unwrapped DEKs each backend keeps in memory (0 disables the cache).",
-        c"Each DEK takes about 200 bytes, and the last 16,384 expanded are also kept expanded (about 1.1 KiB each). Entries are zeroized when evicted, and all are dropped when any erasure commits.",
+        c"Each DEK takes about 200 bytes, and the last 16,384 expanded are also kept expanded (about 1.1 KiB each), within shred.key_cache_memory. Entries are zeroized when evicted, and all are dropped when any erasure commits.",
         &KEY_CACHE_SIZE,
         0,
         10_000_000,
         // Superuser-only: up to 10,000,000 DEKs of about 200 bytes each per backend.
         GucContext::Suset,
         GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"shred.key_cache_memory",
+        c"Memory each backend's DEK cache may take.",
+        c"Counted per entry with upper bounds (256 bytes plus the subject per cached DEK, 1.5 KiB more per DEK kept expanded); the oldest entries are evicted to stay within it.",
+        &KEY_CACHE_MEMORY,
+        1024,
+        64 * 1024 * 1024,
+        // Superuser-only, like shred.key_cache_size: it sizes backend memory.
+        GucContext::Suset,
+        GucFlags::UNIT_KB,
     );
     GucRegistry::define_int_guc(
         c"shred.root_key_command_timeout",
@@ -160,4 +176,9 @@ pub fn root_key_file() -> Option<String> {
 /// The configured DEK cache size, in entries.
 pub fn key_cache_size() -> usize {
     KEY_CACHE_SIZE.get().max(0) as usize
+}
+
+/// The configured DEK cache memory, in bytes.
+pub fn key_cache_memory_bytes() -> usize {
+    KEY_CACHE_MEMORY.get().max(1024) as usize * 1024
 }

@@ -989,15 +989,7 @@ fn cached_dek_memory_is_bounded() {
     let mut a = connect("it_cache_mem");
     a.batch_execute("SET shred.key_cache_size = 100000").unwrap();
     let pid: i32 = a.query_one("SELECT pg_backend_pid()", &[]).unwrap().get(0);
-    let rss_anon_kib = || -> i64 {
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("backend status");
-        status
-            .lines()
-            .find(|l| l.starts_with("RssAnon:"))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
-            .expect("RssAnon")
-    };
+    let rss_anon_kib = || rss_anon_kib(pid);
     a.query_one(&format!("SELECT count(shred.open(v)) FROM t WHERE g <= {WARM}"), &[]).unwrap();
     let before = rss_anon_kib();
     let n: i64 = a.query_one(&format!("SELECT count(shred.open(v)) FROM t WHERE g > {WARM}"), &[]).unwrap().get(0);
@@ -1007,6 +999,112 @@ fn cached_dek_memory_is_bounded() {
     assert_eq!(entries, WARM + MORE);
     let per_entry = (after - before) * 1024 / MORE;
     assert!(per_entry <= 256, "{per_entry} bytes of resident memory per cached DEK");
+}
+
+/// Issue finding: `shred.key_cache_memory` bounds what the DEK cache really takes. With 8 MB,
+/// opening the values of 60,000 subjects (more than fit, in three statements, so each fills
+/// the cache anew) grows the backend's private memory (RssAnon) by at most 8 MiB, and the cache
+/// holds fewer DEKs than its entry limit would allow.
+#[test]
+fn key_cache_memory_bounds_resident_memory() {
+    const N: i64 = 60_000;
+    let mut setup = fresh_db("it_cache_budget");
+    setup
+        .batch_execute(&format!(
+            "SELECT shred.create_keys(ARRAY(SELECT 'b:' || g FROM generate_series(1, {N}) g));
+             CREATE TABLE t AS SELECT g, shred.seal('b:' || g, 'x') AS v FROM generate_series(1, {N}) g"
+        ))
+        .unwrap();
+    let mut a = connect("it_cache_budget");
+    a.batch_execute("SET shred.key_cache_size = 1000000; SET shred.key_cache_memory = '8MB'").unwrap();
+    let pid: i32 = a.query_one("SELECT pg_backend_pid()", &[]).unwrap().get(0);
+    // plans and catalog caches first
+    a.query_one("SELECT count(shred.open(v)) FROM t WHERE g <= 100", &[]).unwrap();
+    let before = rss_anon_kib(pid);
+    for part in 0..3 {
+        let n: i64 = a
+            .query_one(&format!("SELECT count(shred.open(v)) FROM t WHERE g % 3 = {part}"), &[])
+            .unwrap()
+            .get(0);
+        assert_eq!(n, N / 3);
+    }
+    let grown = rss_anon_kib(pid) - before;
+    let entries: i64 = a.query_one("SELECT shred.key_cache_entries()", &[]).unwrap().get(0);
+    assert!(grown <= 8 * 1024, "the cache grew the backend by {grown} KiB with shred.key_cache_memory = 8MB");
+    assert!(entries > 1_000 && entries < 8 * 1024 * 1024 / 256, "{entries} DEKs cached in 8 MB");
+}
+
+/// The backend's private resident memory (RssAnon) in KiB.
+fn rss_anon_kib(pid: i32) -> i64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("backend status");
+    status
+        .lines()
+        .find(|l| l.starts_with("RssAnon:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .expect("RssAnon")
+}
+
+/// Issue finding: `shred.erase(text[])` of a large array is bounded in memory. It deletes in
+/// slices of 10,000 subjects, one statement each (counted by pg_stat_statements), each slice
+/// probing the subject index per subject, so a key store fresh from a bulk load (no statistics
+/// yet) is not scanned once per slice. The backend's private memory (RssAnon, sampled while the
+/// call runs) grows by less than 48 MiB at its peak and keeps less than 16 MiB afterwards; one
+/// statement over the whole array peaked at about 0.37 KiB per subject, over 70 MiB here.
+#[test]
+fn erasing_a_large_array_is_sliced_and_bounded_in_memory() {
+    const N: i64 = 200_000;
+    let mut setup = fresh_db("it_erase_many_mem");
+    setup
+        .batch_execute(&format!(
+            "CREATE EXTENSION pg_stat_statements;
+             SELECT shred.create_keys(ARRAY(SELECT 'big:' || g FROM generate_series(1, {N}) g))"
+        ))
+        .unwrap();
+    let kept = seal(&mut setup, "other", "stays", "");
+    let gone = seal(&mut setup, "big:7", "goes", "");
+    let mut a = connect("it_erase_many_mem");
+    let pid: i32 = a.query_one("SELECT pg_backend_pid()", &[]).unwrap().get(0);
+    a.query_one("SELECT shred.erase(ARRAY['warm:up'])", &[]).unwrap();
+    let before = rss_anon_kib(pid);
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let mut peak = 0;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                peak = peak.max(rss_anon_kib(pid));
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            peak
+        })
+    };
+    let erased: i64 = a
+        .query_one(&format!("SELECT shred.erase(ARRAY(SELECT 'big:' || g FROM generate_series(1, {N}) g))"), &[])
+        .unwrap()
+        .get(0);
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let peak = sampler.join().unwrap().max(rss_anon_kib(pid));
+    let after = rss_anon_kib(pid);
+    assert_eq!(erased, N);
+    assert!(peak - before < 48 * 1024, "erasing {N} subjects took {} KiB at its peak", peak - before);
+    assert!(after - before < 16 * 1024, "erasing {N} subjects kept {} KiB", after - before);
+    let (calls, rows): (i64, i64) = a
+        .query_one(
+            "SELECT sum(calls)::bigint, sum(rows)::bigint FROM pg_stat_statements
+              WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+                AND query LIKE 'DELETE FROM shred.subject_key%unnest%'",
+            &[],
+        )
+        .map(|r| (r.get(0), r.get(1)))
+        .unwrap();
+    // one DELETE per slice of 10,000 subjects, and the warm-up's
+    assert_eq!((calls, rows), ((N + 9_999) / 10_000 + 1, N), "one DELETE per slice of 10,000 subjects");
+    let left: i64 = a.query_one("SELECT count(*) FROM shred.subject_key WHERE subject LIKE 'big:%'", &[]).unwrap().get(0);
+    let logged: i64 = a.query_one("SELECT count(*) FROM shred.erasure_log", &[]).unwrap().get(0);
+    assert_eq!((left, logged), (0, N));
+    assert_eq!(open(&mut a, &gone, ""), None);
+    assert_eq!(open(&mut a, &kept, "").as_deref(), Some("stays"));
 }
 
 /// Stops a server started by a test, even when the test fails.

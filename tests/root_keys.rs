@@ -98,7 +98,7 @@ fn rotation_and_retirement() {
     let e = c.query_one("SELECT shred.retire_root_key(1)", &[]);
     assert_eq!(message(e), "pg_shred: root-key version 1 still wraps 50 DEKs; CALL shred.rotate_root_key() first");
     assert_eq!(sqlstate(c.query_one("SELECT shred.retire_root_key(2)", &[])), "55000");
-    assert_eq!(sqlstate(c.query_one("SELECT shred.retire_root_key(7)", &[])), "55000");
+    assert_eq!(sqlstate(c.query_one("SELECT shred.retire_root_key(7)", &[])), "42704", "version 7 is not registered");
 
     let before: Vec<(i64, Vec<u8>)> = c
         .query("SELECT key_id, wrapped_dek FROM shred.subject_key WHERE root_key_version = 1 ORDER BY key_id", &[])
@@ -209,7 +209,7 @@ fn rotation_in_a_transaction_block_is_atomic() {
     assert_eq!(status(&mut c), vec![(1, "unused".into(), 0), (2, "current".into(), 30)]);
     c.batch_execute("ROLLBACK").unwrap();
     assert_eq!(status(&mut c), vec![(1, "in use".into(), 30), (2, "current".into(), 0)]);
-    assert_eq!(sqlstate(c.batch_execute("CALL shred.rotate_root_key(0)")), "55000");
+    assert_eq!(sqlstate(c.batch_execute("CALL shred.rotate_root_key(0)")), "22023");
     for env in &envs {
         assert_eq!(open(&mut c, env).unwrap().as_deref(), Some("v"));
     }

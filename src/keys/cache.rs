@@ -6,6 +6,10 @@
 //!   `shred.key_cache_size` of them. The [`HOT`] most recently expanded ones are also kept
 //!   ready to use ([`DataKey`]: AES key schedule and GHASH key, about 1.1 KiB each), so a
 //!   working set of up to [`HOT`] subjects pays no key expansion (about 0.1–0.2 µs) per use.
+//! - A memory bound: the cache counts [`ENTRY_COST`] plus the subject's length for each
+//!   compact entry and [`HOT_COST`] for each expanded one, upper bounds of what they take, and
+//!   never lets the count exceed `shred.key_cache_memory`: it evicts the oldest entries first,
+//!   and an expanded DEK that does not fit is used without being kept.
 //!   Both tiers evict first in, first out; the hot tier never holds a DEK the compact tier
 //!   does not. Once the hot tier is full, one expansion in [`ADMIT_WHEN_FULL`] replaces its
 //!   oldest entry; the others are used and dropped.
@@ -41,6 +45,16 @@ use crate::gucs;
 /// Expanded DEKs kept ready to use, at the most (about 1.1 KiB each: 18 MiB when full).
 pub const HOT: usize = 16_384;
 
+/// Bytes counted for a compact entry besides its subject's bytes: an upper bound of its
+/// 32-byte slot, the subject's allocation header, both maps' entries (with their spare
+/// capacity) and its place in the eviction queue. About 170 bytes are used (RssAnon per entry
+/// with short subjects, `cached_dek_memory_is_bounded`).
+pub const ENTRY_COST: usize = 256;
+
+/// Bytes counted for an expanded DEK: an upper bound of its slot (the DEK, the AES-256 key
+/// schedule and the GHASH key, about 1.1 KiB), its reference count and its map entries.
+pub const HOT_COST: usize = 1_536;
+
 /// A cached DEK at rest.
 struct Entry {
     dek: DekBytes,
@@ -64,6 +78,8 @@ struct Cache {
     admitted: usize,
     /// DEKs refused to scans (see [`ADMIT_WHEN_FULL`]).
     refused: u64,
+    /// Bytes counted for the entries of both tiers ([`ENTRY_COST`], [`HOT_COST`]).
+    bytes: usize,
     /// Expansions not kept because the hot tier was full.
     hot_refused: u64,
 }
@@ -75,9 +91,21 @@ const ADMIT_WHEN_FULL: u64 = 8;
 impl Cache {
     fn remove(&mut self, key_id: i64) {
         if let Some(e) = self.by_id.remove(&key_id) {
+            self.bytes -= ENTRY_COST + e.subject.len();
             self.by_subject.remove(&e.subject);
         }
-        self.hot.remove(&key_id);
+        if self.hot.remove(&key_id).is_some() {
+            self.bytes -= HOT_COST;
+        }
+    }
+
+    /// Evict the oldest entries (first in, first out) until `entries` more fit within `capacity`
+    /// and `bytes` more within `budget`.
+    fn make_room(&mut self, capacity: usize, budget: usize, entries: usize, bytes: usize) {
+        while self.by_id.len() + entries > capacity || self.bytes + bytes > budget {
+            let Some(victim) = self.order.pop_front() else { break };
+            self.remove(victim);
+        }
     }
 
     fn clear(&mut self) {
@@ -105,12 +133,20 @@ impl Cache {
     }
 
     fn make_hot(&mut self, key_id: i64, dek: Rc<DataKey>) {
-        while self.hot.len() >= HOT {
+        let budget = memory_budget();
+        while self.hot.len() >= HOT || self.bytes + HOT_COST > budget {
             let Some(victim) = self.hot_order.pop_front() else { break };
-            self.hot.remove(&victim);
+            if self.hot.remove(&victim).is_some() {
+                self.bytes -= HOT_COST;
+            }
+        }
+        // Nothing left to give up: the DEK is used without being kept expanded.
+        if self.bytes + HOT_COST > budget {
+            return;
         }
         if self.hot.insert(key_id, dek).is_none() {
             self.hot_order.push_back(key_id);
+            self.bytes += HOT_COST;
         }
         // Ids evicted or invalidated meanwhile stay in `hot_order` until they come up (and
         // are skipped then); compacted once it holds far more ids than the tier.
@@ -211,16 +247,14 @@ pub fn generation() -> u64 {
 }
 
 /// False (after dropping every entry) when `shred.key_cache_size` is 0.
-/// Also trims the cache to a `shred.key_cache_size` lowered since it filled.
+/// Also trims the cache to a `shred.key_cache_size` or `shred.key_cache_memory` lowered since
+/// it filled.
 fn enabled() -> bool {
     let capacity = capacity();
     if capacity > 0 {
         CACHE.with(|c| {
             if let Ok(mut cache) = c.try_borrow_mut() {
-                while cache.by_id.len() > capacity {
-                    let Some(victim) = cache.order.pop_front() else { break };
-                    cache.remove(victim);
-                }
+                cache.make_room(capacity, memory_budget(), 0, 0);
             }
         });
         return true;
@@ -273,6 +307,11 @@ pub fn len() -> usize {
     CACHE.with(|c| c.borrow().by_id.len())
 }
 
+/// Bytes the cache counts for its entries (at most `shred.key_cache_memory`).
+pub fn counted_bytes() -> usize {
+    CACHE.with(|c| c.borrow().bytes)
+}
+
 fn key_table_oid() -> pg_sys::Oid {
     // SAFETY: catalog lookups inside a transaction; both return InvalidOid when missing.
     unsafe {
@@ -306,9 +345,14 @@ pub fn capacity() -> usize {
     gucs::key_cache_size()
 }
 
+/// `shred.key_cache_memory` in bytes: what the entries of both tiers may count at the most.
+fn memory_budget() -> usize {
+    gucs::key_cache_memory_bytes()
+}
+
 fn insert_as(key_id: i64, subject: &[u8], dek: Rc<DataKey>, seen: u64, wanted: bool) {
-    let capacity = capacity();
-    if capacity == 0 || generation() != seen {
+    let (capacity, budget, cost) = (capacity(), memory_budget(), ENTRY_COST + subject.len());
+    if capacity == 0 || cost > budget || generation() != seen {
         return;
     }
     if KEY_TABLE.with(|k| k.get()) == pg_sys::InvalidOid {
@@ -335,18 +379,18 @@ fn insert_as(key_id: i64, subject: &[u8], dek: Rc<DataKey>, seen: u64, wanted: b
             cache.statement = statement;
             cache.admitted = 0;
         }
-        if cache.admitted >= capacity && !wanted {
+        // Full by count, or by memory with as many entries admitted as the cache holds.
+        let full = cache.admitted >= capacity || (cache.bytes + cost > budget && cache.admitted >= cache.by_id.len());
+        if full && !wanted {
             cache.refused += 1;
             if cache.refused % ADMIT_WHEN_FULL != 0 {
                 return;
             }
         }
         cache.admitted += 1;
-        while cache.by_id.len() >= capacity {
-            let Some(victim) = cache.order.pop_front() else { break };
-            cache.remove(victim);
-        }
+        cache.make_room(capacity, budget, 1, cost);
         let subject: Rc<[u8]> = Rc::from(subject);
+        cache.bytes += cost;
         cache.order.push_back(key_id);
         cache.by_subject.insert(subject.clone(), key_id);
         cache.by_id.insert(key_id, Entry { dek: dek.compact(), subject });

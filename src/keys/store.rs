@@ -108,8 +108,16 @@ static DELETE_KEY: Plan = Plan::new(
     &[pg_sys::TEXTOID],
 );
 
+/// The DEKs of a slice of subjects: one index probe per subject (a scalar subquery, which the
+/// planner cannot turn into a join), then the deletion by key id. `subject = ANY ($1)` could
+/// be planned as a sequential scan testing every row against every subject of the slice (stale
+/// statistics after a bulk load), a cost that grows with the key store, not with the slice.
 static DELETE_KEYS: Plan = Plan::new(
-    c"DELETE FROM shred.subject_key WHERE subject OPERATOR(pg_catalog.=) ANY ($1) RETURNING key_id, subject",
+    c"DELETE FROM shred.subject_key
+       WHERE key_id OPERATOR(pg_catalog.=) ANY (ARRAY(
+             SELECT (SELECT k.key_id FROM shred.subject_key k WHERE k.subject OPERATOR(pg_catalog.=) s.subject)
+               FROM pg_catalog.unnest($1::pg_catalog.text[]) s (subject)))
+      RETURNING key_id, subject",
     &[pg_sys::TEXTARRAYOID],
 );
 
@@ -118,8 +126,12 @@ static LAST_ERASURE: Plan = Plan::new(
     &[pg_sys::BYTEAOID],
 );
 
+/// Whether a subject of the slice still has a DEK: one index probe per subject, as
+/// [`DELETE_KEYS`].
 static ANY_KEY_LEFT: Plan = Plan::new(
-    c"SELECT 1 FROM shred.subject_key WHERE subject OPERATOR(pg_catalog.=) ANY ($1) LIMIT 1",
+    c"SELECT 1 FROM pg_catalog.unnest($1::pg_catalog.text[]) s (subject)
+       WHERE (SELECT true FROM shred.subject_key k WHERE k.subject OPERATOR(pg_catalog.=) s.subject)
+      LIMIT 1",
     &[pg_sys::TEXTARRAYOID],
 );
 
@@ -481,9 +493,7 @@ fn register_version(version: i32) -> Result<(), ShredError> {
             _ => {}
         }
         if *v > version {
-            return Err(ShredError::NotReady(format!(
-                "the keyring's newest root-key version {version} is older than registered version {v}; add a version numbered above {v}"
-            )));
+            return Err(ShredError::KeyringBehind(version, *v));
         }
     }
     let (salt, key_check) = root::new_version_material(version)?;
@@ -810,25 +820,46 @@ pub fn replay_erasures(key_ids: pg_sys::Datum) -> Result<i64, ShredError> {
     Ok(erased.len() as i64)
 }
 
-/// Delete the DEKs of every subject in `subjects` (a `text[]` datum of `count` elements, none
-/// NULL) in one statement, and forget their blind-index terms. Returns how many were deleted.
-pub fn erase_many(subjects: pg_sys::Datum, count: i64) -> Result<i64, ShredError> {
+/// Subjects [`erase_many`] deletes with one statement at the most.
+pub const ERASE_SLICE: usize = 10_000;
+
+/// Delete the DEKs of every subject in `subjects`, in the caller's transaction, and queue their
+/// erasure records and the deletion of their blind-index terms (as [`erase`]). Returns how many
+/// DEKs were deleted.
+///
+/// Memory: `subjects` is taken [`ERASE_SLICE`] at a time, each slice deleted with one statement
+/// whose rows, parameters and bookkeeping are freed before the next slice starts; the queued
+/// records are written every [`super::deferred::BATCH`]. A million subjects thus take about
+/// what ten thousand take, besides the caller's array. An ERROR in any slice (a bad subject
+/// further on, a cancel) rolls back every slice with the caller's (sub)transaction: nothing is
+/// erased half-way.
+pub fn erase_many<'a>(subjects: impl Iterator<Item = Subject<'a>>) -> Result<i64, ShredError> {
+    let mut subjects = subjects.peekable();
+    let mut deleted = 0;
+    while subjects.peek().is_some() {
+        let slice: Vec<Subject<'a>> = subjects.by_ref().take(ERASE_SLICE).collect();
+        deleted += erase_slice(&slice)?;
+    }
+    Ok(deleted)
+}
+
+/// [`erase_many`] of at most [`ERASE_SLICE`] subjects, with one DELETE.
+fn erase_slice(subjects: &[Subject<'_>]) -> Result<i64, ShredError> {
+    let list: Vec<Vec<u8>> = subjects.iter().map(|s| s.db().to_vec()).collect();
     let mut erased = Vec::new();
     let deleted = delete_until_gone(
-        count,
+        list.len() as i64,
         || {
-            run(&DELETE_KEYS, &[Arg::Datum(subjects)], Mode::Write, 0, |rows| {
+            run(&DELETE_KEYS, &[Arg::TextArray(&list)], Mode::Write, 0, |rows| {
                 for r in rows {
                     erased.push((r.int8(1).ok_or_else(|| missing("key id"))?, r.bytes(2).ok_or_else(|| missing("subject"))?));
                 }
                 Ok(rows.len() as i64)
             })
         },
-        || run(&ANY_KEY_LEFT, &[Arg::Datum(subjects)], Mode::ReadLatest, 1, |rows| Ok(!rows.is_empty())),
+        || run(&ANY_KEY_LEFT, &[Arg::TextArray(&list)], Mode::ReadLatest, 1, |rows| Ok(!rows.is_empty())),
     )?;
-    if deleted > 0 {
-        after_erasure(&erased)?;
-    }
+    after_erasure(&erased)?;
     Ok(deleted)
 }
 
@@ -913,7 +944,7 @@ pub struct RewrapStep {
 /// between batches).
 pub fn rewrap_batch(batch_size: i64) -> Result<RewrapStep, ShredError> {
     if batch_size < 1 {
-        return Err(ShredError::NotReady("batch_size must be at least 1".into()));
+        return Err(ShredError::InvalidParameter("batch_size must be at least 1"));
     }
     let (target, row) = current_version()?;
     let versions = root::keyring_versions()?;
@@ -965,7 +996,7 @@ pub fn rewrap_batch(batch_size: i64) -> Result<RewrapStep, ShredError> {
 /// was retired already.
 pub fn retire_version(version: i32) -> Result<bool, ShredError> {
     if version_row(version)?.is_none() {
-        return Err(ShredError::NotReady(format!("root-key version {version} is not registered in this database")));
+        return Err(ShredError::NotFound(format!("root-key version {version} is not registered in this database")));
     }
     if root::newest_version()? == version {
         return Err(ShredError::NotReady(format!(

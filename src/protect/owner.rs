@@ -35,7 +35,7 @@ pub fn owner_of(rel: pg_sys::Oid) -> Result<pg_sys::Oid, ShredError> {
     unsafe {
         let tuple = pg_sys::SearchSysCache1(pg_sys::SysCacheIdentifier::RELOID as i32, pg_sys::Datum::from(rel));
         if tuple.is_null() {
-            return Err(ShredError::NotReady("the relation does not exist".into()));
+            return Err(ShredError::NoSuchRelation);
         }
         let form = pg_sys::GETSTRUCT(tuple).cast::<pg_sys::FormData_pg_class>();
         let owner = (*form).relowner;

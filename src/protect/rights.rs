@@ -123,7 +123,7 @@ impl Reader {
             Ok(())
         })?;
         if columns.is_empty() {
-            return Err(ShredError::NotReady("the table is not protected".into()));
+            return Err(ShredError::NotFound("the table is not protected".into()));
         }
         let subject_sql = format!("({prefix} OPERATOR(pg_catalog.||) b.{subject}::pg_catalog.text)");
         // $1: the subject column's value, a parameter of the column's own type (no cast whose

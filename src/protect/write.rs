@@ -305,13 +305,13 @@ pub unsafe fn write_row(fcinfo: pg_sys::FunctionCallInfo) -> Option<pg_sys::Datu
     unsafe {
         let ctx = (*fcinfo).context;
         if ctx.is_null() || (*ctx).type_ != pg_sys::NodeTag::T_TriggerData {
-            ShredError::NotReady("shred.protected_view_write() is a trigger function".into()).report();
+            ShredError::TriggerProtocol("shred.protected_view_write() is a trigger function").report();
         }
         let td = ctx.cast::<pg_sys::TriggerData>();
         let event = (*td).tg_event;
         let op = event & pg_sys::TRIGGER_EVENT_OPMASK;
         if event & pg_sys::TRIGGER_EVENT_INSTEAD == 0 || event & pg_sys::TRIGGER_EVENT_ROW == 0 {
-            ShredError::NotReady("shred.protected_view_write() must be an INSTEAD OF ... FOR EACH ROW trigger".into()).report();
+            ShredError::TriggerProtocol("shred.protected_view_write() must be an INSTEAD OF ... FOR EACH ROW trigger").report();
         }
         let rel = (*td).tg_relation;
         let desc = (*rel).rd_att;
@@ -331,7 +331,7 @@ pub unsafe fn write_row(fcinfo: pg_sys::FunctionCallInfo) -> Option<pg_sys::Datu
                     None
                 }
             }
-            _ => ShredError::NotReady("DELETE through a plaintext view does not use its trigger".into()).report(),
+            _ => ShredError::TriggerProtocol("DELETE through a plaintext view does not use its trigger").report(),
         }
     }
 }

@@ -180,13 +180,13 @@ fn erased_at(subject: &[u8]) -> Option<pgrx::datum::TimestampWithTimeZone> {
     unsafe { pgrx::datum::TimestampWithTimeZone::from_datum(datum, false) }
 }
 
-/// The `text[]` argument 0 of a function called with `fcinfo`: the detoasted array datum and
-/// its elements, each checked like the subject of `shred.erase(text)` (NULL array or element:
-/// 22004).
-fn subjects_arg<'a>(fcinfo: pg_sys::FunctionCallInfo) -> (pg_sys::Datum, Vec<Subject<'a>>) {
-    // SAFETY: argument 0 of a function declared (text[]), checked for NULL first; the elements
-    // are text datums of the detoasted array, alive for this call.
-    unsafe {
+/// The elements of the `text[]` argument 0 of a function called with `fcinfo`, each checked
+/// like the subject of `shred.erase(text)` as it is taken (NULL array or element: 22004). Lazy:
+/// a caller that works in slices never holds the converted subjects of the whole array.
+fn subjects_arg<'a>(fcinfo: pg_sys::FunctionCallInfo) -> impl Iterator<Item = Subject<'a>> {
+    // SAFETY: argument 0 of a function declared (text[]), checked for NULL first; the array is
+    // detoasted and deconstructed in the call's memory context, alive for this call.
+    let (elems, nulls, n) = unsafe {
         if pgrx::fcinfo::pg_arg_is_null(fcinfo, 0) {
             ShredError::NullArgument("subjects").report();
         }
@@ -203,26 +203,28 @@ fn subjects_arg<'a>(fcinfo: pg_sys::FunctionCallInfo) -> (pg_sys::Datum, Vec<Sub
             &mut nulls,
             &mut n,
         );
-        let subjects = (0..n as usize)
-            .map(|i| subject_arg(if *nulls.add(i) { None } else { <&[u8]>::from_datum(*elems.add(i), false) }))
-            .collect();
-        (pg_sys::Datum::from(array), subjects)
-    }
+        (elems, nulls, n as usize)
+    };
+    (0..n).map(move |i| {
+        // SAFETY: i < n, the length deconstruct_array gave; the elements are text datums.
+        subject_arg(unsafe { if *nulls.add(i) { None } else { <&[u8]>::from_datum(*elems.add(i), false) } })
+    })
 }
 
-/// `shred.erase(subjects text[])`: erase many data subjects with one DELETE.
+/// `shred.erase(subjects text[])`: erase many data subjects, one DELETE per slice of
+/// [`store::ERASE_SLICE`].
 #[pg_extern(volatile, parallel_unsafe, sql = false)]
 fn erase_many(fcinfo: pg_sys::FunctionCallInfo) -> i64 {
-    let (subjects, list) = subjects_arg(fcinfo);
+    let subjects = subjects_arg(fcinfo);
     store::verify_root_key().or_report();
-    store::erase_many(subjects, list.len() as i64).or_report()
+    store::erase_many(subjects).or_report()
 }
 
 /// `shred.create_keys(subjects text[]) -> bigint`: create the missing DEKs of many subjects
 /// set-based; returns how many were created.
 #[pg_extern(volatile, parallel_unsafe, sql = false)]
 fn create_keys(fcinfo: pg_sys::FunctionCallInfo) -> i64 {
-    let (_, subjects) = subjects_arg(fcinfo);
+    let subjects: Vec<Subject<'_>> = subjects_arg(fcinfo).collect();
     root::require_root_key().or_report();
     store::create_keys(&subjects).or_report()
 }

@@ -298,4 +298,86 @@ fn sql_labels_and_privileges() {
         Some(true)
     );
 }
+
+/// Whether every byte of the `len` bytes at `addr` (a [`crate::crypto::secret::Secret`] slot,
+/// which stays mapped for reuse after a drop) is zero.
+fn zeroed((addr, len): (usize, usize)) -> bool {
+    // SAFETY: the slot belongs to the key pool's mapping, which is never unmapped; volatile
+    // reads, so the check reads memory rather than what the compiler knows of it.
+    (0..len).all(|i| unsafe { std::ptr::read_volatile((addr + i) as *const u8) } == 0)
+}
+
+/// Whether the `len` bytes at `addr` hold `pattern` somewhere.
+fn holds((addr, len): (usize, usize), pattern: &[u8]) -> bool {
+    // SAFETY: the memory of a key alive in the caller.
+    let bytes = unsafe { std::slice::from_raw_parts(addr as *const u8, len) };
+    bytes.windows(pattern.len()).any(|w| w == pattern)
+}
+
+/// G8: key material that Rust holds when an ERROR interrupts a call is zeroed before control
+/// returns to PostgreSQL. pgrx turns the ERROR into a Rust panic that unwinds the Rust frames,
+/// so every `Drop` runs on the way out; this checks it rather than assuming it, for both ways an
+/// ERROR reaches Rust code: raised by PostgreSQL inside a call Rust made (a division by zero
+/// under SPI, a longjmp caught at pgrx's boundary) and raised by pg_shred itself. The key's
+/// memory is read after the ERROR was caught: the DEK's pattern was there (in the expanded key
+/// and in its compact form), only zeros are left, and the expanded key was dropped.
+#[pg_test]
+fn key_material_is_zeroed_when_an_error_interrupts_a_call() {
+    use crate::crypto::keys::DataKey;
+    use crate::pg::subxact::{attempt, sqlstate};
+    use std::rc::Rc;
+    const PATTERN: [u8; 32] = [0xA5; 32];
+    let raisers: [(&str, fn()); 2] = [
+        ("22012", || {
+            let _ = Spi::run("SELECT 1 / 0");
+        }),
+        ("42704", || crate::error::ShredError::UnknownKey.report()),
+    ];
+    for (expected, raise) in raisers {
+        let mut seen = None;
+        let outcome = attempt(
+            || {
+                let key = Rc::new(DataKey::from_bytes(&PATTERN));
+                let compact = key.compact();
+                assert!(holds(key.memory(), &PATTERN) && holds(compact.memory(), &PATTERN), "the DEK is not where the test looks");
+                seen = Some((key.memory(), compact.memory(), Rc::downgrade(&key)));
+                raise();
+                panic!("no ERROR was raised");
+            },
+            |_| true,
+        );
+        assert_eq!(outcome.map_err(sqlstate).err().as_deref(), Some(expected));
+        let (expanded, compact, weak) = seen.expect("the call ran");
+        assert!(weak.upgrade().is_none(), "the expanded DEK was not dropped ({expected})");
+        assert!(zeroed(expanded), "the expanded DEK's memory is not zeroed ({expected})");
+        assert!(zeroed(compact), "the compact DEK's memory is not zeroed ({expected})");
+    }
+}
+
+/// Issue finding: the DEK cache stays within `shred.key_cache_memory`, counting its upper
+/// bounds per entry, whatever `shred.key_cache_size` allows: sealing for 20,000 new subjects
+/// with 2 MB leaves fewer entries than that, and the count within the budget; raising the
+/// budget lets them all in; lowering it again trims the cache at its next use.
+#[pg_test]
+fn key_cache_stays_within_its_memory_budget() {
+    use crate::keys::cache;
+    setup();
+    let seal_many = |from: i64, to: i64| {
+        Spi::run(&format!("SELECT count(shred.seal('budget:' || g, 'x')) FROM generate_series({from}, {to}) g")).expect("seal");
+    };
+    Spi::run("SET LOCAL shred.key_cache_size = 1000000; SET LOCAL shred.key_cache_memory = '2MB'").expect("set");
+    seal_many(1, 20_000);
+    let budget = 2 * 1024 * 1024;
+    assert!(cache::counted_bytes() <= budget, "{} bytes counted", cache::counted_bytes());
+    let entries = cache::entries();
+    assert!(entries > 1_000 && entries < budget / cache::ENTRY_COST, "{entries} entries in 2 MB");
+    // Lowered: trimmed at the next use.
+    Spi::run("SET LOCAL shred.key_cache_memory = '1MB'").expect("set");
+    let trimmed = cache::entries();
+    assert!(trimmed < entries && cache::counted_bytes() <= budget / 2, "{trimmed} entries in 1 MB");
+    // Raised: every subject of a statement fits (a new statement is not a scan).
+    Spi::run("SET LOCAL shred.key_cache_memory = '64MB'").expect("set");
+    seal_many(20_001, 40_000);
+    assert!(cache::entries() >= 20_000, "{} entries in 64 MB", cache::entries());
+}
 }

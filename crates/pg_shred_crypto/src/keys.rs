@@ -357,6 +357,12 @@ impl DekBytes {
     pub fn expand(&self) -> DataKey {
         DataKey::from_bytes(&self.0)
     }
+
+    /// Address and length in bytes of the key's memory (tests check it is zeroed once dropped).
+    #[cfg(any(test, feature = "test-vectors"))]
+    pub fn memory(&self) -> (usize, usize) {
+        (self.0.addr(), self.0.slot_len())
+    }
 }
 
 impl std::fmt::Debug for DataKey {
@@ -407,5 +413,11 @@ impl DataKey {
     #[cfg(any(test, feature = "test-vectors"))]
     pub fn addr(&self) -> usize {
         self.0.addr()
+    }
+
+    /// Address and length in bytes of the key's memory (tests check it is zeroed once dropped).
+    #[cfg(any(test, feature = "test-vectors"))]
+    pub fn memory(&self) -> (usize, usize) {
+        (self.0.addr(), self.0.slot_len())
     }
 }

@@ -153,6 +153,12 @@ impl<T> Secret<T> {
     pub fn addr(&self) -> usize {
         self.ptr.as_ptr() as usize
     }
+
+    /// Length of the slot in bytes: what `Drop` overwrites with zeros (tests inspect it).
+    #[cfg(any(test, feature = "test-vectors"))]
+    pub fn slot_len(&self) -> usize {
+        Self::SIZE
+    }
 }
 
 impl<T> Deref for Secret<T> {

@@ -150,10 +150,9 @@ fn open(c: &mut Client, s: &Soak, rng: &mut Rng, st: &mut Stats) -> Result<(), S
             match got.get(&v.id) {
                 None => st.tally.missing(format!("{what}: committed, not found")),
                 Some((opened, erased)) => {
-                    st.tally.judge(&what, &v.plain, expect(v.gen, before[i], after[i]), opened.as_deref());
-                    if *erased != opened.is_none() {
-                        st.tally.problem(format!("{what}: is_erased says {erased}"));
-                    }
+                    let e = expect(v.gen, before[i], after[i]);
+                    st.tally.judge(&what, &v.plain, e, opened.as_deref());
+                    st.tally.judge_erased(&what, e, opened.is_none(), *erased);
                 }
             }
         }
@@ -499,8 +498,8 @@ fn soak() {
     let retried: u64 = all.retries.values().sum();
     println!("  retried:                    {retried} {:?}", all.retries);
     println!(
-        "  reads checked during load:  {} ({} overlapped an erasure of their subject: either accepted)",
-        during.checked, during.either
+        "  reads checked during load:  {} ({} overlapped an erasure of their subject: either accepted; {} split by its commit)",
+        during.checked, during.either, during.split
     );
     println!("  discrepancies during load:  {}", during.counts());
     if let Some(f) = &fig {

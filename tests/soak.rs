@@ -67,7 +67,7 @@ fn retrying<T>(c: &mut Client, st: &mut Stats, op: &str, mut f: impl FnMut(&mut 
         match f(c) {
             Ok(v) => return Ok(v),
             Err(e) if matches!(code_of(&e), "40001" | "40P01") => {
-                *st.retries.entry(code_of(&e).to_string()).or_default() += 1;
+                *st.retries.entry(format!("{op} {}", code_of(&e))).or_default() += 1;
             }
             Err(e) => return Err(format!("{op}: {}", describe(&e))),
         }
@@ -519,13 +519,18 @@ fn soak() {
             lock(&s.ledger.absent_values).len(),
             lock(&s.ledger.absent_rows).len()
         );
-        let versions: Vec<String> = connect(DB)
-            .query("SELECT version, state, dek_count FROM shred.root_key_status ORDER BY version", &[])
-            .unwrap()
-            .iter()
-            .map(|r| format!("{} {} {}", r.get::<_, i32>(0), r.get::<_, String>(1), r.get::<_, i64>(2)))
-            .collect();
-        println!("  root-key versions:          {} (version, state, DEKs)", versions.join("; "));
+        // versions wrapping DEKs one by one, the others counted by state
+        let (mut versions, mut others) = (Vec::new(), BTreeMap::<String, u32>::new());
+        for r in connect(DB).query("SELECT version, state, dek_count FROM shred.root_key_status ORDER BY version", &[]).unwrap() {
+            let (v, state, n): (i32, String, i64) = (r.get(0), r.get(1), r.get(2));
+            if n > 0 {
+                versions.push(format!("version {v} {state}: {n} DEKs"));
+            } else {
+                *others.entry(state).or_default() += 1;
+            }
+        }
+        versions.extend(others.iter().map(|(state, n)| format!("{n} {state}")));
+        println!("  root-key versions:          {}", versions.join("; "));
         println!("  discrepancies at the end:   {}", end.counts());
         println!("  shred.check():              {}", if end.other == 0 { "clean (only the erased values expected)" } else { "see above" });
     }

@@ -32,8 +32,11 @@ use pg_shred_crypto::envelope::{self, Opened};
 use pg_shred_crypto::keys::{DataKey, Kek, RootKey, KEY_LEN};
 use pg_shred_crypto::typed::TypedValue;
 
+/// A target's check: panics when an invariant fails for the input.
+pub type Check = fn(&[u8]);
+
 /// The targets `scripts/fuzz` runs after the canary, and their `check` functions.
-pub const TARGETS: [(&str, fn(&[u8])); 6] = [
+pub const TARGETS: [(&str, Check); 6] = [
     ("envelope_text", envelope_text::check),
     ("envelope_binary", envelope_binary::check),
     ("envelope_open", envelope_open::check),
@@ -72,7 +75,7 @@ pub fn warm_up() {
 }
 
 /// Run `check` on each file named on the command line, or on stdin when none is.
-pub fn replay(check: fn(&[u8])) {
+pub fn replay(check: Check) {
     let files: Vec<String> = std::env::args().skip(1).collect();
     if files.is_empty() {
         let mut data = Vec::new();

@@ -1108,6 +1108,16 @@ fn erasing_a_large_array_is_sliced_and_bounded_in_memory() {
     assert_eq!((left, logged), (0, N));
     assert_eq!(open(&mut a, &gone, ""), None);
     assert_eq!(open(&mut a, &kept, "").as_deref(), Some("stays"));
+    // An ERROR after a first slice was deleted and its records written (a NULL further on),
+    // inside a savepoint: nothing of the call stays.
+    a.batch_execute("SELECT shred.create_keys(ARRAY(SELECT 'again:' || g FROM generate_series(1, 15000) g))").unwrap();
+    a.batch_execute("BEGIN; SAVEPOINT s").unwrap();
+    let e = a.query_one("SELECT shred.erase(ARRAY(SELECT 'again:' || g FROM generate_series(1, 15000) g) || NULL::text)", &[]);
+    assert_eq!(sqlstate(e), "22004");
+    a.batch_execute("ROLLBACK TO s; COMMIT").unwrap();
+    let left: i64 = a.query_one("SELECT count(*) FROM shred.subject_key WHERE subject LIKE 'again:%'", &[]).unwrap().get(0);
+    let logged: i64 = a.query_one("SELECT count(*) FROM shred.erasure_log", &[]).unwrap().get(0);
+    assert_eq!((left, logged), (15_000, N));
 }
 
 /// Stops a server started by a test, even when the test fails.

@@ -9,7 +9,10 @@
 //! - A memory bound: the cache counts [`ENTRY_COST`] plus the subject's length for each
 //!   compact entry and [`HOT_COST`] for each expanded one, upper bounds of what they take, and
 //!   never lets the count exceed `shred.key_cache_memory`: it evicts the oldest entries first,
-//!   and an expanded DEK that does not fit is used without being kept.
+//!   and an expanded DEK that does not fit is used without being kept. Expanded DEKs take at
+//!   most half the budget ([`HOT`] of them within the default), so the compact tier keeps
+//!   the other half, and "full" for the hot tier's one-in-[`ADMIT_WHEN_FULL`] rule means that
+//!   share.
 //!   Both tiers evict first in, first out; the hot tier never holds a DEK the compact tier
 //!   does not. Once the hot tier is full, one expansion in [`ADMIT_WHEN_FULL`] replaces its
 //!   oldest entry; the others are used and dropped.
@@ -123,7 +126,7 @@ impl Cache {
         let dek = Rc::new(self.by_id.get(&key_id)?.dek.expand());
         // A full hot tier takes one in ADMIT_WHEN_FULL: a working set larger than it then pays
         // the expansion per use, but not also the eviction (zeroizing a cold expanded key).
-        if self.hot.len() < HOT || {
+        if self.hot.len() < hot_capacity(memory_budget()) || {
             self.hot_refused += 1;
             self.hot_refused % ADMIT_WHEN_FULL == 0
         } {
@@ -134,14 +137,15 @@ impl Cache {
 
     fn make_hot(&mut self, key_id: i64, dek: Rc<DataKey>) {
         let budget = memory_budget();
-        while self.hot.len() >= HOT || self.bytes + HOT_COST > budget {
+        let capacity = hot_capacity(budget);
+        while self.hot.len() >= capacity || self.bytes + HOT_COST > budget {
             let Some(victim) = self.hot_order.pop_front() else { break };
             if self.hot.remove(&victim).is_some() {
                 self.bytes -= HOT_COST;
             }
         }
         // Nothing left to give up: the DEK is used without being kept expanded.
-        if self.bytes + HOT_COST > budget {
+        if capacity == 0 || self.bytes + HOT_COST > budget {
             return;
         }
         if self.hot.insert(key_id, dek).is_none() {
@@ -348,6 +352,19 @@ pub fn capacity() -> usize {
 /// `shred.key_cache_memory` in bytes: what the entries of both tiers may count at the most.
 fn memory_budget() -> usize {
     gucs::key_cache_memory_bytes()
+}
+
+/// Expanded DEKs kept at the most under `budget`: [`HOT`], or what half the budget holds, so
+/// the compact tier always keeps at least the other half.
+fn hot_capacity(budget: usize) -> usize {
+    HOT.min(budget / 2 / HOT_COST)
+}
+
+/// How many DEKs the cache holds at the most, by `shred.key_cache_size` and by what
+/// `shred.key_cache_memory` leaves the compact tier with short subjects.
+pub fn room() -> usize {
+    let budget = memory_budget();
+    capacity().min((budget - hot_capacity(budget) * HOT_COST) / (ENTRY_COST + 16))
 }
 
 fn insert_as(key_id: i64, subject: &[u8], dek: Rc<DataKey>, seen: u64, wanted: bool) {

@@ -154,8 +154,11 @@ pub fn flush() -> Result<(), ShredError> {
     let entries = QUEUE.with(|q| std::mem::take(&mut *q.borrow_mut()));
     // SAFETY: plain reads of the transaction state.
     let (nested, current) = unsafe { (pg_sys::GetCurrentTransactionNestLevel() > 1, pg_sys::GetCurrentSubTransactionId()) };
+    // Only entries of enclosing subtransactions are kept: a rollback of this one re-queues
+    // those, and drops its own and its descendants' entries anyway (an erasure of a million
+    // subjects inside a savepoint keeps nothing here).
     if nested {
-        WRITTEN.with(|w| w.borrow_mut().extend(entries.into_iter().map(|e| (current, e))));
+        WRITTEN.with(|w| w.borrow_mut().extend(entries.into_iter().filter(|e| e.subtransaction < current).map(|e| (current, e))));
     }
     Ok(())
 }
@@ -220,6 +223,9 @@ unsafe extern "C-unwind" fn subxact_callback(
                     for (at, _) in w.iter_mut().filter(|(at, _)| *at >= sub) {
                         *at = parent;
                     }
+                    // What the parent's rollback would not re-queue (its own entries and its
+                    // descendants') need not be kept.
+                    w.retain(|(at, e)| e.subtransaction < *at);
                 }
             });
         }

@@ -406,9 +406,10 @@ pub fn prefetch(key_ids: &[i64]) -> Result<(), ShredError> {
     Ok(())
 }
 
-/// How many key ids one [`prefetch`] reads at the most: half the cache.
+/// How many key ids one [`prefetch`] reads at the most: half of what the cache holds, by count
+/// and by memory.
 pub fn prefetch_room() -> usize {
-    cache::capacity() / 2
+    cache::room() / 2
 }
 
 /// The DEK of `subject` if it has one; never creates one.

@@ -375,7 +375,7 @@ fn key_cache_stays_within_its_memory_budget() {
     Spi::run("SET LOCAL shred.key_cache_memory = '1MB'").expect("set");
     let trimmed = cache::entries();
     assert!(trimmed < entries && cache::counted_bytes() <= budget / 2, "{trimmed} entries in 1 MB");
-    // Raised: every subject of a statement fits (a new statement is not a scan).
+    // Raised: the next 20,000 all fit (and the expanded ones keep to half the budget).
     Spi::run("SET LOCAL shred.key_cache_memory = '64MB'").expect("set");
     seal_many(20_001, 40_000);
     assert!(cache::entries() >= 20_000, "{} entries in 64 MB", cache::entries());

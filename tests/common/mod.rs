@@ -886,7 +886,12 @@ impl OwnCluster {
         wait_until("the killed postmaster's processes to exit", 60, || {
             // SAFETY: reaps exited children of this process (the orphaned server processes).
             while unsafe { libc::waitpid(-1, std::ptr::null_mut(), libc::WNOHANG) } > 0 {}
-            !server.iter().any(|&p| running(p))
+            // A server process forked after the list was taken is this process's child now (a
+            // subreaper): the restart must not meet its shared memory.
+            let orphans = children_of(std::process::id() as i32)
+                .into_iter()
+                .any(|p| running(p) && std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.trim() == "postgres"));
+            !orphans && !server.iter().any(|&p| running(p))
         });
     }
 

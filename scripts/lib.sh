@@ -60,7 +60,11 @@ cluster_dir() {
 cluster_init() {
     local bindir=$1 data=$2 socket=$3 port=$4 key=$5 opts=()
     shift 5
-    if "$bindir/initdb" --help | grep -q -- --no-data-checksums; then opts+=(--no-data-checksums); fi
+    # The help text read whole first: `initdb --help | grep -q` under pipefail fails whenever
+    # grep stops reading before initdb has written everything (SIGPIPE).
+    local help
+    help=$("$bindir/initdb" --help)
+    if [[ $help == *--no-data-checksums* ]]; then opts+=(--no-data-checksums); fi
     as_pg_user "$bindir/initdb" -D "$data" -A trust -U postgres --encoding UTF8 --locale C.UTF-8 "${opts[@]}" >"$data.initdb.log" 2>&1 \
         || { cat "$data.initdb.log"; return 1; }
     {

@@ -6,6 +6,9 @@
 //!   `shred.key_cache_size` of them. The [`HOT`] most recently expanded ones are also kept
 //!   ready to use ([`DataKey`]: AES key schedule and GHASH key, about 1.1 KiB each), so a
 //!   working set of up to [`HOT`] subjects pays no key expansion (about 0.1–0.2 µs) per use.
+//!   Both tiers evict first in, first out; the hot tier never holds a DEK the compact tier
+//!   does not. Once the hot tier is full, one expansion in [`ADMIT_WHEN_FULL`] replaces its
+//!   oldest entry; the others are used and dropped.
 //! - A memory bound: the cache counts [`ENTRY_COST`] plus the subject's length for each
 //!   compact entry and [`HOT_COST`] for each expanded one, upper bounds of what they take, and
 //!   never lets the count exceed `shred.key_cache_memory`: it evicts the oldest entries first,
@@ -13,9 +16,6 @@
 //!   most half the budget ([`HOT`] of them within the default), so the compact tier keeps
 //!   the other half, and "full" for the hot tier's one-in-[`ADMIT_WHEN_FULL`] rule means that
 //!   share.
-//!   Both tiers evict first in, first out; the hot tier never holds a DEK the compact tier
-//!   does not. Once the hot tier is full, one expansion in [`ADMIT_WHEN_FULL`] replaces its
-//!   oldest entry; the others are used and dropped.
 //! - Scan resistance: a statement that has cached as many DEKs as the cache holds admits only
 //!   one more in [`ADMIT_WHEN_FULL`] (a pass over a million subjects does not evict per row);
 //!   the next statement starts afresh, so a new working set enters at once.

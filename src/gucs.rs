@@ -21,9 +21,9 @@ pub static ROOT_KEY_COMMAND_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(30
 /// 16,384 kept expanded; see `keys::cache`).
 pub static KEY_CACHE_SIZE: GucSetting<i32> = GucSetting::<i32>::new(131_072);
 
-/// `shred.key_cache_memory`: kilobytes (set with any memory unit) the DEK cache of each backend may take, counted with
-/// upper bounds per entry (see `keys::cache`: 256 bytes plus the subject per cached DEK, 1.5 KiB
-/// more per DEK kept expanded). Superuser-only.
+/// `shred.key_cache_memory`: kilobytes (set with any memory unit) the DEK cache of each backend
+/// may take, counted with upper bounds per entry (see `keys::cache`: 256 bytes plus the subject
+/// per cached DEK, 1.5 KiB more per DEK kept expanded). Superuser-only.
 pub static KEY_CACHE_MEMORY: GucSetting<i32> = GucSetting::<i32>::new(64 * 1024);
 
 /// `shred.allow_drop_with_keys`: confirm a DROP EXTENSION pg_shred (or DROP SCHEMA shred) that

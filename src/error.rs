@@ -79,6 +79,9 @@ pub enum ShredError {
     UnknownKey,
     /// A sealed numeric or jsonb plaintext does not parse as its type (altered before sealing).
     BadTypedText(&'static str),
+    /// Sealing for this purpose (its name) needs the data subject's confirmed consent, which
+    /// it does not have (never given, not yet confirmed, or withdrawn).
+    NoConsent(String),
 }
 
 impl From<CryptoError> for ShredError {
@@ -276,6 +279,13 @@ impl ShredError {
                 fname,
             )
             .set_detail("The plaintext was not produced by PostgreSQL's output function for the type. It is not shown."),
+            ShredError::NoConsent(purpose) => ErrorReport::new(
+                ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                format!("pg_shred: purpose \"{purpose}\" requires the data subject's confirmed consent, which it does not have"),
+                fname,
+            )
+            .set_detail("Nothing was sealed: the consent was never requested, is not confirmed yet, or was withdrawn.")
+            .set_hint("Record it with shred.request_consent() and shred.confirm_consent(); check it with shred.has_consent()."),
             ShredError::GeneratedAlways => ErrorReport::new(
                 ERRCODE_GENERATED_ALWAYS,
                 "pg_shred: a GENERATED ALWAYS identity column can only be updated to DEFAULT",

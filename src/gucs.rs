@@ -28,6 +28,10 @@ pub static KEY_CACHE_MEMORY: GucSetting<i32> = GucSetting::<i32>::new(64 * 1024)
 
 /// `shred.allow_drop_with_keys`: confirm a DROP EXTENSION pg_shred (or DROP SCHEMA shred) that
 /// destroys the key store while DEKs exist, i.e. erases every data subject. Superuser-only.
+/// `shred.consent_token_lifetime`: how long a consent confirmation token stays valid, in
+/// seconds (7 days by default).
+pub static CONSENT_TOKEN_LIFETIME: GucSetting<i32> = GucSetting::<i32>::new(7 * 24 * 3600);
+
 pub static ALLOW_DROP_WITH_KEYS: GucSetting<bool> = GucSetting::<bool>::new(false);
 
 pub fn init() {
@@ -68,6 +72,16 @@ pub fn init() {
         &ROOT_KEY_COMMAND_TIMEOUT,
         1,
         3600,
+        GucContext::Suset,
+        GucFlags::UNIT_S,
+    );
+    GucRegistry::define_int_guc(
+        c"shred.consent_token_lifetime",
+        c"How long a consent confirmation token of shred.request_consent stays valid.",
+        c"Set when the consent is requested; shred.confirm_consent answers false for an older token. Superuser-only: it is the company's consent policy, not a session's choice.",
+        &CONSENT_TOKEN_LIFETIME,
+        60,
+        366 * 24 * 3600,
         GucContext::Suset,
         GucFlags::UNIT_S,
     );
@@ -176,6 +190,11 @@ pub fn root_key_file() -> Option<String> {
 /// The configured DEK cache size, in entries.
 pub fn key_cache_size() -> usize {
     KEY_CACHE_SIZE.get().max(0) as usize
+}
+
+/// The configured lifetime of consent confirmation tokens, in seconds.
+pub fn consent_token_lifetime_secs() -> i32 {
+    CONSENT_TOKEN_LIFETIME.get().max(60)
 }
 
 /// The configured DEK cache memory, in bytes.

@@ -5,6 +5,8 @@
 //!   `pg_shred_crypto` crate of this workspace (`crates/pg_shred_crypto`); no pgrx.
 //! - `keys`: the root key, the key store (index-scan reads, SPI writes) and the backend's DEK
 //!   cache with its commit-time invalidation.
+//! - `purposes`: purposes (one DEK per subject and purpose) and the consent ledger.
+//! - `protect`: protected tables.
 //! - `sql`: the SQL functions and the `shred.sealed` type, declared in `sql/pg_shred--0.1.0.sql`
 //!   and the upgrade scripts after it.
 
@@ -16,6 +18,7 @@ mod gucs;
 mod keys;
 mod pg;
 mod protect;
+mod purposes;
 mod sql;
 
 ::pgrx::pg_module_magic!(name, version);
@@ -31,7 +34,10 @@ pgrx::extension_sql_file!("../sql/upgrade/0.2.0--0.3.0-after.sql", name = "v0_3_
 // 0.4.0: the key store (set-based key creation, unknown keys told from erased ones).
 pgrx::extension_sql_file!("../sql/key_store.sql", name = "key_store", requires = ["v0_3_0_after"]);
 // 0.5.0: PostgreSQL 16, 17 and 18 beside 15.
-pgrx::extension_sql_file!("../sql/postgres_majors.sql", name = "postgres_majors", requires = ["key_store"], finalize);
+pgrx::extension_sql_file!("../sql/postgres_majors.sql", name = "postgres_majors", requires = ["key_store"]);
+// 0.6.0: purposes (one DEK per subject and purpose) and consent with double opt-in.
+pgrx::extension_sql_file!("../sql/purposes.sql", name = "purposes", requires = ["postgres_majors"]);
+pgrx::extension_sql_file!("../sql/consent.sql", name = "consent", requires = ["purposes"], finalize);
 
 #[allow(non_snake_case)]
 #[pg_guard]

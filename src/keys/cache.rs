@@ -19,6 +19,9 @@
 //! - Scan resistance: a statement that has cached as many DEKs as the cache holds admits only
 //!   one more in [`ADMIT_WHEN_FULL`] (a pass over a million subjects does not evict per row);
 //!   the next statement starts afresh, so a new working set enters at once.
+//! - A subject may hold one DEK per purpose besides its default DEK (purpose 0). An entry is
+//!   found by subject only under the purpose it was read or created for; a DEK read by key id
+//!   alone (a prefetch) is found by key id only, so it never seals for another purpose.
 //! - An evicted or invalidated DEK is zeroized when its last user drops it (`DekBytes` and
 //!   `DataKey` zeroize on drop; callers hold `Rc<DataKey>`).
 //! - Every statement that deletes, updates or truncates `shred.subject_key` fires a trigger
@@ -63,13 +66,18 @@ struct Entry {
     dek: DekBytes,
     /// The data subject, in the database encoding (shared with `by_subject`).
     subject: Rc<[u8]>,
+    /// The purpose of the DEK (0: the subject's default DEK) when it is known, and then the
+    /// entry is found by subject too; `None` for a DEK read by key id alone
+    /// ([`insert_by_id`]), found by key id only.
+    purpose: Option<i32>,
 }
 
 #[derive(Default)]
 struct Cache {
     by_id: FxHashMap<i64, Entry>,
-    /// Subjects are chosen by clients: the default (keyed SipHash) hasher.
-    by_subject: HashMap<Rc<[u8]>, i64>,
+    /// Key ids by purpose (0: the default DEKs), then by subject. Subjects are chosen by
+    /// clients: the default (keyed SipHash) hasher.
+    by_subject: FxHashMap<i32, HashMap<Rc<[u8]>, i64>>,
     /// Key ids in insertion order: eviction is first in, first out.
     order: VecDeque<i64>,
     /// The hot tier: expanded DEKs of key ids that `by_id` holds.
@@ -95,7 +103,11 @@ impl Cache {
     fn remove(&mut self, key_id: i64) {
         if let Some(e) = self.by_id.remove(&key_id) {
             self.bytes -= ENTRY_COST + e.subject.len();
-            self.by_subject.remove(&e.subject);
+            if let Some(subjects) = e.purpose.and_then(|p| self.by_subject.get_mut(&p)) {
+                if subjects.get(&e.subject) == Some(&key_id) {
+                    subjects.remove(&e.subject);
+                }
+            }
         }
         if self.hot.remove(&key_id).is_some() {
             self.bytes -= HOT_COST;
@@ -288,13 +300,14 @@ pub fn get_by_id_for(key_id: i64, subject: &[u8]) -> Option<(Rc<DataKey>, bool)>
     })
 }
 
-pub fn get_by_subject(subject: &[u8]) -> Option<(i64, Rc<DataKey>)> {
+/// The cached DEK of `subject` (database encoding) for `purpose` (0: its default DEK).
+pub fn get_by_subject(subject: &[u8], purpose: i32) -> Option<(i64, Rc<DataKey>)> {
     if !enabled() {
         return None;
     }
     CACHE.with(|c| {
         let mut cache = c.borrow_mut();
-        let id = *cache.by_subject.get(subject)?;
+        let id = *cache.by_subject.get(&purpose)?.get(subject)?;
         Some((id, cache.dek(id)?))
     })
 }
@@ -327,16 +340,23 @@ fn key_table_oid() -> pg_sys::Oid {
     }
 }
 
-/// Cache `dek` for `key_id` and `subject`, unless a flush happened since `seen` (the generation
-/// read before the key store lookup) or the cache is disabled. Evicts the oldest entry when full.
-pub fn insert(key_id: i64, subject: &[u8], dek: Rc<DataKey>, seen: u64) {
-    insert_as(key_id, subject, dek, seen, false);
+/// Cache `dek` for `key_id`, `subject` and `purpose` (0: the subject's default DEK), unless a
+/// flush happened since `seen` (the generation read before the key store lookup) or the cache
+/// is disabled. Evicts the oldest entry when full.
+pub fn insert(key_id: i64, subject: &[u8], purpose: i32, dek: Rc<DataKey>, seen: u64) {
+    insert_as(key_id, subject, Some(purpose), dek, seen, false);
 }
 
-/// [`insert`] of a DEK fetched or created set-wise for use right after (`shred.create_keys`,
-/// [`super::store::prefetch`]): never refused to a scan, the caller sizes its sets to the cache.
-pub fn insert_wanted(key_id: i64, subject: &[u8], dek: Rc<DataKey>, seen: u64) {
-    insert_as(key_id, subject, dek, seen, true);
+/// [`insert`] of a DEK created set-wise for use right after (`shred.create_keys`): never
+/// refused to a scan, the caller sizes its sets to the cache.
+pub fn insert_wanted(key_id: i64, subject: &[u8], purpose: i32, dek: Rc<DataKey>, seen: u64) {
+    insert_as(key_id, subject, Some(purpose), dek, seen, true);
+}
+
+/// [`insert_wanted`] of a DEK read by key id without its purpose ([`super::store::prefetch`]):
+/// found by key id only, never as a subject's DEK for sealing.
+pub fn insert_by_id(key_id: i64, subject: &[u8], dek: Rc<DataKey>, seen: u64) {
+    insert_as(key_id, subject, None, dek, seen, true);
 }
 
 /// Whether the DEK with `key_id` is cached (nothing is expanded or counted).
@@ -367,7 +387,7 @@ pub fn room() -> usize {
     capacity().min((budget - hot_capacity(budget) * HOT_COST) / (ENTRY_COST + 16))
 }
 
-fn insert_as(key_id: i64, subject: &[u8], dek: Rc<DataKey>, seen: u64, wanted: bool) {
+fn insert_as(key_id: i64, subject: &[u8], purpose: Option<i32>, dek: Rc<DataKey>, seen: u64, wanted: bool) {
     let (capacity, budget, cost) = (capacity(), memory_budget(), ENTRY_COST + subject.len());
     if capacity == 0 || cost > budget || generation() != seen {
         return;
@@ -409,8 +429,10 @@ fn insert_as(key_id: i64, subject: &[u8], dek: Rc<DataKey>, seen: u64, wanted: b
         let subject: Rc<[u8]> = Rc::from(subject);
         cache.bytes += cost;
         cache.order.push_back(key_id);
-        cache.by_subject.insert(subject.clone(), key_id);
-        cache.by_id.insert(key_id, Entry { dek: dek.compact(), subject });
+        if let Some(p) = purpose {
+            cache.by_subject.entry(p).or_default().insert(subject.clone(), key_id);
+        }
+        cache.by_id.insert(key_id, Entry { dek: dek.compact(), subject, purpose });
         cache.make_hot(key_id, dek);
     });
 }

@@ -37,8 +37,8 @@ enum Write {
     /// A blind-index term: the data subject of `key_id` holds a value with this blind index.
     Term { blind_index: Vec<u8>, key_id: i64 },
     /// `key_id` was erased: record it (with the subject's keyed digest, when the erasure log
-    /// exists) and delete its terms.
-    Erased { key_id: i64, digest: Option<Vec<u8>> },
+    /// exists, and the purpose when only that purpose was erased) and delete its terms.
+    Erased { key_id: i64, digest: Option<Vec<u8>>, purpose: Option<i32> },
 }
 
 struct Entry {
@@ -80,6 +80,16 @@ static LOG_ERASURES: Plan = Plan::new(
     &[pg_sys::INT8ARRAYOID, pg_sys::BYTEAARRAYOID],
 );
 
+/// [`LOG_ERASURES`] with the purpose of each record (0.6.0 on; 0 for an erasure of the whole
+/// subject, recorded as NULL).
+static LOG_ERASURES_PURPOSES: Plan = Plan::new(
+    c"INSERT INTO shred.erasure_log (key_id, subject_digest, purpose_id)
+      SELECT l.key_id, l.subject_digest, NULLIF(l.purpose_id, 0)
+        FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.int8[]), pg_catalog.unnest($2::pg_catalog.bytea[]),
+                        pg_catalog.unnest($3::pg_catalog.int4[])) l (key_id, subject_digest, purpose_id)",
+    &[pg_sys::INT8ARRAYOID, pg_sys::BYTEAARRAYOID, pg_sys::INT4ARRAYOID],
+);
+
 static FORGET_TERMS: Plan = Plan::new(
     c"DELETE FROM shred.blind_term WHERE key_id OPERATOR(pg_catalog.=) ANY ($1)",
     &[pg_sys::INT8ARRAYOID],
@@ -105,9 +115,10 @@ pub fn term(blind_index: &[u8], key_id: i64) -> Result<(), ShredError> {
 }
 
 /// Queue the bookkeeping of an erased DEK: its erasure record (`digest`: the subject's keyed
-/// digest, `None` before the erasure log exists) and the deletion of its terms.
-pub fn erased(key_id: i64, digest: Option<Vec<u8>>) -> Result<(), ShredError> {
-    queue(Write::Erased { key_id, digest })
+/// digest, `None` before the erasure log exists; `purpose`: the purpose erased alone, `None`
+/// for an erasure of the whole subject) and the deletion of its terms.
+pub fn erased(key_id: i64, digest: Option<Vec<u8>>, purpose: Option<i32>) -> Result<(), ShredError> {
+    queue(Write::Erased { key_id, digest, purpose })
 }
 
 /// Whether this transaction queued the erasure of `key_id` (not yet written).
@@ -119,6 +130,7 @@ pub fn erasure_queued(key_id: i64) -> bool {
 /// the writes succeeded.
 pub fn flush() -> Result<(), ShredError> {
     let (mut indexes, mut term_ids, mut logged, mut digests, mut erased) = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut purposes: Vec<i32> = Vec::new();
     let queued = QUEUE.with(|q| {
         let q = q.borrow();
         for e in q.iter() {
@@ -127,10 +139,11 @@ pub fn flush() -> Result<(), ShredError> {
                     indexes.push(blind_index.clone());
                     term_ids.push(*key_id);
                 }
-                Write::Erased { key_id, digest } => {
+                Write::Erased { key_id, digest, purpose } => {
                     if let Some(d) = digest {
                         logged.push(*key_id);
                         digests.push(d.clone());
+                        purposes.push(purpose.unwrap_or(0));
                     }
                     erased.push(*key_id);
                 }
@@ -146,7 +159,13 @@ pub fn flush() -> Result<(), ShredError> {
         run(&INSERT_TERMS, &[Arg::ByteaArray(&indexes), Arg::Int8Array(&term_ids)], Mode::Write, 0, |_| Ok(()))?;
     }
     if !logged.is_empty() && scan::relation(c"erasure_log").is_ok() {
-        run(&LOG_ERASURES, &[Arg::Int8Array(&logged), Arg::ByteaArray(&digests)], Mode::Write, 0, |_| Ok(()))?;
+        // Only a key store with purposes (0.6.0 on) erases a purpose alone.
+        if purposes.iter().any(|&p| p != 0) {
+            let args = [Arg::Int8Array(&logged), Arg::ByteaArray(&digests), Arg::Int4Array(&purposes)];
+            run(&LOG_ERASURES_PURPOSES, &args, Mode::Write, 0, |_| Ok(()))?;
+        } else {
+            run(&LOG_ERASURES, &[Arg::Int8Array(&logged), Arg::ByteaArray(&digests)], Mode::Write, 0, |_| Ok(()))?;
+        }
     }
     if terms_table && !erased.is_empty() {
         run(&FORGET_TERMS, &[Arg::Int8Array(&erased)], Mode::Write, 0, |_| Ok(()))?;

@@ -29,6 +29,9 @@ pub mod col {
     pub const SUBJECT: i16 = 2;
     pub const WRAPPED_DEK: i16 = 3;
     pub const ROOT_KEY_VERSION: i16 = 4;
+    /// Added in 0.6.0: absent (read as NULL, the default DEK) until `ALTER EXTENSION pg_shred
+    /// UPDATE`.
+    pub const PURPOSE_ID: i16 = 6;
     pub const SALT: i16 = 2;
     pub const KEY_CHECK: i16 = 3;
     /// Added in 0.2.0: absent (read as NULL) until `ALTER EXTENSION pg_shred UPDATE`.
@@ -39,8 +42,9 @@ pub mod col {
 pub enum Key<'a> {
     /// `shred.subject_key.key_id` (primary key).
     Id(i64),
-    /// `shred.subject_key.subject` (unique).
-    Subject(&'a [u8]),
+    /// `shred.subject_key (subject, purpose_id)` (unique from 0.6.0 on; before it `subject`
+    /// alone is, and only the default DEK, purpose 0, exists).
+    Subject(&'a [u8], i32),
     /// `shred.root_key_version.version` (primary key).
     Version(i32),
     /// `shred.erasure_log.key_id` (primary key; 0.2.0 on).
@@ -119,7 +123,7 @@ impl Key<'_> {
     fn slot(&self) -> usize {
         match self {
             Key::Id(_) => 0,
-            Key::Subject(_) => 1,
+            Key::Subject(..) => 1,
             Key::Version(_) => 2,
             Key::Erasure(_) => 3,
         }
@@ -172,19 +176,21 @@ pub fn committed(key: Key<'_>) -> Result<Option<bool>, ShredError> {
 
 /// [`fetch`], and whether the current transaction inserted the row.
 fn fetch_row(key: Key<'_>, columns: &[i16]) -> Result<Option<(Vec<Value>, bool)>, ShredError> {
-    // Every key is the first (only) column of its index.
+    // Every key is the first column of its index (a subject's purpose, the second).
     let (table, index, proc_, text) = match key {
         Key::Id(_) => (c"subject_key", c"subject_key_pkey", pg_sys::F_INT8EQ, false),
-        Key::Subject(_) => (c"subject_key", c"subject_key_subject_key", pg_sys::F_TEXTEQ, true),
+        Key::Subject(..) => (c"subject_key", c"subject_key_subject_key", pg_sys::F_TEXTEQ, true),
         Key::Version(_) => (c"root_key_version", c"root_key_version_pkey", pg_sys::F_INT4EQ, false),
         Key::Erasure(_) => (c"erasure_log", c"erasure_log_pkey", pg_sys::F_INT8EQ, false),
     };
     let target = target(&key, table, index, text)?;
-    let datum = match key {
-        Key::Id(id) | Key::Erasure(id) => pg_sys::Datum::from(id),
-        Key::Version(v) => pg_sys::Datum::from(v),
+    let (datum, purpose) = match key {
+        Key::Id(id) | Key::Erasure(id) => (pg_sys::Datum::from(id), None),
+        Key::Version(v) => (pg_sys::Datum::from(v), None),
         // SAFETY: a palloc'd text copy of the subject, alive for this call.
-        Key::Subject(s) => unsafe { pg_sys::Datum::from(pg_sys::cstring_to_text_with_len(s.as_ptr().cast(), s.len() as i32)) },
+        Key::Subject(s, p) => unsafe {
+            (pg_sys::Datum::from(pg_sys::cstring_to_text_with_len(s.as_ptr().cast(), s.len() as i32)), Some(p))
+        },
     };
     // SAFETY: standard index scan protocol; every resource acquired here (locks included) is
     // released below, or by transaction abort cleanup if PostgreSQL raises an ERROR in between.
@@ -200,12 +206,23 @@ fn fetch_row(key: Key<'_>, columns: &[i16]) -> Result<Option<(Vec<Value>, bool)>
             forget(pg_sys::InvalidOid);
             return Err(ShredError::KeyStore("the key store changed during the lookup; retry".into()));
         }
+        // A subject's DEKs: the index is (subject, purpose_id) from 0.6.0 on; before it, it is
+        // (subject) and the only DEK is the default one (purpose 0).
+        let keys = match purpose {
+            Some(_) if (*(*irel).rd_index).indnkeyatts >= 2 => 2,
+            Some(0) | None => 1,
+            Some(_) => {
+                pg_sys::index_close(irel, lock);
+                pg_sys::table_close(rel, lock);
+                return Ok(None);
+            }
+        };
         let snapshot = pg_sys::RegisterSnapshot(pg_sys::GetLatestSnapshot());
-        let mut skey: pg_sys::ScanKeyData = std::mem::zeroed();
+        let mut skeys: [pg_sys::ScanKeyData; 2] = std::mem::zeroed();
         // A text key compares under the index's own collation ("C" from 0.4.0 on, the
         // database's default before), or the search would not follow the index's order.
         pg_sys::ScanKeyEntryInitialize(
-            &mut skey,
+            &mut skeys[0],
             0,
             1,
             pg_sys::BTEqualStrategyNumber as u16,
@@ -214,9 +231,21 @@ fn fetch_row(key: Key<'_>, columns: &[i16]) -> Result<Option<(Vec<Value>, bool)>
             pg_sys::Oid::from(proc_),
             datum,
         );
+        if keys == 2 {
+            pg_sys::ScanKeyEntryInitialize(
+                &mut skeys[1],
+                0,
+                2,
+                pg_sys::BTEqualStrategyNumber as u16,
+                pg_sys::InvalidOid,
+                pg_sys::InvalidOid,
+                pg_sys::Oid::from(pg_sys::F_INT4EQ),
+                pg_sys::Datum::from(purpose.unwrap_or(0)),
+            );
+        }
         let slot = pg_sys::table_slot_create(rel, std::ptr::null_mut());
-        let scan = crate::pg::compat::index_beginscan(rel, irel, snapshot, 1, 0);
-        pg_sys::index_rescan(scan, &mut skey, 1, std::ptr::null_mut(), 0);
+        let scan = crate::pg::compat::index_beginscan(rel, irel, snapshot, keys, 0);
+        pg_sys::index_rescan(scan, skeys.as_mut_ptr(), keys, std::ptr::null_mut(), 0);
         let found = pg_sys::index_getnext_slot(scan, pg_sys::ScanDirection::ForwardScanDirection, slot);
         let result = if !found {
             None
@@ -260,6 +289,14 @@ fn fetch_row(key: Key<'_>, columns: &[i16]) -> Result<Option<(Vec<Value>, bool)>
         pg_sys::table_close(rel, lock);
         Ok(result)
     }
+}
+
+/// Whether the key store holds purpose DEKs: `shred.subject_key.purpose_id` exists (0.6.0 on).
+/// A syscache lookup, for the paths that create or delete DEKs (never per cached use).
+pub fn purposes_installed() -> Result<bool, ShredError> {
+    let table = relation(c"subject_key")?;
+    // SAFETY: syscache lookup inside a transaction; InvalidAttrNumber when missing.
+    Ok(unsafe { pg_sys::get_attnum(table, c"purpose_id".as_ptr()) } != pg_sys::InvalidAttrNumber as i16)
 }
 
 /// Key ids of erasure records written by committed transactions (the latest snapshot's view of

@@ -80,6 +80,8 @@ pub enum Arg<'a> {
     Bytes(&'a [u8]),
     /// A datum passed through unchanged (e.g. a function's own `text[]` argument).
     Datum(pg_sys::Datum),
+    /// SQL NULL (of the parameter's declared type).
+    Null,
 }
 
 /// A `text[]` datum (in the current memory context) of `values`.
@@ -213,10 +215,12 @@ pub fn run<R>(
                 Arg::TextArray(v) => Some(text_array(v)),
                 Arg::Bytes(b) => b.into_datum(),
                 Arg::Datum(d) => Some(*d),
+                Arg::Null => None,
             };
             datums.push(d.unwrap_or(pg_sys::Datum::from(0usize)));
         }
-        let nulls = vec![b' ' as std::ffi::c_char; args.len()];
+        let nulls: Vec<std::ffi::c_char> =
+            args.iter().map(|a| if matches!(a, Arg::Null) { b'n' } else { b' ' } as std::ffi::c_char).collect();
         // SAFETY: connected to SPI; datums match the plan's argument types; a pushed snapshot
         // is popped below, or by transaction abort cleanup if the statement raises an ERROR.
         let status = unsafe {

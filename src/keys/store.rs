@@ -1,4 +1,5 @@
-//! The key store: `shred.subject_key` (one wrapped DEK per data subject) and
+//! The key store: `shred.subject_key` (one wrapped DEK per data subject, and from 0.6.0 one
+//! more per purpose the subject's data is kept for: purpose 0 is the default DEK) and
 //! `shred.root_key_version` (salt, key-check value and retirement time per root-key version),
 //! and root-key rotation (rewrapping DEKs under the newest version). Reads are index
 //! scans under the latest snapshot ([`scan`]); writes run over SPI with the key store owner's
@@ -82,6 +83,16 @@ static INSERT_KEY: Plan = Plan::new(
     &[pg_sys::INT8OID, pg_sys::TEXTOID, pg_sys::BYTEAOID, pg_sys::INT4OID],
 );
 
+/// One new purpose DEK (0.6.0 on), as [`INSERT_KEY`].
+static INSERT_PURPOSE_KEY: Plan = Plan::new(
+    c"INSERT INTO shred.subject_key (key_id, subject, wrapped_dek, root_key_version, purpose_id)
+      SELECT $1, $2, $3, $4, $5
+       WHERE NOT EXISTS (SELECT FROM shred.erasure_log l WHERE l.key_id OPERATOR(pg_catalog.=) $1)
+      ON CONFLICT DO NOTHING
+      RETURNING key_id",
+    &[pg_sys::INT8OID, pg_sys::TEXTOID, pg_sys::BYTEAOID, pg_sys::INT4OID, pg_sys::INT4OID],
+);
+
 static INSERT_KEY_OLD: Plan = Plan::new(
     c"INSERT INTO shred.subject_key (key_id, subject, wrapped_dek, root_key_version)
       VALUES ($1, $2, $3, $4)
@@ -97,32 +108,57 @@ static KEYS_BY_ID: Plan = Plan::new(
     &[pg_sys::INT8ARRAYOID],
 );
 
-/// Which of the subjects have a DEK (latest snapshot).
+/// Which of the subjects have a DEK (latest snapshot), before 0.6.0.
 static HAVE_KEYS: Plan = Plan::new(
     c"SELECT subject FROM shred.subject_key WHERE subject OPERATOR(pg_catalog.=) ANY ($1)",
     &[pg_sys::TEXTARRAYOID],
 );
 
+/// Which of the subjects have a default DEK (latest snapshot), 0.6.0 on.
+static HAVE_DEFAULT_KEYS: Plan = Plan::new(
+    c"SELECT subject FROM shred.subject_key
+       WHERE subject OPERATOR(pg_catalog.=) ANY ($1) AND purpose_id OPERATOR(pg_catalog.=) 0",
+    &[pg_sys::TEXTARRAYOID],
+);
+
+/// Every DEK of a subject: its default DEK and its purpose DEKs.
 static DELETE_KEY: Plan = Plan::new(
     c"DELETE FROM shred.subject_key WHERE subject OPERATOR(pg_catalog.=) $1 RETURNING key_id",
     &[pg_sys::TEXTOID],
 );
 
-/// The DEKs of a slice of subjects: one index probe per subject (a scalar subquery, which the
-/// planner cannot turn into a join), then the deletion by key id. `subject = ANY ($1)` could
-/// be planned as a sequential scan testing every row against every subject of the slice (stale
-/// statistics after a bulk load), a cost that grows with the key store, not with the slice.
+/// One purpose DEK of a subject.
+static DELETE_PURPOSE_KEY: Plan = Plan::new(
+    c"DELETE FROM shred.subject_key
+       WHERE subject OPERATOR(pg_catalog.=) $1 AND purpose_id OPERATOR(pg_catalog.=) $2 RETURNING key_id",
+    &[pg_sys::TEXTOID, pg_sys::INT4OID],
+);
+
+/// The DEKs (default and purpose DEKs) of a slice of subjects: one index probe per subject (an
+/// `ARRAY()` subquery in the select list, which the planner cannot turn into a join), then the
+/// deletion by key id. `subject = ANY ($1)` could be planned as a sequential scan testing
+/// every row against every subject of the slice (stale statistics after a bulk load), a cost
+/// that grows with the key store, not with the slice.
 static DELETE_KEYS: Plan = Plan::new(
     c"DELETE FROM shred.subject_key
        WHERE key_id OPERATOR(pg_catalog.=) ANY (ARRAY(
-             SELECT (SELECT k.key_id FROM shred.subject_key k WHERE k.subject OPERATOR(pg_catalog.=) s.subject)
+             SELECT pg_catalog.unnest(ARRAY(SELECT k.key_id FROM shred.subject_key k
+                                             WHERE k.subject OPERATOR(pg_catalog.=) s.subject))
                FROM pg_catalog.unnest($1::pg_catalog.text[]) s (subject)))
       RETURNING key_id, subject",
     &[pg_sys::TEXTARRAYOID],
 );
 
+/// The last erasure of a subject, before 0.6.0.
 static LAST_ERASURE: Plan = Plan::new(
     c"SELECT pg_catalog.max(erased_at) FROM shred.erasure_log WHERE subject_digest OPERATOR(pg_catalog.=) $1",
+    &[pg_sys::BYTEAOID],
+);
+
+/// The last erasure of a whole subject (not of one purpose: `purpose_id IS NULL`), 0.6.0 on.
+static LAST_WHOLE_ERASURE: Plan = Plan::new(
+    c"SELECT pg_catalog.max(erased_at) FROM shred.erasure_log
+       WHERE subject_digest OPERATOR(pg_catalog.=) $1 AND purpose_id IS NULL",
     &[pg_sys::BYTEAOID],
 );
 
@@ -130,7 +166,7 @@ static LAST_ERASURE: Plan = Plan::new(
 /// [`DELETE_KEYS`].
 static ANY_KEY_LEFT: Plan = Plan::new(
     c"SELECT 1 FROM pg_catalog.unnest($1::pg_catalog.text[]) s (subject)
-       WHERE (SELECT true FROM shred.subject_key k WHERE k.subject OPERATOR(pg_catalog.=) s.subject)
+       WHERE (SELECT true FROM shred.subject_key k WHERE k.subject OPERATOR(pg_catalog.=) s.subject LIMIT 1)
       LIMIT 1",
     &[pg_sys::TEXTARRAYOID],
 );
@@ -194,6 +230,8 @@ struct KeyRow {
     subject: Vec<u8>,
     wrapped: Vec<u8>,
     version: i32,
+    /// The DEK's purpose (0: the subject's default DEK); `None` when not read.
+    purpose: Option<i32>,
 }
 
 impl KeyRow {
@@ -204,6 +242,7 @@ impl KeyRow {
             subject: r.bytes(2).ok_or_else(|| missing("subject"))?,
             wrapped: r.bytes(3).ok_or_else(|| missing("wrapped DEK"))?,
             version: r.int4(4).ok_or_else(|| missing("root-key version"))?,
+            purpose: None,
         })
     }
 
@@ -226,16 +265,17 @@ fn missing(what: &str) -> ShredError {
 #[derive(Clone, Copy)]
 enum By<'a> {
     Id(i64),
-    Subject(&'a [u8]),
+    /// A subject's DEK for a purpose (0: the default DEK).
+    Subject(&'a [u8], i32),
 }
 
 /// Read a key store row under the latest snapshot (see [`scan`]).
 fn lookup(by: By<'_>) -> Result<Option<KeyRow>, ShredError> {
     let key = match by {
         By::Id(id) => scan::Key::Id(id),
-        By::Subject(s) => scan::Key::Subject(s),
+        By::Subject(s, p) => scan::Key::Subject(s, p),
     };
-    let columns = [col::KEY_ID, col::SUBJECT, col::WRAPPED_DEK, col::ROOT_KEY_VERSION];
+    let columns = [col::KEY_ID, col::SUBJECT, col::WRAPPED_DEK, col::ROOT_KEY_VERSION, col::PURPOSE_ID];
     let Some(row) = scan::fetch(key, &columns)? else { return Ok(None) };
     let mut values = row.into_iter();
     let mut next = || values.next().unwrap_or(scan::Value::Null);
@@ -243,13 +283,18 @@ fn lookup(by: By<'_>) -> Result<Option<KeyRow>, ShredError> {
     let subject = next().into_bytes().ok_or_else(|| missing("subject"))?;
     let wrapped = next().into_bytes().ok_or_else(|| missing("wrapped DEK"))?;
     let version = next().int().ok_or_else(|| missing("root-key version"))? as i32;
-    Ok(Some(KeyRow { key_id, subject, wrapped, version }))
+    // NULL before 0.6.0, when every DEK is a default DEK.
+    let purpose = Some(next().int().unwrap_or(0) as i32);
+    Ok(Some(KeyRow { key_id, subject, wrapped, version, purpose }))
 }
 
 /// Unwrap a row's DEK and cache it, unless the cache was flushed since generation `seen`.
 fn unwrap_and_cache(row: &KeyRow, seen: u64) -> Result<Rc<DataKey>, ShredError> {
     let dek = Rc::new(row.unwrap_dek()?);
-    cache::insert(row.key_id, &row.subject, dek.clone(), seen);
+    match row.purpose {
+        Some(purpose) => cache::insert(row.key_id, &row.subject, purpose, dek.clone(), seen),
+        None => cache::insert_by_id(row.key_id, &row.subject, dek.clone(), seen),
+    }
     Ok(dek)
 }
 
@@ -400,7 +445,7 @@ pub fn prefetch(key_ids: &[i64]) -> Result<(), ShredError> {
     // `shred.check()`, to count): a prefetch never fails where the per-value path would not.
     for row in rows {
         if let Ok(dek) = row.unwrap_dek() {
-            cache::insert_wanted(row.key_id, &row.subject, Rc::new(dek), seen);
+            cache::insert_by_id(row.key_id, &row.subject, Rc::new(dek), seen);
         }
     }
     Ok(())
@@ -412,15 +457,20 @@ pub fn prefetch_room() -> usize {
     cache::room() / 2
 }
 
-/// The DEK of `subject` if it has one; never creates one.
-pub fn existing_dek(subject: &Subject<'_>) -> Result<Option<Rc<DataKey>>, ShredError> {
+/// The DEK of `subject` for `purpose` (0: its default DEK) if it has one; never creates one.
+pub fn existing_dek(subject: &Subject<'_>, purpose: i32) -> Result<Option<Rc<DataKey>>, ShredError> {
+    Ok(existing_key(subject, purpose)?.map(|(_, dek)| dek))
+}
+
+/// [`existing_dek`] with its key id.
+pub fn existing_key(subject: &Subject<'_>, purpose: i32) -> Result<Option<(i64, Rc<DataKey>)>, ShredError> {
     cache::accept_invalidations();
-    if let Some((_, dek)) = cache::get_by_subject(subject.db()) {
-        return Ok(Some(dek));
+    if let Some(hit) = cache::get_by_subject(subject.db(), purpose) {
+        return Ok(Some(hit));
     }
     let seen = cache::generation();
-    match lookup(By::Subject(subject.db()))? {
-        Some(row) => Ok(Some(unwrap_and_cache(&row, seen)?)),
+    match lookup(By::Subject(subject.db(), purpose))? {
+        Some(row) => Ok(Some((row.key_id, unwrap_and_cache(&row, seen)?))),
         None => Ok(None),
     }
 }
@@ -574,43 +624,50 @@ fn insert_new(subjects: &[&Subject<'_>]) -> Result<Vec<(usize, i64, DataKey)>, S
         .collect())
 }
 
-/// Insert one new DEK for `subject` (the first seal): `None` when another transaction created
-/// the subject's DEK first (the caller reads it), or the drawn key id was taken.
-fn insert_one(subject: &Subject<'_>) -> Result<Option<(i64, DataKey)>, ShredError> {
+/// Insert one new DEK for `subject` and `purpose` (the first seal): `None` when another
+/// transaction created that DEK first (the caller reads it), or the drawn key id was taken.
+/// A purpose DEK's wrapping binds the key id and subject as a default DEK's does: the key id
+/// names one DEK, whatever its purpose.
+fn insert_one(subject: &Subject<'_>, purpose: i32) -> Result<Option<(i64, DataKey)>, ShredError> {
     let recorded = scan::relation(c"erasure_log").is_ok();
+    if purpose != 0 && !scan::purposes_installed()? {
+        return Err(ShredError::NotReady("purposes need pg_shred 0.6.0: run ALTER EXTENSION pg_shred UPDATE".into()));
+    }
     let ids = new_key_ids(1, recorded)?;
     let key_id = *ids.first().ok_or_else(|| missing("key id"))?;
     let (version, mut deks, wrapped) = generate_wrapped(&[subject], &ids)?;
     let wrapped = wrapped.first().ok_or_else(|| missing("wrapped DEK"))?;
-    let inserted = run(
-        if recorded { &INSERT_KEY } else { &INSERT_KEY_OLD },
-        &[Arg::Int8(key_id), Arg::Bytes(subject.db()), Arg::Bytes(wrapped), Arg::Int4(version)],
-        Mode::Write,
-        0,
-        |rows| Ok(!rows.is_empty()),
-    )?;
+    let args = [Arg::Int8(key_id), Arg::Bytes(subject.db()), Arg::Bytes(wrapped), Arg::Int4(version), Arg::Int4(purpose)];
+    let plan = match (purpose, recorded) {
+        (0, true) => &INSERT_KEY,
+        (0, false) => &INSERT_KEY_OLD,
+        _ => &INSERT_PURPOSE_KEY,
+    };
+    let args = if purpose == 0 { &args[..4] } else { &args[..] };
+    let inserted = run(plan, args, Mode::Write, 0, |rows| Ok(!rows.is_empty()))?;
     // SAFETY: plain call; makes the new row visible to later reads in this statement.
     unsafe { pg_sys::CommandCounterIncrement() };
     Ok(if inserted { deks.pop().map(|dek| (key_id, dek)) } else { None })
 }
 
-/// The key id and DEK of `subject`, creating and storing a new random DEK on first use.
-/// Race-safe: concurrent first seals of one subject end with one DEK.
-pub fn get_or_create(subject: &Subject<'_>) -> Result<(i64, Rc<DataKey>), ShredError> {
+/// The key id and DEK of `subject` for `purpose` (0: its default DEK), creating and storing a
+/// new random DEK on first use. Race-safe: concurrent first seals of one subject end with one
+/// DEK per purpose. Whether a purpose DEK may be created (consent) is the caller's to check.
+pub fn get_or_create(subject: &Subject<'_>, purpose: i32) -> Result<(i64, Rc<DataKey>), ShredError> {
     cache::accept_invalidations();
-    if let Some(hit) = cache::get_by_subject(subject.db()) {
+    if let Some(hit) = cache::get_by_subject(subject.db(), purpose) {
         return Ok(hit);
     }
     let seen = cache::generation();
     for _ in 0..CREATE_ATTEMPTS {
-        if let Some(row) = lookup(By::Subject(subject.db()))? {
+        if let Some(row) = lookup(By::Subject(subject.db(), purpose))? {
             // A DEK that existed, or one another transaction created first and committed.
             return Ok((row.key_id, unwrap_and_cache(&row, seen)?));
         }
-        if let Some((key_id, dek)) = insert_one(subject)? {
+        if let Some((key_id, dek)) = insert_one(subject, purpose)? {
             // Cached at once; an abort of this (sub)transaction flushes the cache.
             let dek = Rc::new(dek);
-            cache::insert(key_id, subject.db(), dek.clone(), seen);
+            cache::insert(key_id, subject.db(), purpose, dek.clone(), seen);
             return Ok((key_id, dek));
         }
     }
@@ -648,7 +705,8 @@ fn create_chunk(mut wanted: Vec<&Subject<'_>>, seen: u64) -> Result<i64, ShredEr
     for attempt in 0..CREATE_ATTEMPTS {
         if attempt > 0 {
             let list: Vec<Vec<u8>> = wanted.iter().map(|s| s.db().to_vec()).collect();
-            let have = run(&HAVE_KEYS, &[Arg::TextArray(&list)], Mode::ReadLatest, 0, |rows| {
+            let plan = if scan::purposes_installed()? { &HAVE_DEFAULT_KEYS } else { &HAVE_KEYS };
+            let have = run(plan, &[Arg::TextArray(&list)], Mode::ReadLatest, 0, |rows| {
                 Ok(rows.iter().filter_map(|r| r.bytes(1)).collect::<std::collections::HashSet<Vec<u8>>>())
             })?;
             wanted.retain(|s| !have.contains(s.db()));
@@ -660,7 +718,7 @@ fn create_chunk(mut wanted: Vec<&Subject<'_>>, seen: u64) -> Result<i64, ShredEr
         created += made.len() as i64;
         let mut done = vec![false; wanted.len()];
         for (i, key_id, dek) in made {
-            cache::insert_wanted(key_id, wanted[i].db(), Rc::new(dek), seen);
+            cache::insert_wanted(key_id, wanted[i].db(), 0, Rc::new(dek), seen);
             done[i] = true;
         }
         let mut flags = done.into_iter();
@@ -708,25 +766,53 @@ fn delete_until_gone(
     Err(ShredError::Serialization("a data subject's DEK was created by a transaction this one cannot see"))
 }
 
-/// Delete the DEK of `subject` (database encoding), in the caller's transaction, and queue its
-/// erasure record and the deletion of its blind-index terms (written set-based before COMMIT:
-/// see [`super::deferred`]). True when a DEK was deleted. This backend's cache loses only the
-/// erased DEK (other backends drop theirs at COMMIT).
+/// Delete every DEK of `subject` (database encoding: its default DEK and its purpose DEKs), in
+/// the caller's transaction, and queue their erasure records (of the whole subject) and the
+/// deletion of their blind-index terms (written set-based before COMMIT: see
+/// [`super::deferred`]). True when a DEK was deleted. This backend's cache loses only the
+/// erased DEKs (other backends drop theirs at COMMIT).
 pub fn erase(subject: &Subject<'_>) -> Result<bool, ShredError> {
     let mut erased = Vec::new();
+    let one = [subject.db().to_vec()];
     let deleted = delete_until_gone(
         1,
         || {
             cache::deleting(|| {
                 run(&DELETE_KEY, &[Arg::Bytes(subject.db())], Mode::Write, 0, |rows| {
-                    erased.extend(rows.iter().filter_map(|r| r.int8(1)).map(|id| (id, subject.db().to_vec())));
+                    erased.extend(rows.iter().filter_map(|r| r.int8(1)).map(|id| (id, subject.db().to_vec(), None)));
                     Ok(rows.len() as i64)
                 })
             })
         },
-        || Ok(lookup(By::Subject(subject.db()))?.is_some()),
+        || run(&ANY_KEY_LEFT, &[Arg::TextArray(&one)], Mode::ReadLatest, 1, |rows| Ok(!rows.is_empty())),
     )?;
-    let key_ids: Vec<i64> = erased.iter().map(|(id, _)| *id).collect();
+    let key_ids: Vec<i64> = erased.iter().map(|(id, _, _)| *id).collect();
+    cache::evict(&key_ids);
+    after_erasure(&erased)?;
+    Ok(deleted > 0)
+}
+
+/// Delete the DEK of `subject` for `purpose` (not 0) only, as [`erase`] does (in the caller's
+/// transaction, recorded as an erasure of that purpose, its blind-index terms deleted). The
+/// subject's default DEK and other purposes' DEKs stay. True when a DEK was deleted.
+pub fn erase_purpose(subject: &Subject<'_>, purpose: i32) -> Result<bool, ShredError> {
+    if purpose == 0 {
+        return Err(ShredError::Internal("erase_purpose of the default DEK"));
+    }
+    let mut erased = Vec::new();
+    let deleted = delete_until_gone(
+        1,
+        || {
+            cache::deleting(|| {
+                run(&DELETE_PURPOSE_KEY, &[Arg::Bytes(subject.db()), Arg::Int4(purpose)], Mode::Write, 0, |rows| {
+                    erased.extend(rows.iter().filter_map(|r| r.int8(1)).map(|id| (id, subject.db().to_vec(), Some(purpose))));
+                    Ok(rows.len() as i64)
+                })
+            })
+        },
+        || Ok(lookup(By::Subject(subject.db(), purpose))?.is_some()),
+    )?;
+    let key_ids: Vec<i64> = erased.iter().map(|(id, _, _)| *id).collect();
     cache::evict(&key_ids);
     after_erasure(&erased)?;
     Ok(deleted > 0)
@@ -746,34 +832,50 @@ pub fn last_erasure(subject: &Subject<'_>) -> Result<Option<pg_sys::Datum>, Shre
         return Ok(None);
     }
     super::deferred::flush()?;
-    let Some(audit_key) = existing_dek(&audit_subject()?)? else { return Ok(None) };
-    let digest = crate::crypto::audit::subject_digest(&audit_key, subject.utf8());
-    run(&LAST_ERASURE, &[Arg::Bytes(&digest)], Mode::ReadLatest, 1, |rows| Ok(rows.first().and_then(|r| r.int8(1))))
+    let Some(digest) = existing_subject_digest(subject)? else { return Ok(None) };
+    let plan = if scan::purposes_installed()? { &LAST_WHOLE_ERASURE } else { &LAST_ERASURE };
+    run(plan, &[Arg::Bytes(&digest)], Mode::ReadLatest, 1, |rows| Ok(rows.first().and_then(|r| r.int8(1))))
         .map(|us| us.map(pg_sys::Datum::from))
 }
 
+/// The keyed digest of `subject` that erasure records and consent records hold (HMAC-SHA256
+/// under the key store's audit key, see [`crate::crypto::audit`]), creating the audit key on
+/// first use.
+pub fn subject_digest(subject: &Subject<'_>) -> Result<[u8; 32], ShredError> {
+    let key = get_or_create(&audit_subject()?, 0)?.1;
+    Ok(crate::crypto::audit::DigestKey::new(&key).digest(subject.utf8()))
+}
+
+/// [`subject_digest`], or `None` while the audit key does not exist (nothing was ever recorded
+/// under any digest): never creates it.
+pub fn existing_subject_digest(subject: &Subject<'_>) -> Result<Option<[u8; 32]>, ShredError> {
+    let Some(key) = existing_dek(&audit_subject()?, 0)? else { return Ok(None) };
+    Ok(Some(crate::crypto::audit::DigestKey::new(&key).digest(subject.utf8())))
+}
+
 /// What follows every deletion of DEKs, in the same transaction: queue, for each erased
-/// (key id, subject), its erasure record (the key id, the time, and the subject's keyed digest,
+/// (key id, subject, purpose when the erasure was of one purpose only), its erasure record
+/// (the key id, the time, that purpose, and the subject's keyed digest,
 /// never the subject: the proof of when a subject was erased, and what tells an erased DEK
 /// from a lost one; none before the log exists, 0.1.0 schema) and the deletion of the
 /// blind-index terms stored with the key id. Nothing outside pg_shred's own tables is read,
 /// written or locked: row tokens left in protected tables were keyed by the erased DEKs and
 /// cannot be recomputed (see `terms`).
-fn after_erasure(erased: &[(i64, Vec<u8>)]) -> Result<(), ShredError> {
+fn after_erasure(erased: &[(i64, Vec<u8>, Option<i32>)]) -> Result<(), ShredError> {
     if erased.is_empty() {
         return Ok(());
     }
     let digest_key = if scan::relation(c"erasure_log").is_ok() {
-        Some(crate::crypto::audit::DigestKey::new(&get_or_create(&audit_subject()?)?.1))
+        Some(crate::crypto::audit::DigestKey::new(&get_or_create(&audit_subject()?, 0)?.1))
     } else {
         None
     };
-    for (key_id, subject) in erased {
+    for (key_id, subject, purpose) in erased {
         let digest = match &digest_key {
             Some(key) => Some(key.digest(&server_to_utf8(subject, "subject")?).to_vec()),
             None => None,
         };
-        super::deferred::erased(*key_id, digest)?;
+        super::deferred::erased(*key_id, digest, *purpose)?;
     }
     Ok(())
 }
@@ -783,6 +885,14 @@ static DELETE_KEY_IDS: Plan = Plan::new(
     c"DELETE FROM shred.subject_key
        WHERE key_id OPERATOR(pg_catalog.=) ANY ($1) AND NOT pg_catalog.starts_with(subject, 'pg_shred:')
       RETURNING key_id, subject",
+    &[pg_sys::INT8ARRAYOID],
+);
+
+/// [`DELETE_KEY_IDS`], 0.6.0 on: with each DEK's purpose.
+static DELETE_KEY_IDS_PURPOSES: Plan = Plan::new(
+    c"DELETE FROM shred.subject_key
+       WHERE key_id OPERATOR(pg_catalog.=) ANY ($1) AND NOT pg_catalog.starts_with(subject, 'pg_shred:')
+      RETURNING key_id, subject, purpose_id",
     &[pg_sys::INT8ARRAYOID],
 );
 
@@ -810,9 +920,18 @@ static RECORD_UNHELD: Plan = Plan::new(
 pub fn replay_erasures(key_ids: pg_sys::Datum) -> Result<i64, ShredError> {
     super::deferred::flush()?;
     run(&RECORD_UNHELD, &[Arg::Datum(key_ids)], Mode::Write, 0, |_| Ok(()))?;
-    let erased = run(&DELETE_KEY_IDS, &[Arg::Datum(key_ids)], Mode::Write, 0, |rows| {
+    // A replayed purpose DEK is recorded as an erasure of its purpose (the subject's default
+    // DEK is replayed on its own when the whole subject was erased).
+    let plan = if scan::purposes_installed()? { &DELETE_KEY_IDS_PURPOSES } else { &DELETE_KEY_IDS };
+    let erased = run(plan, &[Arg::Datum(key_ids)], Mode::Write, 0, |rows| {
         rows.iter()
-            .map(|r| Ok((r.int8(1).ok_or_else(|| missing("key id"))?, r.bytes(2).ok_or_else(|| missing("subject"))?)))
+            .map(|r| {
+                Ok((
+                    r.int8(1).ok_or_else(|| missing("key id"))?,
+                    r.bytes(2).ok_or_else(|| missing("subject"))?,
+                    r.int4(3).filter(|&p| p != 0),
+                ))
+            })
             .collect::<Result<Vec<_>, ShredError>>()
     })?;
     if !erased.is_empty() {
@@ -844,24 +963,31 @@ pub fn erase_many<'a>(subjects: impl Iterator<Item = Subject<'a>>) -> Result<i64
     Ok(deleted)
 }
 
-/// [`erase_many`] of at most [`ERASE_SLICE`] subjects, with one DELETE.
+/// [`erase_many`] of at most [`ERASE_SLICE`] subjects, with one DELETE. Returns how many DEKs
+/// it deleted (a subject may have purpose DEKs besides its default DEK).
 fn erase_slice(subjects: &[Subject<'_>]) -> Result<i64, ShredError> {
     let list: Vec<Vec<u8>> = subjects.iter().map(|s| s.db().to_vec()).collect();
     let mut erased = Vec::new();
-    let deleted = delete_until_gone(
+    // Subjects with a deleted DEK: the slice is done once every subject of it is among them
+    // (or none is left under the latest snapshot).
+    let mut done = std::collections::HashSet::new();
+    delete_until_gone(
         list.len() as i64,
         || {
             run(&DELETE_KEYS, &[Arg::TextArray(&list)], Mode::Write, 0, |rows| {
+                let before = done.len();
                 for r in rows {
-                    erased.push((r.int8(1).ok_or_else(|| missing("key id"))?, r.bytes(2).ok_or_else(|| missing("subject"))?));
+                    let subject = r.bytes(2).ok_or_else(|| missing("subject"))?;
+                    erased.push((r.int8(1).ok_or_else(|| missing("key id"))?, subject.clone(), None));
+                    done.insert(subject);
                 }
-                Ok(rows.len() as i64)
+                Ok((done.len() - before) as i64)
             })
         },
         || run(&ANY_KEY_LEFT, &[Arg::TextArray(&list)], Mode::ReadLatest, 1, |rows| Ok(!rows.is_empty())),
     )?;
     after_erasure(&erased)?;
-    Ok(deleted)
+    Ok(erased.len() as i64)
 }
 
 /// Whether one of `roles` (OIDs) owns the pg_shred extension, its key table, the schema `shred`

@@ -66,7 +66,7 @@ pub fn context_key(context: &[u8], create: bool) -> Result<Option<ContextKey>, S
     let mut subject = BLIND_INDEX_SUBJECT.to_vec();
     subject.extend_from_slice(context);
     let subject = Subject::reserved(&subject)?;
-    let dek = if create { Some(store::get_or_create(&subject)?.1) } else { store::existing_dek(&subject)? };
+    let dek = if create { Some(store::get_or_create(&subject, 0)?.1) } else { store::existing_dek(&subject, 0)? };
     let context_utf8 = server_to_utf8(context, "context")?;
     Ok(dek.map(|k| ContextKey(BlindIndexKey::derive(&k, &context_utf8))))
 }

@@ -103,7 +103,7 @@ pub fn rebuild(tbl: pg_sys::Oid) -> Result<i64, ShredError> {
                             Some(datum) => {
                                 // SAFETY: a value of c.typ just opened.
                                 let text = unsafe { row::output(c.typ, datum) };
-                                let (key_id, dek) = store::get_or_create(&crate::keys::subject::Subject::new(&subject)?)?;
+                                let (key_id, dek) = store::get_or_create(&crate::keys::subject::Subject::new(&subject)?, 0)?;
                                 Some(row::varlena_datum(&row::index_value(&dek, key_id, &c.context, &text, c.rule)?))
                             }
                         },

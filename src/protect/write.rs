@@ -52,7 +52,8 @@ struct Writer {
     columns: Vec<Column>,
     insert: TablePlan,
     update: TablePlan,
-    /// `shred.seal(text, text, text)`: EXECUTE on it is the right to seal.
+    /// `shred.seal(text, text, text, text)` (`(text, text, text)` before 0.6.0): EXECUTE on it
+    /// is the right to seal.
     seal_fn: pg_sys::Oid,
 }
 
@@ -72,7 +73,8 @@ static VIEW_COLUMNS: Plan = Plan::new(
              EXISTS (SELECT FROM pg_catalog.pg_index i
                       WHERE i.indrelid OPERATOR(pg_catalog.=) t.relation AND i.indisprimary
                         AND ba.attnum OPERATOR(pg_catalog.=) ANY (i.indkey::pg_catalog.int2[])),
-             pg_catalog.to_regprocedure('shred.seal(pg_catalog.text, pg_catalog.text, pg_catalog.text)')::pg_catalog.oid::pg_catalog.int8,
+             pg_catalog.coalesce(pg_catalog.to_regprocedure('shred.seal(pg_catalog.text, pg_catalog.text, pg_catalog.text, pg_catalog.text)'),
+                                 pg_catalog.to_regprocedure('shred.seal(pg_catalog.text, pg_catalog.text, pg_catalog.text)'))::pg_catalog.oid::pg_catalog.int8,
              'shred.sealed'::pg_catalog.regtype::pg_catalog.oid::pg_catalog.int8
         FROM shred.protected_table t
         JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.relation
@@ -346,7 +348,7 @@ impl RowKey<'_> {
     fn get(&mut self) -> Result<(i64, Rc<crate::crypto::keys::DataKey>), ShredError> {
         if self.key.is_none() {
             crate::keys::root::require_root_key()?;
-            self.key = Some(store::get_or_create(&crate::keys::subject::Subject::new(self.subject)?)?);
+            self.key = Some(store::get_or_create(&crate::keys::subject::Subject::new(self.subject)?, 0)?);
         }
         self.key.clone().ok_or(ShredError::Internal("no row key"))
     }

@@ -5,6 +5,7 @@
 //! file. Arguments of type `text` and `shred.sealed` arrive as raw varlena bytes.
 
 mod protect;
+mod purposes;
 mod tokens;
 mod typed;
 mod varlena;
@@ -18,6 +19,7 @@ use crate::crypto::envelope;
 use crate::crypto::typed::PlainType;
 use crate::error::{Input, OrReport, ShredError};
 use crate::keys::subject::Subject;
+use crate::purposes::Purpose;
 use crate::keys::{root, store};
 use crate::pg::encoding::{server_to_utf8, utf8_to_server};
 use varlena::Varlena;
@@ -78,39 +80,60 @@ fn subject_arg(value: Option<&[u8]>) -> Subject<'_> {
     Subject::new(required(value, "subject")).or_report()
 }
 
-/// The key id and DEK that seal a plaintext of `len` bytes for `subject` (created on first
-/// use). The size is checked first (and again by the core), so an oversized value never
-/// creates a DEK.
-fn sealing_key(subject: &Subject<'_>, len: usize) -> (i64, std::rc::Rc<crate::crypto::keys::DataKey>) {
+/// A purpose argument: NULL for the subject's default DEK, else a defined purpose (42704
+/// otherwise), resolved once.
+fn purpose_arg(value: Option<&[u8]>) -> Option<Purpose> {
+    value.map(|name| crate::purposes::resolve(name).or_report())
+}
+
+/// The key id and DEK that seal a plaintext of `len` bytes for `subject` and `purpose` (created
+/// on first use; for a purpose that requires consent, only under a confirmed one). The size is
+/// checked first (and again by the core), so an oversized value never creates a DEK.
+fn sealing_key(subject: &Subject<'_>, purpose: Option<&Purpose>, len: usize) -> (i64, std::rc::Rc<crate::crypto::keys::DataKey>) {
     if len > envelope::MAX_PLAINTEXT_LEN {
         ShredError::Crypto(crate::crypto::CryptoError::PlaintextTooLarge { len, max: envelope::MAX_PLAINTEXT_LEN })
             .report();
     }
     root::require_root_key().or_report();
-    store::get_or_create(subject).or_report()
+    crate::purposes::sealing_key(subject, purpose).or_report()
 }
 
-/// Seal `plaintext` (already in its stored form: UTF-8 for text) for `subject`, straight into
-/// the result's memory.
-fn seal_bytes(subject: Option<&[u8]>, plaintext: Option<&[u8]>, context: Option<&[u8]>) -> Option<Varlena> {
+/// Seal `plaintext` (already in its stored form: UTF-8 for text) for `subject` and `purpose`,
+/// straight into the result's memory.
+fn seal_bytes(subject: Option<&[u8]>, plaintext: Option<&[u8]>, context: Option<&[u8]>, purpose: Option<&[u8]>) -> Option<Varlena> {
     let subject = subject_arg(subject);
     let context = server_to_utf8(required(context, "context"), "context").or_report();
+    let purpose = purpose_arg(purpose);
     let plaintext = plaintext?;
-    let (key_id, dek) = sealing_key(&subject, plaintext.len());
+    let (key_id, dek) = sealing_key(&subject, purpose.as_ref(), plaintext.len());
     let mut out = Varlena::alloc(envelope::sealed_len(plaintext.len()));
     envelope::seal_into(&dek, key_id as u64, &context, plaintext, out.data_mut()).or_report();
     Some(out)
 }
 
+/// `shred.seal(subject, plaintext text, context)` before 0.6.0.
 #[pg_extern(volatile, parallel_unsafe, sql = false)]
 fn seal_text(subject: Option<&[u8]>, plaintext: Option<&[u8]>, context: Option<&[u8]>) -> Option<Varlena> {
-    let utf8 = plaintext.map(|p| server_to_utf8(p, "plaintext").or_report());
-    seal_bytes(subject, utf8.as_deref(), context)
+    seal_text_for(subject, plaintext, context, None)
 }
 
+/// `shred.seal(subject, plaintext text, context, purpose)`, 0.6.0 on.
+#[pg_extern(volatile, parallel_unsafe, sql = false)]
+fn seal_text_for(subject: Option<&[u8]>, plaintext: Option<&[u8]>, context: Option<&[u8]>, purpose: Option<&[u8]>) -> Option<Varlena> {
+    let utf8 = plaintext.map(|p| server_to_utf8(p, "plaintext").or_report());
+    seal_bytes(subject, utf8.as_deref(), context, purpose)
+}
+
+/// `shred.seal(subject, plaintext bytea, context)` before 0.6.0.
 #[pg_extern(volatile, parallel_unsafe, sql = false)]
 fn seal_bytea(subject: Option<&[u8]>, plaintext: Option<&[u8]>, context: Option<&[u8]>) -> Option<Varlena> {
-    seal_bytes(subject, plaintext, context)
+    seal_bytes(subject, plaintext, context, None)
+}
+
+/// `shred.seal(subject, plaintext bytea, context, purpose)`, 0.6.0 on.
+#[pg_extern(volatile, parallel_unsafe, sql = false)]
+fn seal_bytea_for(subject: Option<&[u8]>, plaintext: Option<&[u8]>, context: Option<&[u8]>, purpose: Option<&[u8]>) -> Option<Varlena> {
+    seal_bytes(subject, plaintext, context, purpose)
 }
 
 /// Open an envelope straight into the result's memory: `None` when its DEK no longer exists.

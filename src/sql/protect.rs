@@ -67,7 +67,7 @@ fn blind_token(subject: Option<&[u8]>, value: Option<&[u8]>, context: Option<&[u
     let rule = normalization(required(rule, "normalization"));
     let value = value?;
     root::require_root_key().or_report();
-    let (key_id, dek) = store::get_or_create(&subject).or_report();
+    let (key_id, dek) = store::get_or_create(&subject, 0).or_report();
     Some(row::index_value(&dek, key_id, context, value, rule).or_report().to_vec())
 }
 

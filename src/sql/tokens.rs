@@ -20,7 +20,7 @@ use super::{required, subject_arg};
 use crate::crypto::blind::Normalization;
 use crate::crypto::pseudonym;
 use crate::error::{OrReport, ShredError};
-use crate::keys::{root, store, terms};
+use crate::keys::{root, terms};
 
 /// Longest blind-index context, in bytes.
 const MAX_CONTEXT_LEN: usize = 256;
@@ -59,9 +59,18 @@ fn blind_index(value: Option<&[u8]>, context: Option<&[u8]>, rule: Option<&[u8]>
 /// (erased, or never sealed for).
 #[pg_extern(volatile, strict, parallel_unsafe, sql = false)]
 fn pseudonym(subject: &[u8], domain: &[u8]) -> Option<String> {
-    let subject = subject_arg(Some(subject));
-    let domain = server_to_utf8(domain, "domain").or_report();
+    pseudonym_for(Some(subject), Some(domain), None)
+}
+
+/// `shred.pseudonym(subject text, domain text, purpose text DEFAULT NULL) -> text` (0.6.0 on):
+/// keyed by the subject's DEK for `purpose` (NULL: its default DEK), so it dies with that
+/// purpose's erasure; NULL when that DEK does not exist, or the subject or domain is NULL.
+#[pg_extern(volatile, parallel_unsafe, sql = false)]
+fn pseudonym_for(subject: Option<&[u8]>, domain: Option<&[u8]>, purpose: Option<&[u8]>) -> Option<String> {
+    let purpose = super::purpose_arg(purpose);
+    let subject = subject_arg(Some(subject?));
+    let domain = server_to_utf8(domain?, "domain").or_report();
     root::require_root_key().or_report();
-    let dek = store::existing_dek(&subject).or_report()?;
+    let dek = crate::purposes::existing_dek(&subject, purpose.as_ref()).or_report()?;
     Some(pseudonym::pseudonym(&dek, &domain))
 }

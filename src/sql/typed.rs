@@ -14,7 +14,7 @@ use pgrx::prelude::*;
 
 use crate::pg::encoding::{server_to_utf8, utf8_to_server};
 use super::varlena::{RawDatum, Varlena};
-use super::{required, sealing_key, subject_arg};
+use super::{purpose_arg, required, sealing_key, subject_arg};
 use crate::crypto::envelope::{self, Envelope};
 use crate::crypto::typed::{PlainType, TypedValue};
 use crate::error::{OrReport, ShredError};
@@ -26,13 +26,14 @@ pub(super) fn check_type(env: &Envelope<'_>, wanted: PlainType) {
     ShredError::check_type(env.plain_type(), wanted).or_report();
 }
 
-/// Seal `value` for `subject` in envelope format v2.
-fn seal_value(subject: Option<&[u8]>, value: Option<TypedValue>, context: Option<&[u8]>) -> Option<Varlena> {
+/// Seal `value` for `subject` and `purpose` (`None`: the default DEK) in envelope format v2.
+fn seal_value(subject: Option<&[u8]>, value: Option<TypedValue>, context: Option<&[u8]>, purpose: Option<&[u8]>) -> Option<Varlena> {
     let subject = subject_arg(subject);
     let context = server_to_utf8(required(context, "context"), "context").or_report();
+    let purpose = purpose_arg(purpose);
     let value = value?;
     let plaintext = value.encode();
-    let (key_id, dek) = sealing_key(&subject, plaintext.len());
+    let (key_id, dek) = sealing_key(&subject, purpose.as_ref(), plaintext.len());
     let mut out = Varlena::alloc(envelope::sealed_len_v2(plaintext.len()));
     envelope::seal_v2_into(&dek, key_id as u64, &context, value.plain_type(), &plaintext, out.data_mut()).or_report();
     Some(out)
@@ -65,25 +66,27 @@ unsafe fn varlena_arg<'a>(fcinfo: pg_sys::FunctionCallInfo, n: usize) -> Option<
     }
 }
 
-/// `shred.seal(subject, plaintext <typ>, context)` for a type sealed as its exact text form
-/// (`numeric`, `jsonb`): the output function of the datum itself writes it, so nothing but a
-/// value of the type can be sealed as one.
+/// `shred.seal(subject, plaintext <typ>, context [, purpose])` for a type sealed as its exact
+/// text form (`numeric`, `jsonb`): the output function of the datum itself writes it, so
+/// nothing but a value of the type can be sealed as one. Declared with three arguments before
+/// 0.6.0, four from it on.
 fn seal_by_output(fcinfo: pg_sys::FunctionCallInfo, typ: pg_sys::Oid, wrap: fn(String) -> TypedValue) -> Option<Varlena> {
-    // SAFETY: arguments (text, typ, text) as declared in SQL; the plaintext datum is read only
-    // when not NULL.
-    let (subject, context, text) = unsafe {
+    // SAFETY: arguments (text, typ, text [, text]) as declared in SQL, the fourth read only
+    // when the call has it; the plaintext datum is read only when not NULL.
+    let (subject, context, text, purpose) = unsafe {
         let text = if pgrx::fcinfo::pg_arg_is_null(fcinfo, 1) {
             None
         } else {
             Some(crate::pg::io::output(typ, pgrx::fcinfo::pg_getarg_datum_raw(fcinfo, 1)))
         };
-        (varlena_arg(fcinfo, 0), varlena_arg(fcinfo, 2), text)
+        let purpose = if (*fcinfo).nargs >= 4 { varlena_arg(fcinfo, 3) } else { None };
+        (varlena_arg(fcinfo, 0), varlena_arg(fcinfo, 2), text, purpose)
     };
     let value = text.map(|t| {
         let utf8 = server_to_utf8(&t, "plaintext").or_report().into_owned();
         wrap(String::from_utf8(utf8).unwrap_or_else(|_| ShredError::NotUtf8("plaintext").report()))
     });
-    seal_value(subject, value, context)
+    seal_value(subject, value, context, purpose)
 }
 
 /// A datum of `typ` from the opened canonical text of a sealed numeric or jsonb; a text that is
@@ -93,19 +96,35 @@ fn datum_from_text(typ: pg_sys::Oid, text: &str, what: &'static str) -> RawDatum
     RawDatum(crate::pg::io::parse(typ, &server).unwrap_or_else(|| ShredError::BadTypedText(what).report()))
 }
 
+// Each type's seal before 0.6.0 (three arguments) and from it on (`_for`: with the purpose).
 #[pg_extern(volatile, parallel_unsafe, sql = false)]
 fn seal_int4(subject: Option<&[u8]>, plaintext: Option<i32>, context: Option<&[u8]>) -> Option<Varlena> {
-    seal_value(subject, plaintext.map(TypedValue::Int4), context)
+    seal_value(subject, plaintext.map(TypedValue::Int4), context, None)
+}
+
+#[pg_extern(volatile, parallel_unsafe, sql = false)]
+fn seal_int4_for(subject: Option<&[u8]>, plaintext: Option<i32>, context: Option<&[u8]>, purpose: Option<&[u8]>) -> Option<Varlena> {
+    seal_value(subject, plaintext.map(TypedValue::Int4), context, purpose)
 }
 
 #[pg_extern(volatile, parallel_unsafe, sql = false)]
 fn seal_int8(subject: Option<&[u8]>, plaintext: Option<i64>, context: Option<&[u8]>) -> Option<Varlena> {
-    seal_value(subject, plaintext.map(TypedValue::Int8), context)
+    seal_value(subject, plaintext.map(TypedValue::Int8), context, None)
+}
+
+#[pg_extern(volatile, parallel_unsafe, sql = false)]
+fn seal_int8_for(subject: Option<&[u8]>, plaintext: Option<i64>, context: Option<&[u8]>, purpose: Option<&[u8]>) -> Option<Varlena> {
+    seal_value(subject, plaintext.map(TypedValue::Int8), context, purpose)
 }
 
 #[pg_extern(volatile, parallel_unsafe, sql = false)]
 fn seal_date(subject: Option<&[u8]>, plaintext: Option<Date>, context: Option<&[u8]>) -> Option<Varlena> {
-    seal_value(subject, plaintext.map(|d| TypedValue::Date(d.into_inner())), context)
+    seal_value(subject, plaintext.map(|d| TypedValue::Date(d.into_inner())), context, None)
+}
+
+#[pg_extern(volatile, parallel_unsafe, sql = false)]
+fn seal_date_for(subject: Option<&[u8]>, plaintext: Option<Date>, context: Option<&[u8]>, purpose: Option<&[u8]>) -> Option<Varlena> {
+    seal_value(subject, plaintext.map(|d| TypedValue::Date(d.into_inner())), context, purpose)
 }
 
 #[pg_extern(volatile, parallel_unsafe, sql = false)]
@@ -114,7 +133,17 @@ fn seal_timestamptz(
     plaintext: Option<TimestampWithTimeZone>,
     context: Option<&[u8]>,
 ) -> Option<Varlena> {
-    seal_value(subject, plaintext.map(|t| TypedValue::Timestamptz(t.into_inner())), context)
+    seal_value(subject, plaintext.map(|t| TypedValue::Timestamptz(t.into_inner())), context, None)
+}
+
+#[pg_extern(volatile, parallel_unsafe, sql = false)]
+fn seal_timestamptz_for(
+    subject: Option<&[u8]>,
+    plaintext: Option<TimestampWithTimeZone>,
+    context: Option<&[u8]>,
+    purpose: Option<&[u8]>,
+) -> Option<Varlena> {
+    seal_value(subject, plaintext.map(|t| TypedValue::Timestamptz(t.into_inner())), context, purpose)
 }
 
 /// `shred.seal(subject text, plaintext numeric, context text)`: sealed as `numeric_out`'s exact
@@ -203,13 +232,13 @@ fn canonical_text(typ: pg_sys::Oid, text: &[u8], what: &'static str) -> String {
 #[pg_extern(volatile, parallel_unsafe, sql = false)]
 fn seal_numeric_text(subject: Option<&[u8]>, plaintext: Option<&[u8]>, context: Option<&[u8]>) -> Option<Varlena> {
     let value = plaintext.map(|t| TypedValue::Numeric(canonical_text(pg_sys::NUMERICOID, t, "numeric")));
-    seal_value(subject, value, context)
+    seal_value(subject, value, context, None)
 }
 
 #[pg_extern(volatile, parallel_unsafe, sql = false)]
 fn seal_jsonb_text(subject: Option<&[u8]>, plaintext: Option<&[u8]>, context: Option<&[u8]>) -> Option<Varlena> {
     let value = plaintext.map(|t| TypedValue::Jsonb(canonical_text(pg_sys::JSONBOID, t, "jsonb")));
-    seal_value(subject, value, context)
+    seal_value(subject, value, context, None)
 }
 
 /// The canonical text of a sealed numeric or jsonb, checked to parse as the type (so the old

@@ -35,6 +35,7 @@
 
 pub mod audit;
 pub mod blind;
+pub mod consent;
 pub mod envelope;
 pub mod keys;
 pub mod pseudonym;

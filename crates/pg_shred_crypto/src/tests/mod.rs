@@ -3,6 +3,7 @@
 
 mod audit;
 mod blind;
+mod consent;
 mod envelope;
 mod kat;
 mod keys;

@@ -1,0 +1,113 @@
+//! Purposes: why a data subject's data is kept (`'marketing'`, `'billing'`), each with its own
+//! DEK per subject, so that one purpose can be erased (a withdrawn consent) while the subject's
+//! other data stays readable.
+//!
+//! Invariants:
+//! - A purpose, once defined, keeps its id and its `requires_consent` for good (purposes are
+//!   never dropped; `shred.define_purpose` may change only the description and retention), so
+//!   a backend may remember a committed purpose for as long as its DEK cache lives: the map is
+//!   dropped with every flush of the DEK cache (any abort, any change to the key store
+//!   committed anywhere, DROP EXTENSION), so a purpose of a rolled-back transaction is never
+//!   remembered.
+//! - A DEK of a purpose that requires consent is created only under a confirmed, unwithdrawn
+//!   consent ([`consent::claim`], which also makes a concurrent withdrawal wait or fail), and a
+//!   withdrawal erases it in the same transaction: such a DEK exists only while its consent
+//!   stands, so sealing under an existing one needs no consent lookup.
+
+pub mod consent;
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use pgrx::pg_sys;
+
+use crate::crypto::keys::DataKey;
+use crate::error::ShredError;
+use crate::keys::cache;
+use crate::keys::scan;
+use crate::keys::spi::{run, Arg, Mode, Plan};
+use crate::keys::store;
+use crate::keys::subject::Subject;
+
+/// A defined purpose, as sealing and erasing need it.
+#[derive(Clone)]
+pub struct Purpose {
+    /// Its id in the key store (`shred.subject_key.purpose_id`; never 0, the default DEK's).
+    pub id: i32,
+    /// Whether sealing for it needs the data subject's confirmed consent.
+    pub requires_consent: bool,
+    /// Its name (for messages; purposes are not personal data).
+    pub name: String,
+}
+
+static PURPOSE_BY_NAME: Plan = Plan::new(
+    c"SELECT purpose_id, requires_consent FROM shred.purpose WHERE name OPERATOR(pg_catalog.=) $1",
+    &[pg_sys::TEXTOID],
+);
+
+thread_local! {
+    /// Purposes looked up by this backend, by name, and the DEK cache generation they belong to.
+    static KNOWN: RefCell<(u64, HashMap<Vec<u8>, Purpose>)> = RefCell::new((0, HashMap::new()));
+}
+
+/// The purpose named `name` (database encoding). Errors: no such purpose (42704); the
+/// extension not updated to 0.6.0 (55000).
+pub fn resolve(name: &[u8]) -> Result<Purpose, ShredError> {
+    cache::accept_invalidations();
+    let generation = cache::generation();
+    let known = KNOWN.with(|k| {
+        let mut k = k.borrow_mut();
+        if k.0 != generation {
+            *k = (generation, HashMap::new());
+        }
+        k.1.get(name).cloned()
+    });
+    if let Some(p) = known {
+        return Ok(p);
+    }
+    if scan::relation(c"purpose").is_err() {
+        return Err(ShredError::NotReady("purposes need pg_shred 0.6.0: run ALTER EXTENSION pg_shred UPDATE".into()));
+    }
+    let found = run(&PURPOSE_BY_NAME, &[Arg::Bytes(name)], Mode::ReadLatest, 1, |rows| {
+        Ok(rows.first().and_then(|r| Some((r.int4(1)?, r.bool(2)?))))
+    })?;
+    let readable = String::from_utf8_lossy(name).into_owned();
+    let Some((id, requires_consent)) = found else {
+        return Err(ShredError::NotFound(format!("purpose \"{readable}\" is not defined (see shred.define_purpose)")));
+    };
+    let purpose = Purpose { id, requires_consent, name: readable };
+    KNOWN.with(|k| {
+        let mut k = k.borrow_mut();
+        if k.0 == generation {
+            k.1.insert(name.to_vec(), purpose.clone());
+        }
+    });
+    Ok(purpose)
+}
+
+/// The key id and DEK that seal for `subject` and `purpose` (`None`: the subject's default
+/// DEK), created on first use. For a purpose that requires consent, a missing DEK is created
+/// only under the subject's confirmed, unwithdrawn consent; without one the seal is refused
+/// ([`ShredError::NoConsent`], 55000).
+pub fn sealing_key(subject: &Subject<'_>, purpose: Option<&Purpose>) -> Result<(i64, Rc<DataKey>), ShredError> {
+    let Some(p) = purpose else { return store::get_or_create(subject, 0) };
+    if !p.requires_consent {
+        return store::get_or_create(subject, p.id);
+    }
+    if let Some(hit) = store::existing_key(subject, p.id)? {
+        return Ok(hit);
+    }
+    consent::claim(subject, p)?;
+    store::get_or_create(subject, p.id)
+}
+
+/// The DEK of `subject` for `purpose` (`None`: its default DEK) if it exists; never creates one.
+pub fn existing_dek(subject: &Subject<'_>, purpose: Option<&Purpose>) -> Result<Option<Rc<DataKey>>, ShredError> {
+    store::existing_dek(subject, purpose.map_or(0, |p| p.id))
+}
+
+/// Erase the DEK of `subject` for `purpose` only (see [`store::erase_purpose`]).
+pub fn erase(subject: &Subject<'_>, purpose: &Purpose) -> Result<bool, ShredError> {
+    store::erase_purpose(subject, purpose.id)
+}

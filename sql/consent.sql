@@ -52,7 +52,7 @@ CREATE FUNCTION shred.has_consent(subject pg_catalog.text, purpose pg_catalog.te
     RETURNS pg_catalog.bool
     LANGUAGE c VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'has_consent_wrapper';
 COMMENT ON FUNCTION shred.has_consent(pg_catalog.text, pg_catalog.text) IS
-    'Whether a data subject has a confirmed, unwithdrawn consent for a purpose (a withdrawal committed by any session counts at once): ask before using the data for it, e.g. before sending a marketing e-mail. NULL subject or purpose is an error (22004); an undefined purpose is 42704.';
+    'Whether a data subject has a confirmed, unwithdrawn consent for a purpose, requested since the subject was last erased as a whole (a withdrawal or erasure committed by any session counts at once): ask before using the data for it, e.g. before sending a marketing e-mail. NULL subject or purpose is an error (22004); an undefined purpose is 42704.';
 
 CREATE FUNCTION shred._subject_digest(subject pg_catalog.text)
     RETURNS pg_catalog.bytea
@@ -69,6 +69,9 @@ CREATE FUNCTION shred.consent_history(subject pg_catalog.text)
 AS $$
     SELECT p.name,
            CASE WHEN c.withdrawn_at IS NOT NULL THEN 'withdrawn'
+                WHEN EXISTS (SELECT FROM shred.erasure_log l
+                              WHERE l.subject_digest = c.subject_digest AND l.purpose_id IS NULL
+                                AND l.erased_at >= c.requested_at) THEN 'erased'
                 WHEN c.confirmed_at IS NOT NULL THEN 'confirmed'
                 WHEN c.token_expires_at <= now() THEN 'expired'
                 ELSE 'pending' END,
@@ -76,11 +79,12 @@ AS $$
            shred._open_row(c.evidence, subject, 'pg_shred.consent', NULL::jsonb)
       FROM shred.consent c
       JOIN shred.purpose p ON p.purpose_id = c.purpose_id
-     WHERE c.subject_digest = shred._subject_digest(subject)
+     -- the digest once (an InitPlan), before any erasure record is read
+     WHERE c.subject_digest = (SELECT shred._subject_digest(subject))
      ORDER BY c.requested_at, p.name, c.token_digest
 $$;
 COMMENT ON FUNCTION shred.consent_history(pg_catalog.text) IS
-    'Every consent of a data subject, per purpose: status (pending, confirmed, expired, withdrawn), the times of request, confirmation, withdrawal and token expiry, and the evidence (NULL once the subject is erased). Found by the keyed digest of the subject, so it still answers after an erasure: the proof that consent was given and its withdrawal honoured.';
+    'Every consent of a data subject, per purpose: status (pending, confirmed, expired, withdrawn, or erased: the whole subject was erased after the request), the times of request, confirmation, withdrawal and token expiry, and the evidence (NULL once the subject is erased). Found by the keyed digest of the subject, so it still answers after an erasure: the proof that consent was given and its withdrawal honoured.';
 
 REVOKE ALL ON FUNCTION
     shred.request_consent(pg_catalog.text, pg_catalog.text, pg_catalog.jsonb),

@@ -648,6 +648,24 @@ fn zz_no_secret_in_the_server_log() {
     let _ = c.query_one("SELECT shred.open_bytea($1::text::shred.sealed, $2)", &[&env, &plain]);
     let tampered = format!("shred1:{}", B64.encode(b"\x01tampered envelope bytes ........................"));
     let _ = c.query_one("SELECT shred.open($1::text::shred.sealed)", &[&tampered]);
+    // Purposes and consent: a refused seal, a request with evidence, its token confirmed and
+    // guessed, the seal, a withdrawal, an undefined purpose, the history.
+    let evidence = "EVIDENCE-MARKER-6620";
+    c.batch_execute("SELECT shred.define_purpose('marker_mail', 'Marked mail', true)").unwrap();
+    let _ = c.query_one("SELECT shred.seal($1, $2::text, 'ctx', 'marker_mail')", &[&subject, &plain]);
+    let token: String = c
+        .query_one("SELECT shred.request_consent($1, 'marker_mail', jsonb_build_object('form', $2::text))", &[&subject, &evidence])
+        .unwrap()
+        .get(0);
+    let _ = c.query_one("SELECT shred.confirm_consent($1)", &[&token]);
+    let _ = c.query_one("SELECT shred.confirm_consent($1)", &[&format!("{}x", &token[..42])]);
+    let _ = c.query_one("SELECT shred.seal($1, $2::text, 'ctx', 'marker_mail')", &[&subject, &plain]);
+    let _ = c.query_one("SELECT shred.has_consent($1, 'marker_mail')", &[&subject]);
+    let _ = c.query_one("SELECT * FROM shred.consent_history($1)", &[&subject]);
+    let _ = c.query_one("SELECT shred.withdraw_consent($1, 'marker_mail')", &[&subject]);
+    let _ = c.query_one("SELECT shred.seal($1, $2::text, 'ctx', 'marker_mail')", &[&subject, &plain]);
+    let _ = c.query_one("SELECT shred.erase($1, 'no_such_purpose')", &[&subject]);
+    let _ = c.query_one("SELECT shred.request_consent($1, 'no_such_purpose', jsonb_build_object('form', $2::text))", &[&subject, &evidence]);
     c.batch_execute("CALL shred.rotate_root_key()").unwrap();
     // Literal constants: pg_stat_statements must keep them as placeholders.
     c.batch_execute("SELECT shred.seal('LITERAL-SUBJECT-5521', 'LITERAL-PLAIN-5521')").unwrap();
@@ -711,7 +729,7 @@ fn zz_no_secret_in_the_server_log() {
         panic!("a root key or DEK appears in the server log at byte {} ({} bytes long)", m.start(), m.len());
     }
     // "secret-plaintext": the text tests/key_store.rs gives 0.2.0's numeric and jsonb helpers.
-    for marker in [plain, subject, "7731-STDERR", "secret-token", "secret-plaintext"] {
+    for marker in [plain, subject, evidence, &token, "7731-STDERR", "secret-token", "secret-plaintext"] {
         for line in log.lines().filter(|l| l.contains(marker)) {
             // PostgreSQL echoes a client's statements and parameters (log_statement), and logs
             // a setting changed by a reload: the threat model says how to configure both.

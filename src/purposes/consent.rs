@@ -9,6 +9,9 @@
 //! - [`confirm`] answers `false`, never an error, for whatever is not a live token, and runs the
 //!   same single statement for an unknown, expired, withdrawn or used token: its answer and its
 //!   cost tell nothing about any data subject.
+//! - A consent stands while it is confirmed and not withdrawn, and ends with an erasure of the
+//!   whole data subject (`shred.erase(subject)`) made after it was requested: a subject that
+//!   comes back after being forgotten must opt in again.
 //! - A withdrawal and the first DEK created under a consent ([`claim`]) both update the consent
 //!   row: whichever comes second waits for the first to end, then sees what it did (READ
 //!   COMMITTED) or fails with 40001 (a transaction snapshot), so no purpose DEK outlives a
@@ -53,18 +56,27 @@ static WITHDRAW: Plan = Plan::new(
     &[pg_sys::BYTEAOID, pg_sys::INT4OID],
 );
 
+/// A consent stands while it is confirmed, not withdrawn, and the data subject was not erased
+/// as a whole since it was requested (an erased subject's consents end with it).
 static CLAIM: Plan = Plan::new(
-    c"UPDATE shred.consent SET used_at = COALESCE(used_at, pg_catalog.now())
-       WHERE subject_digest OPERATOR(pg_catalog.=) $1 AND purpose_id OPERATOR(pg_catalog.=) $2
-         AND confirmed_at IS NOT NULL AND withdrawn_at IS NULL
+    c"UPDATE shred.consent c SET used_at = COALESCE(c.used_at, pg_catalog.now())
+       WHERE c.subject_digest OPERATOR(pg_catalog.=) $1 AND c.purpose_id OPERATOR(pg_catalog.=) $2
+         AND c.confirmed_at IS NOT NULL AND c.withdrawn_at IS NULL
+         AND NOT EXISTS (SELECT FROM shred.erasure_log l
+                          WHERE l.subject_digest OPERATOR(pg_catalog.=) c.subject_digest AND l.purpose_id IS NULL
+                            AND l.erased_at OPERATOR(pg_catalog.>=) c.requested_at)
       RETURNING true",
     &[pg_sys::BYTEAOID, pg_sys::INT4OID],
 );
 
+/// Whether a consent stands (as [`CLAIM`] decides).
 static HAS_CONSENT: Plan = Plan::new(
-    c"SELECT true FROM shred.consent
-       WHERE subject_digest OPERATOR(pg_catalog.=) $1 AND purpose_id OPERATOR(pg_catalog.=) $2
-         AND confirmed_at IS NOT NULL AND withdrawn_at IS NULL
+    c"SELECT true FROM shred.consent c
+       WHERE c.subject_digest OPERATOR(pg_catalog.=) $1 AND c.purpose_id OPERATOR(pg_catalog.=) $2
+         AND c.confirmed_at IS NOT NULL AND c.withdrawn_at IS NULL
+         AND NOT EXISTS (SELECT FROM shred.erasure_log l
+                          WHERE l.subject_digest OPERATOR(pg_catalog.=) c.subject_digest AND l.purpose_id IS NULL
+                            AND l.erased_at OPERATOR(pg_catalog.>=) c.requested_at)
       LIMIT 1",
     &[pg_sys::BYTEAOID, pg_sys::INT4OID],
 );
@@ -127,10 +139,13 @@ pub fn withdraw(subject: &Subject<'_>, purpose: &Purpose) -> Result<bool, ShredE
     Ok(withdrawn)
 }
 
-/// Whether `subject` has a confirmed, unwithdrawn consent for `purpose` (latest snapshot: a
-/// withdrawal committed anywhere counts at once).
+/// Whether `subject` has a standing consent for `purpose`: confirmed, not withdrawn, and not
+/// requested before the subject was last erased as a whole (latest snapshot: a withdrawal or
+/// erasure committed anywhere counts at once).
 pub fn has(subject: &Subject<'_>, purpose: &Purpose) -> Result<bool, ShredError> {
     let Some(digest) = store::existing_subject_digest(subject)? else { return Ok(false) };
+    // this transaction's erasure records first
+    crate::keys::deferred::flush()?;
     run(&HAS_CONSENT, &[Arg::Bytes(&digest), Arg::Int4(purpose.id)], Mode::ReadLatest, 1, |rows| Ok(!rows.is_empty()))
 }
 
@@ -139,6 +154,7 @@ pub fn has(subject: &Subject<'_>, purpose: &Purpose) -> Result<bool, ShredError>
 pub fn claim(subject: &Subject<'_>, purpose: &Purpose) -> Result<(), ShredError> {
     let refused = || ShredError::NoConsent(purpose.name.clone());
     let Some(digest) = store::existing_subject_digest(subject)? else { return Err(refused()) };
+    crate::keys::deferred::flush()?;
     let claimed = run(&CLAIM, &[Arg::Bytes(&digest), Arg::Int4(purpose.id)], Mode::Write, 0, |rows| Ok(!rows.is_empty()))?;
     if !claimed {
         return Err(refused());

@@ -82,10 +82,13 @@ fn has_consent(subject: Option<&[u8]>, purpose: Option<&[u8]>) -> bool {
 }
 
 /// `shred._subject_digest(subject text) -> bytea` (internal, never granted): the keyed digest
-/// that erasure and consent records hold; NULL while no record was ever written.
+/// that erasure and consent records hold; NULL while no record was ever written. Writes this
+/// transaction's queued erasure records first, so that the caller's reads of the erasure log
+/// that follow see them.
 #[pg_extern(volatile, strict, parallel_unsafe, sql = false)]
 fn _subject_digest(subject: &[u8]) -> Option<Vec<u8>> {
     let subject = subject_arg(Some(subject));
     root::require_root_key().or_report();
+    crate::keys::deferred::flush().or_report();
     store::existing_subject_digest(&subject).or_report().map(|d| d.to_vec())
 }

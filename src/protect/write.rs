@@ -73,7 +73,7 @@ static VIEW_COLUMNS: Plan = Plan::new(
              EXISTS (SELECT FROM pg_catalog.pg_index i
                       WHERE i.indrelid OPERATOR(pg_catalog.=) t.relation AND i.indisprimary
                         AND ba.attnum OPERATOR(pg_catalog.=) ANY (i.indkey::pg_catalog.int2[])),
-             pg_catalog.coalesce(pg_catalog.to_regprocedure('shred.seal(pg_catalog.text, pg_catalog.text, pg_catalog.text, pg_catalog.text)'),
+             COALESCE(pg_catalog.to_regprocedure('shred.seal(pg_catalog.text, pg_catalog.text, pg_catalog.text, pg_catalog.text)'),
                                  pg_catalog.to_regprocedure('shred.seal(pg_catalog.text, pg_catalog.text, pg_catalog.text)'))::pg_catalog.oid::pg_catalog.int8,
              'shred.sealed'::pg_catalog.regtype::pg_catalog.oid::pg_catalog.int8
         FROM shred.protected_table t

@@ -386,4 +386,47 @@ fn key_cache_stays_within_its_memory_budget() {
     seal_many(20_001, 40_000);
     assert!(cache::entries() >= 20_000, "{} entries in 64 MB", cache::entries());
 }
+
+/// The cache finds a DEK by subject only under its own purpose: whichever DEK of a subject was
+/// read first (by key id, when a value is opened; set-wise, by `shred.check()`'s prefetch; or
+/// by subject), a seal for the default DEK or another purpose never takes it.
+#[pg_test]
+fn purpose_deks_are_cached_apart() {
+    use crate::keys::{cache, store};
+    setup();
+    Spi::run("SELECT shred.define_purpose('cache_a', 'a'), shred.define_purpose('cache_b', 'b')").expect("define");
+    let id = |sql: &str| Spi::get_one::<i64>(sql).expect("query").expect("a key id");
+    let ids = |subject: &str| -> [i64; 3] {
+        [
+            id(&format!("SELECT shred.key_id(shred.seal('{subject}', 'x'))")),
+            id(&format!("SELECT shred.key_id(shred.seal('{subject}', 'x', '', 'cache_a'))")),
+            id(&format!("SELECT shred.key_id(shred.seal('{subject}', 'x', '', 'cache_b'))")),
+        ]
+    };
+    let want = ids("cached:1");
+    assert!(want[0] != want[1] && want[1] != want[2] && want[0] != want[2], "{want:?}");
+    // each DEK read first by key id (opening a value), in every order, then sealed for by subject
+    for first in 0..3 {
+        cache::flush();
+        let v = match first {
+            0 => "shred.seal('cached:1', 'y')",
+            1 => "shred.seal('cached:1', 'y', '', 'cache_a')",
+            _ => "shred.seal('cached:1', 'y', '', 'cache_b')",
+        };
+        let sealed = text(&format!("SELECT {v}::text")).expect("sealed");
+        cache::flush();
+        assert_eq!(text(&format!("SELECT shred.open('{sealed}'::shred.sealed)")).as_deref(), Some("y"));
+        assert_eq!(ids("cached:1"), want, "after opening a value of DEK {first} first");
+    }
+    // read set-wise by key id (no purpose known): found by key id, never sealed for
+    cache::flush();
+    store::prefetch(&want).expect("prefetch");
+    assert!(want.iter().all(|&k| cache::contains(k)));
+    assert_eq!(ids("cached:1"), want);
+    // erasing one purpose evicts that DEK only
+    Spi::run("SELECT shred.erase('cached:1', 'cache_a')").expect("erase");
+    let after = ids("cached:1");
+    assert_eq!((after[0], after[2]), (want[0], want[2]));
+    assert!(after[1] != want[1], "a new DEK for the erased purpose");
+}
 }

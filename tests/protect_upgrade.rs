@@ -323,8 +323,9 @@ fn fresh_install_equals_upgraded_install() {
     assert!(old.iter().any(|l| l.starts_with("shred.protected_table r ") && l.contains(" rls=true,false ")), "{old:#?}");
 }
 
-/// A database at 0.4.0, with a protected table, updated to this version: the objects and
-/// function bodies of a fresh install (0.4.0's differ: the listing can tell them apart), the
+/// A database at 0.4.0, with a protected table, updated to 0.5.0 (which changes `_protect`
+/// alone) and then to this version: the objects and function bodies of a fresh install (0.4.0's
+/// differ: the listing can tell them apart), the
 /// table still works, and a NOT NULL column, which 0.4.0 refused on PostgreSQL 18, is
 /// protected.
 #[test]
@@ -339,12 +340,15 @@ fn update_from_0_4_0_equals_fresh_install() {
     .unwrap();
     assert_eq!(extversion(&mut c), "0.4.0");
     let old = catalogue(&mut c);
+    // 0.5.0 changed _protect alone
+    c.batch_execute("ALTER EXTENSION pg_shred UPDATE TO '0.5.0'").unwrap();
+    let mid = catalogue(&mut c);
+    let changed: Vec<_> = mid.iter().filter(|l| !old.contains(l)).collect();
+    assert!(changed.len() == 1 && changed[0].starts_with("shred._protect("), "{changed:#?}");
     c.batch_execute("ALTER EXTENSION pg_shred UPDATE").unwrap();
     assert_eq!(extversion(&mut c), env!("CARGO_PKG_VERSION"));
     let new = catalogue(&mut fresh_db("pu_from_040_fresh"));
     assert_eq!(catalogue(&mut c), new);
-    let changed: Vec<_> = new.iter().filter(|l| !old.contains(l)).collect();
-    assert!(changed.len() == 1 && changed[0].starts_with("shred._protect("), "{changed:#?}");
     c.batch_execute(
         "INSERT INTO t_plain VALUES (2, 'two');
          CREATE TABLE nn (id int PRIMARY KEY, v text NOT NULL);

@@ -302,6 +302,49 @@ RESET shred.root_key_command;
 RESET shred.root_key_file;
 
 -------------------------------------------------------------------------------------------------
+-- Purposes and consent
+-------------------------------------------------------------------------------------------------
+SELECT shred.define_purpose('regress_mail', 'Regress mail', requires_consent => true) AS mail,
+       shred.define_purpose('regress_stats', 'Regress statistics') AS stats;
+-- An undefined purpose: sealing (also a NULL plaintext), erasing, pseudonyms, consent.
+SELECT * FROM regress.fails($$SELECT shred.seal('customer:S3CR3T', 'S3CR3T plaintext', '', 'no_such_purpose')$$);
+SELECT * FROM regress.fails($$SELECT shred.seal('customer:S3CR3T', NULL::text, '', 'no_such_purpose')$$);
+SELECT * FROM regress.fails($$SELECT shred.erase('customer:S3CR3T', 'no_such_purpose')$$);
+SELECT * FROM regress.fails($$SELECT shred.pseudonym('customer:S3CR3T', 'S3CR3T', 'no_such_purpose')$$);
+SELECT * FROM regress.fails($$SELECT shred.request_consent('customer:S3CR3T', 'no_such_purpose')$$);
+SELECT * FROM regress.fails($$SELECT shred.has_consent('customer:S3CR3T', 'no_such_purpose')$$);
+SELECT * FROM regress.fails($$SELECT shred.withdraw_consent('customer:S3CR3T', 'no_such_purpose')$$);
+-- NULL arguments.
+SELECT * FROM regress.fails($$SELECT shred.erase('customer:S3CR3T', NULL)$$);
+SELECT * FROM regress.fails($$SELECT shred.request_consent(NULL, 'regress_mail')$$);
+SELECT * FROM regress.fails($$SELECT shred.request_consent('customer:S3CR3T', NULL)$$);
+SELECT * FROM regress.fails($$SELECT shred.withdraw_consent('customer:S3CR3T', NULL)$$);
+SELECT * FROM regress.fails($$SELECT shred.has_consent(NULL, 'regress_mail')$$);
+-- A reserved subject.
+SELECT * FROM regress.fails($$SELECT shred.request_consent('pg_shred:S3CR3T', 'regress_mail')$$);
+-- Sealing for a purpose that requires consent, without it: every type, and after a request
+-- that was not confirmed.
+SELECT * FROM regress.fails($$SELECT shred.seal('customer:S3CR3T', 'S3CR3T plaintext', '', 'regress_mail')$$);
+SELECT * FROM regress.fails($$SELECT shred.seal('customer:S3CR3T', 42, '', 'regress_mail')$$);
+SELECT * FROM regress.fails($$SELECT shred.seal('customer:S3CR3T', '{"S3CR3T": 1}'::jsonb, purpose => 'regress_mail')$$);
+SELECT * FROM regress.fails($$SELECT shred.request_consent('customer:S3CR3T-2', 'regress_mail', '{"S3CR3T": "evidence"}');
+                               SELECT shred.seal('customer:S3CR3T-2', 'S3CR3T plaintext', '', 'regress_mail')$$);
+-- Tokens never fail.
+SELECT * FROM regress.fails($$SELECT shred.confirm_consent('S3CR3T not a token')$$);
+SELECT * FROM regress.fails($$SELECT shred.confirm_consent(NULL)$$);
+-- Defining purposes: names, NULLs, retention, requires_consent fixed, and who may.
+SELECT * FROM regress.fails($$SELECT shred.define_purpose('Not A Name', 'x')$$);
+SELECT * FROM regress.fails($$SELECT shred.define_purpose(NULL, 'x')$$);
+SELECT * FROM regress.fails($$SELECT shred.define_purpose('regress_x', 'x', NULL)$$);
+SELECT * FROM regress.fails($$SELECT shred.define_purpose('regress_x', 'x', false, interval '-1 day')$$);
+SELECT * FROM regress.fails($$SELECT shred.define_purpose('regress_mail', 'Regress mail', false)$$);
+SELECT * FROM regress.fails($$SET LOCAL ROLE regress_pg_shred_reader; SELECT shred.define_purpose('regress_x', 'x')$$);
+SELECT * FROM regress.fails($$SET LOCAL ROLE regress_pg_shred_reader; SELECT shred.request_consent('customer:S3CR3T', 'regress_mail')$$);
+-- The token lifetime's bounds.
+SELECT * FROM regress.fails($$SET shred.consent_token_lifetime = '59s'$$);
+SELECT * FROM regress.fails($$SET shred.consent_token_lifetime = '367d'$$);
+
+-------------------------------------------------------------------------------------------------
 -- Root keys: versions, rotation and retirement
 -------------------------------------------------------------------------------------------------
 -- A key command that prints a keyring of entries 'version:key', key 'file' for this server's
@@ -350,49 +393,6 @@ SET shred.root_key_command = :'keyring_1';
 SELECT * FROM regress.fails($$SELECT shred.seal('customer:S3CR3T-2', 'S3CR3T plaintext')$$);
 RESET shred.root_key_command;
 RESET shred.root_key_file;
-
--------------------------------------------------------------------------------------------------
--- Purposes and consent
--------------------------------------------------------------------------------------------------
-SELECT shred.define_purpose('regress_mail', 'Regress mail', requires_consent => true) AS mail,
-       shred.define_purpose('regress_stats', 'Regress statistics') AS stats;
--- An undefined purpose: sealing (also a NULL plaintext), erasing, pseudonyms, consent.
-SELECT * FROM regress.fails($$SELECT shred.seal('customer:S3CR3T', 'S3CR3T plaintext', '', 'no_such_purpose')$$);
-SELECT * FROM regress.fails($$SELECT shred.seal('customer:S3CR3T', NULL::text, '', 'no_such_purpose')$$);
-SELECT * FROM regress.fails($$SELECT shred.erase('customer:S3CR3T', 'no_such_purpose')$$);
-SELECT * FROM regress.fails($$SELECT shred.pseudonym('customer:S3CR3T', 'S3CR3T', 'no_such_purpose')$$);
-SELECT * FROM regress.fails($$SELECT shred.request_consent('customer:S3CR3T', 'no_such_purpose')$$);
-SELECT * FROM regress.fails($$SELECT shred.has_consent('customer:S3CR3T', 'no_such_purpose')$$);
-SELECT * FROM regress.fails($$SELECT shred.withdraw_consent('customer:S3CR3T', 'no_such_purpose')$$);
--- NULL arguments.
-SELECT * FROM regress.fails($$SELECT shred.erase('customer:S3CR3T', NULL)$$);
-SELECT * FROM regress.fails($$SELECT shred.request_consent(NULL, 'regress_mail')$$);
-SELECT * FROM regress.fails($$SELECT shred.request_consent('customer:S3CR3T', NULL)$$);
-SELECT * FROM regress.fails($$SELECT shred.withdraw_consent('customer:S3CR3T', NULL)$$);
-SELECT * FROM regress.fails($$SELECT shred.has_consent(NULL, 'regress_mail')$$);
--- A reserved subject.
-SELECT * FROM regress.fails($$SELECT shred.request_consent('pg_shred:S3CR3T', 'regress_mail')$$);
--- Sealing for a purpose that requires consent, without it: every type, and after a request
--- that was not confirmed.
-SELECT * FROM regress.fails($$SELECT shred.seal('customer:S3CR3T', 'S3CR3T plaintext', '', 'regress_mail')$$);
-SELECT * FROM regress.fails($$SELECT shred.seal('customer:S3CR3T', 42, '', 'regress_mail')$$);
-SELECT * FROM regress.fails($$SELECT shred.seal('customer:S3CR3T', '{"S3CR3T": 1}'::jsonb, purpose => 'regress_mail')$$);
-SELECT * FROM regress.fails($$SELECT shred.request_consent('customer:S3CR3T-2', 'regress_mail', '{"S3CR3T": "evidence"}');
-                               SELECT shred.seal('customer:S3CR3T-2', 'S3CR3T plaintext', '', 'regress_mail')$$);
--- Tokens never fail.
-SELECT * FROM regress.fails($$SELECT shred.confirm_consent('S3CR3T not a token')$$);
-SELECT * FROM regress.fails($$SELECT shred.confirm_consent(NULL)$$);
--- Defining purposes: names, NULLs, retention, requires_consent fixed, and who may.
-SELECT * FROM regress.fails($$SELECT shred.define_purpose('Not A Name', 'x')$$);
-SELECT * FROM regress.fails($$SELECT shred.define_purpose(NULL, 'x')$$);
-SELECT * FROM regress.fails($$SELECT shred.define_purpose('regress_x', 'x', NULL)$$);
-SELECT * FROM regress.fails($$SELECT shred.define_purpose('regress_x', 'x', false, interval '-1 day')$$);
-SELECT * FROM regress.fails($$SELECT shred.define_purpose('regress_mail', 'Regress mail', false)$$);
-SELECT * FROM regress.fails($$SET LOCAL ROLE regress_pg_shred_reader; SELECT shred.define_purpose('regress_x', 'x')$$);
-SELECT * FROM regress.fails($$SET LOCAL ROLE regress_pg_shred_reader; SELECT shred.request_consent('customer:S3CR3T', 'regress_mail')$$);
--- The token lifetime's bounds.
-SELECT * FROM regress.fails($$SET shred.consent_token_lifetime = '59s'$$);
-SELECT * FROM regress.fails($$SET shred.consent_token_lifetime = '367d'$$);
 
 -------------------------------------------------------------------------------------------------
 -- Encodings: a LATIN1 database (opened text with a character it lacks), a SQL_ASCII one (text

@@ -734,3 +734,49 @@ fn update_from_0_5_0_keeps_every_value_on_its_default_dek() {
     drop(direct);
     c.batch_execute("DROP OWNED BY pu_direct").unwrap();
 }
+
+/// After restoring a backup taken before an erasure of one purpose, `shred.replay_erasures`
+/// with the live erasure log's key ids erases that purpose's DEK again and records it as an
+/// erasure of that purpose: the subject's other values still open and `shred.erased_at` stays
+/// NULL; a replayed whole erasure is recorded as one.
+#[test]
+fn replayed_purpose_erasures_stay_purpose_erasures() {
+    let mut live = purposes_db("pu_replay_live");
+    let clicks = seal_for(&mut live, "c:1", "clicks", Some("analytics"));
+    let name = seal_for(&mut live, "c:1", "Ada", None);
+    let bob = seal_for(&mut live, "c:2", "Bob", None);
+    let path = dir().join("purposes_replay.dump");
+    run(pg_tool("pg_dump").args(["-Fc", "-f", path.to_str().unwrap(), "pu_replay_live"]));
+    live.query_one("SELECT shred.erase('c:1', 'analytics')", &[]).unwrap();
+    live.query_one("SELECT shred.erase('c:2')", &[]).unwrap();
+    let ids: Vec<i64> = live.query("SELECT key_id FROM shred.erasure_log ORDER BY key_id", &[]).unwrap().iter().map(|r| r.get(0)).collect();
+    assert_eq!(ids.len(), 2);
+
+    drop(empty_db("pu_replay_old"));
+    run(pg_tool("pg_restore").args(["--exit-on-error", "-d", "pu_replay_old", path.to_str().unwrap()]));
+    let mut old = connect("pu_replay_old");
+    assert_eq!(open(&mut old, &clicks).as_deref(), Some("clicks"));
+    let n: i64 = old.query_one("SELECT shred.replay_erasures($1)", &[&ids]).unwrap().get(0);
+    assert_eq!(n, 2);
+    assert_eq!(open(&mut old, &clicks), None);
+    assert_eq!(open(&mut old, &name).as_deref(), Some("Ada"));
+    assert_eq!(open(&mut old, &bob), None);
+    let at: Option<std::time::SystemTime> = old.query_one("SELECT shred.erased_at('c:1')", &[]).unwrap().get(0);
+    assert_eq!(at, None, "c:1 was not erased as a whole");
+    let at: Option<std::time::SystemTime> = old.query_one("SELECT shred.erased_at('c:2')", &[]).unwrap().get(0);
+    assert!(at.is_some());
+    let purposes: Vec<Option<String>> = old
+        .query("SELECT p.name FROM shred.erasure_log l LEFT JOIN shred.purpose p USING (purpose_id) ORDER BY l.key_id", &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let live_purposes: Vec<Option<String>> = live
+        .query("SELECT p.name FROM shred.erasure_log l LEFT JOIN shred.purpose p USING (purpose_id) ORDER BY l.key_id", &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(purposes, live_purposes);
+    assert!(purposes.contains(&Some("analytics".to_string())) && purposes.contains(&None));
+}

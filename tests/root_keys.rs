@@ -236,6 +236,26 @@ fn tokens_survive_rotation() {
         (r.get(0), r.get(1), r.get(2))
     };
     assert_eq!(tokens(&mut c).2, vec![token]);
+    // a purpose DEK, under a consent with evidence (sealed under t:1's default DEK)
+    c.batch_execute(
+        "SELECT shred.define_purpose('rk_mail', 'Mail', true);
+         SELECT shred.confirm_consent(shred.request_consent('t:1', 'rk_mail', '{\"form\": \"f\"}'));",
+    )
+    .unwrap();
+    let mail: String = c.query_one("SELECT shred.seal('t:1', 'a@b.example', 'm', 'rk_mail')::text", &[]).unwrap().get(0);
+    let purposes = |c: &mut postgres::Client| -> (Option<String>, Option<String>, bool, Option<String>) {
+        let r = c
+            .query_one(
+                "SELECT shred.open($1::text::shred.sealed, 'm'), shred.pseudonym('t:1', 'analytics', 'rk_mail'),
+                        shred.has_consent('t:1', 'rk_mail'), (SELECT evidence::text FROM shred.consent_history('t:1'))",
+                &[&mail],
+            )
+            .unwrap();
+        (r.get(0), r.get(1), r.get(2), r.get(3))
+    };
+    let purposes_before = purposes(&mut c);
+    assert_eq!(purposes_before.0.as_deref(), Some("a@b.example"));
+    assert!(purposes_before.1.is_some() && purposes_before.2);
     let before = tokens(&mut c);
     use_keyring(&mut c, &keyring_file("rk_tokens_v12", &[(1, &k1), (2, &k2)]));
     c.batch_execute("CALL shred.rotate_root_key()").unwrap();
@@ -243,7 +263,9 @@ fn tokens_survive_rotation() {
     let mut d = connect("rk_tokens");
     use_keyring(&mut d, &keyring_file("rk_tokens_v2", &[(2, &k2)]));
     assert_eq!(tokens(&mut d), before);
-    assert_eq!(status(&mut d), vec![(1, "retired".into(), 0), (2, "current".into(), 2)]);
+    assert_eq!(purposes(&mut d), purposes_before, "purpose DEKs and consent evidence are rewrapped too");
+    // t:1's default and rk_mail DEKs, the blind-index context's key and the audit key
+    assert_eq!(status(&mut d), vec![(1, "retired".into(), 0), (2, "current".into(), 4)]);
 }
 
 /// Wait until `cond` holds (polled every 50 ms), at most 60 s.

@@ -30,6 +30,10 @@ ROWS = [
     ("pgp_decrypt", "pgcrypto `pgp_sym_decrypt(pgp, pass)`", []),
     ("seal", "**`shred.seal(subject, email, 'bench.email')`, warm**",
      [("encrypt", "encrypt"), ("pgp_encrypt", "pgp_sym_encrypt"), ("md5", "md5")]),
+    ("seal_purpose", "**`shred.seal(subject, email, 'bench.email', 'bench_stats')`, warm: under each subject's purpose DEK**",
+     [("encrypt", "encrypt"), ("seal", "seal (default DEK)")]),
+    ("has_consent", "**`shred.has_consent(subject, 'bench_mail')`, once per subject (every other one has consent; each answer checked)**",
+     [("hmac", "hmac")]),
     ("open", "**`shred.open(v, 'bench.email')`, warm**",
      [("decrypt", "decrypt"), ("pgp_decrypt", "pgp_sym_decrypt"), ("md5", "md5")]),
     ("decrypt_cold", "pgcrypto decrypt, cold (new connection, first statement)", []),
@@ -260,6 +264,9 @@ def core_report(meta, stats, pgb, out, problems):
                    f"{fmt_us(stats[op]['us'])} vs {fmt_us(stats['md5']['us'])} µs/row")
             r = speed(op, pgp)
             target(f"warm {op} ≥ 200× {pgp.replace('pgp_', 'pgp_sym_')}", r >= 200, f"{fmt_ratio(r)}")
+    if "seal_purpose" in stats and "seal" in stats:
+        t = stats["seal_purpose"]["us"] / stats["seal"]["us"]
+        target("warm seal for a purpose ≤ 1.2× the time of seal under the default DEK", t <= 1.2, f"{t:.2f}×")
     if "create_seal" in stats and "insert" in stats:
         t = stats["create_seal"]["us"] / stats["insert"]["us"]
         target(f"create_keys + first seal of {int(meta['new_subjects']):,} new subjects ≤ 2× the time of the plain INSERT",

@@ -21,11 +21,12 @@ CREATE TABLE shred.consent (
     token_expires_at  pg_catalog.timestamptz NOT NULL,
     confirmed_at      pg_catalog.timestamptz,
     withdrawn_at      pg_catalog.timestamptz,
+    erased_at         pg_catalog.timestamptz,
     used_at           pg_catalog.timestamptz
 );
 CREATE INDEX consent_subject ON shred.consent (subject_digest, purpose_id);
 COMMENT ON TABLE shred.consent IS
-    'One row per consent requested (shred.request_consent): SHA-256 of its confirmation token, purpose, keyed digest of the data subject (HMAC-SHA256, as in shred.erasure_log), the evidence of the first opt-in sealed under the subject''s default DEK (unreadable once the subject is erased), and the times of the request, token expiry, confirmation, withdrawal and first DEK created under it. Kept by pg_dump.';
+    'One row per consent requested (shred.request_consent): SHA-256 of its confirmation token, purpose, keyed digest of the data subject (HMAC-SHA256, as in shred.erasure_log), the evidence of the first opt-in sealed under the subject''s default DEK (unreadable once the subject is erased), and the times of the request, token expiry, confirmation, withdrawal, erasure of the whole subject (which ends its consents) and first DEK created under it. Kept by pg_dump.';
 SELECT pg_catalog.pg_extension_config_dump('shred.consent', '');
 REVOKE ALL ON shred.consent FROM PUBLIC;
 GRANT SELECT ON shred.consent TO shred_eraser, shred_admin;
@@ -46,13 +47,13 @@ CREATE FUNCTION shred.withdraw_consent(subject pg_catalog.text, purpose pg_catal
     RETURNS pg_catalog.bool
     LANGUAGE c VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'withdraw_consent_wrapper';
 COMMENT ON FUNCTION shred.withdraw_consent(pg_catalog.text, pg_catalog.text) IS
-    'Withdraw a data subject''s consent for a purpose: records the withdrawal of every pending or confirmed consent and erases the subject''s DEK of the purpose (as shred.erase(subject, purpose)) in the caller''s transaction: final at COMMIT, undone by ROLLBACK. True when a consent was withdrawn. The subject''s other data stays readable.';
+    'Withdraw a data subject''s consent for a purpose: records the withdrawal of every pending or confirmed consent and, for a purpose that requires consent, erases the subject''s DEK of the purpose (as shred.erase(subject, purpose)), in the caller''s transaction: final at COMMIT, undone by ROLLBACK. A purpose that does not require consent keeps its data (it is kept on another ground). True when a consent was withdrawn. The subject''s other data stays readable.';
 
 CREATE FUNCTION shred.has_consent(subject pg_catalog.text, purpose pg_catalog.text)
     RETURNS pg_catalog.bool
     LANGUAGE c VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'has_consent_wrapper';
 COMMENT ON FUNCTION shred.has_consent(pg_catalog.text, pg_catalog.text) IS
-    'Whether a data subject has a confirmed, unwithdrawn consent for a purpose, requested since the subject was last erased as a whole (a withdrawal or erasure committed by any session counts at once): ask before using the data for it, e.g. before sending a marketing e-mail. NULL subject or purpose is an error (22004); an undefined purpose is 42704.';
+    'Whether a data subject has a standing consent for a purpose: confirmed, not withdrawn, and not ended by an erasure of the whole subject (a withdrawal or erasure committed by any session counts at once): ask before using the data for it, e.g. before sending a marketing e-mail. NULL subject or purpose is an error (22004); an undefined purpose is 42704.';
 
 CREATE FUNCTION shred._subject_digest(subject pg_catalog.text)
     RETURNS pg_catalog.bytea
@@ -63,28 +64,26 @@ COMMENT ON FUNCTION shred._subject_digest(pg_catalog.text) IS
 CREATE FUNCTION shred.consent_history(subject pg_catalog.text)
     RETURNS TABLE (purpose pg_catalog.text, status pg_catalog.text, requested_at pg_catalog.timestamptz,
                    confirmed_at pg_catalog.timestamptz, withdrawn_at pg_catalog.timestamptz,
-                   token_expires_at pg_catalog.timestamptz, evidence pg_catalog.jsonb)
+                   erased_at pg_catalog.timestamptz, token_expires_at pg_catalog.timestamptz, evidence pg_catalog.jsonb)
     LANGUAGE sql VOLATILE STRICT PARALLEL UNSAFE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT p.name,
            CASE WHEN c.withdrawn_at IS NOT NULL THEN 'withdrawn'
-                WHEN EXISTS (SELECT FROM shred.erasure_log l
-                              WHERE l.subject_digest = c.subject_digest AND l.purpose_id IS NULL
-                                AND l.erased_at >= c.requested_at) THEN 'erased'
+                WHEN c.erased_at IS NOT NULL THEN 'erased'
                 WHEN c.confirmed_at IS NOT NULL THEN 'confirmed'
                 WHEN c.token_expires_at <= now() THEN 'expired'
                 ELSE 'pending' END,
-           c.requested_at, c.confirmed_at, c.withdrawn_at, c.token_expires_at,
+           c.requested_at, c.confirmed_at, c.withdrawn_at, c.erased_at, c.token_expires_at,
            shred._open_row(c.evidence, subject, 'pg_shred.consent', NULL::jsonb)
       FROM shred.consent c
       JOIN shred.purpose p ON p.purpose_id = c.purpose_id
-     -- the digest once (an InitPlan), before any erasure record is read
+     -- the digest once (an InitPlan)
      WHERE c.subject_digest = (SELECT shred._subject_digest(subject))
      ORDER BY c.requested_at, p.name, c.token_digest
 $$;
 COMMENT ON FUNCTION shred.consent_history(pg_catalog.text) IS
-    'Every consent of a data subject, per purpose: status (pending, confirmed, expired, withdrawn, or erased: the whole subject was erased after the request), the times of request, confirmation, withdrawal and token expiry, and the evidence (NULL once the subject is erased). Found by the keyed digest of the subject, so it still answers after an erasure: the proof that consent was given and its withdrawal honoured.';
+    'Every consent of a data subject, per purpose: status (pending, confirmed, expired, withdrawn, or erased: ended by an erasure of the whole subject), the times of request, confirmation, withdrawal, erasure and token expiry, and the evidence (NULL once the subject is erased). Found by the keyed digest of the subject, so it still answers after an erasure: the proof that consent was given and its withdrawal honoured.';
 
 REVOKE ALL ON FUNCTION
     shred.request_consent(pg_catalog.text, pg_catalog.text, pg_catalog.jsonb),

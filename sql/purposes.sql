@@ -11,8 +11,10 @@
 -----------------------------------------------------------------------------------------------
 -- Purposes. Ids are never reused and a purpose is never dropped: DEKs and records name it by id.
 -----------------------------------------------------------------------------------------------
+CREATE SEQUENCE shred.purpose_purpose_id_seq AS pg_catalog.int4 MINVALUE 1;
 CREATE TABLE shred.purpose (
-    purpose_id        pg_catalog.int4 CONSTRAINT purpose_pkey PRIMARY KEY CHECK (purpose_id OPERATOR(pg_catalog.>) 0),
+    purpose_id        pg_catalog.int4 CONSTRAINT purpose_pkey PRIMARY KEY CHECK (purpose_id OPERATOR(pg_catalog.>) 0)
+                      DEFAULT pg_catalog.nextval('shred.purpose_purpose_id_seq'::pg_catalog.regclass),
     name              pg_catalog.text COLLATE "C" NOT NULL CONSTRAINT purpose_name_key UNIQUE
                       CHECK (name OPERATOR(pg_catalog.~) '^[a-z][a-z0-9_]{0,62}$'),
     description       pg_catalog.text NOT NULL,
@@ -22,8 +24,10 @@ CREATE TABLE shred.purpose (
 );
 COMMENT ON TABLE shred.purpose IS
     'One row per purpose data is kept for (shred.define_purpose): its id in the key store, name, description, whether sealing for it needs the data subject''s confirmed consent, and its retention period. Kept by pg_dump.';
+ALTER SEQUENCE shred.purpose_purpose_id_seq OWNED BY shred.purpose.purpose_id;
 SELECT pg_catalog.pg_extension_config_dump('shred.purpose', '');
-REVOKE ALL ON shred.purpose FROM PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('shred.purpose_purpose_id_seq', '');
+REVOKE ALL ON shred.purpose, shred.purpose_purpose_id_seq FROM PUBLIC;
 
 CREATE VIEW shred.purposes AS
 SELECT p.name, p.description, p.requires_consent, p.retention, p.created_at
@@ -55,7 +59,7 @@ BEGIN
     IF define_purpose.retention IS NOT NULL AND define_purpose.retention <= interval '0' THEN
         RAISE EXCEPTION 'pg_shred: retention must be positive (or NULL for none)' USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    -- one definition at a time: ids are drawn in order
+    -- one definition at a time
     LOCK TABLE shred.purpose IN SHARE ROW EXCLUSIVE MODE;
     SELECT * INTO p FROM shred.purpose x WHERE x.name = define_purpose.name;
     IF FOUND THEN
@@ -69,9 +73,14 @@ BEGIN
          WHERE x.purpose_id = p.purpose_id;
         RETURN false;
     END IF;
-    INSERT INTO shred.purpose (purpose_id, name, description, requires_consent, retention)
-    VALUES ((SELECT coalesce(max(x.purpose_id), 0) + 1 FROM shred.purpose x),
-            define_purpose.name, define_purpose.description, define_purpose.requires_consent, define_purpose.retention);
+    BEGIN
+        INSERT INTO shred.purpose (name, description, requires_consent, retention)
+        VALUES (define_purpose.name, define_purpose.description, define_purpose.requires_consent, define_purpose.retention);
+    EXCEPTION WHEN unique_violation THEN
+        -- defined by a transaction this one's snapshot (REPEATABLE READ) does not see
+        RAISE EXCEPTION 'pg_shred: purpose "%" was defined concurrently', define_purpose.name
+            USING ERRCODE = 'serialization_failure', HINT = 'Retry the transaction.';
+    END;
     RETURN true;
 END
 $$;

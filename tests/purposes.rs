@@ -153,10 +153,12 @@ fn each_purpose_has_its_own_dek_for_every_type() {
     // create_keys makes default DEKs only, also for a subject that has purpose DEKs
     let made: i64 = c.query_one("SELECT shred.create_keys(ARRAY['c:1', 'c:2'])", &[]).unwrap().get(0);
     assert_eq!(made, 1);
+    // a purpose DEK comes with the subject's default DEK (an erasure of the whole subject
+    // serializes with the purpose DEK's creation on it)
     c.query_one("SELECT shred.seal('c:3', 'x', '', 'analytics')", &[]).unwrap();
-    let made: i64 = c.query_one("SELECT shred.create_keys(ARRAY['c:3'])", &[]).unwrap().get(0);
-    assert_eq!(made, 1, "a purpose DEK is not the default DEK");
     assert!(dek_of(&mut c, "c:3", None).is_some());
+    let made: i64 = c.query_one("SELECT shred.create_keys(ARRAY['c:3'])", &[]).unwrap().get(0);
+    assert_eq!(made, 0);
 }
 
 /// `shred.erase(subject, purpose)` destroys that purpose's DEK only, in the caller's
@@ -229,7 +231,7 @@ fn erasing_one_purpose_keeps_the_rest() {
     seal_for(&mut c, "c:4", "x", None);
     seal_for(&mut c, "c:4", "y", Some("analytics"));
     let n: i64 = c.query_one("SELECT shred.erase(ARRAY['c:2', 'c:4', 'c:4', 'c:none'])", &[]).unwrap().get(0);
-    assert_eq!(n, 3);
+    assert_eq!(n, 4, "c:2's and c:4's default and analytics DEKs");
     assert_eq!(open(&mut other, &bob), None);
     // errors: NULL purpose, unknown purpose
     assert_eq!(sqlstate(c.query_one("SELECT shred.erase('c:1', NULL)", &[])), "22004");
@@ -455,16 +457,10 @@ fn tokens_expire_and_tell_nothing() {
 #[test]
 fn roles_of_purposes_and_consent() {
     let mut admin = purposes_db("pu_roles");
+    login_roles(&mut admin, &["pu_app", "pu_nobody", "pu_dpo", "pu_ops"]);
     admin
         .batch_execute(
-            "DO $$ BEGIN
-               IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'pu_app') THEN CREATE ROLE pu_app LOGIN; END IF;
-               IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'pu_nobody') THEN CREATE ROLE pu_nobody LOGIN; END IF;
-               IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'pu_dpo') THEN CREATE ROLE pu_dpo LOGIN; END IF;
-               IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'pu_ops') THEN CREATE ROLE pu_ops LOGIN; END IF;
-             END $$;
-             REVOKE shred_reader, shred_writer, shred_eraser, shred_admin FROM pu_app, pu_nobody, pu_dpo, pu_ops;
-             GRANT shred_reader, shred_writer TO pu_app;
+            "GRANT shred_reader, shred_writer TO pu_app;
              GRANT shred_eraser TO pu_dpo;
              GRANT shred_admin TO pu_ops;",
         )
@@ -660,13 +656,10 @@ fn dump_and_restore_keep_purposes_and_consent() {
 #[test]
 fn update_from_0_5_0_keeps_every_value_on_its_default_dek() {
     let mut c = empty_db("pu_update");
+    c.batch_execute("CREATE EXTENSION pg_shred VERSION '0.5.0'").unwrap();
+    login_roles(&mut c, &["pu_direct"]);
     c.batch_execute(
-        "CREATE EXTENSION pg_shred VERSION '0.5.0';
-         DO $$ BEGIN
-           IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'pu_direct') THEN CREATE ROLE pu_direct LOGIN; END IF;
-         END $$;
-         REVOKE shred_reader, shred_writer, shred_eraser, shred_admin FROM pu_direct;
-         GRANT EXECUTE ON FUNCTION shred.seal(text, text, text), shred.seal(text, int4, text), shred.pseudonym(text, text) TO pu_direct;
+        "GRANT EXECUTE ON FUNCTION shred.seal(text, text, text), shred.seal(text, int4, text), shred.pseudonym(text, text) TO pu_direct;
          CREATE TABLE v (id int PRIMARY KEY, t shred.sealed, i shred.sealed, j shred.sealed);
          INSERT INTO v SELECT g, shred.seal('s:' || g, 'text ' || g, 'c'), shred.seal('s:' || g, g, 'c'),
                                shred.seal('s:' || g, jsonb_build_object('g', g), 'c')
@@ -779,4 +772,226 @@ fn replayed_purpose_erasures_stay_purpose_erasures() {
         .collect();
     assert_eq!(purposes, live_purposes);
     assert!(purposes.contains(&Some("analytics".to_string())) && purposes.contains(&None));
+}
+
+/// An erasure of the whole subject and a first seal for a purpose, in either order, in two
+/// sessions: the purpose DEK never survives the erasure (the erasure waits for the seal and then
+/// deletes its DEK too, or the seal waits for the erasure and then starts the subject anew), and
+/// a consent never survives it: a seal under it after the erasure is refused (55000; 40001
+/// from an older REPEATABLE READ snapshot), also when the erasing transaction began before the
+/// consent was requested.
+#[test]
+fn whole_erasure_and_first_purpose_seals_serialize() {
+    let mut a = purposes_db("pu_erase_race");
+    let mut b = connect("pu_erase_race");
+    let mut watch = connect("pu_erase_race");
+    let pid = |c: &mut Client| -> i32 { c.query_one("SELECT pg_backend_pid()", &[]).unwrap().get(0) };
+    let blocked_by = |w: &mut Client, p: i32| -> bool {
+        w.query_one("SELECT count(*) > 0 FROM pg_stat_activity WHERE $1 = ANY (pg_blocking_pids(pid))", &[&p]).unwrap().get(0)
+    };
+    for purpose in ["analytics", "marketing"] {
+        let subject = format!("race:{purpose}:1");
+        seal_for(&mut a, &subject, "name", None);
+        let t = request(&mut a, &subject, "marketing");
+        assert!(confirm(&mut a, &t));
+        // the seal first (uncommitted), then the erasure: it waits, then deletes the new DEK
+        a.batch_execute("BEGIN").unwrap();
+        let v = seal_for(&mut a, &subject, "mail", Some(purpose));
+        let apid = pid(&mut a);
+        let s = subject.clone();
+        let eraser = std::thread::spawn(move || {
+            let erased: bool = b.query_one("SELECT shred.erase($1)", &[&s]).unwrap().get(0);
+            (b, erased)
+        });
+        wait_until("the erasure waits for the first purpose seal", 30, || blocked_by(&mut watch, apid));
+        a.batch_execute("COMMIT").unwrap();
+        let (b2, erased) = eraser.join().unwrap();
+        b = b2;
+        assert!(erased);
+        assert_eq!(open(&mut a, &v), None, "{purpose}: the purpose value is erased");
+        assert_eq!(dek_of(&mut a, &subject, Some(purpose)), None, "{purpose}");
+        assert!(!has_consent(&mut a, &subject, "marketing"));
+
+        // the erasure first (uncommitted), then the seal: it waits, then starts anew
+        let subject = format!("race:{purpose}:2");
+        seal_for(&mut a, &subject, "name", None);
+        let t = request(&mut a, &subject, "marketing");
+        assert!(confirm(&mut a, &t));
+        b.batch_execute("BEGIN").unwrap();
+        b.query_one("SELECT shred.erase($1)", &[&subject]).unwrap();
+        let bpid = pid(&mut b);
+        let s = subject.clone();
+        let p = purpose.to_string();
+        let sealer = std::thread::spawn(move || {
+            let r = a.query_one("SELECT shred.seal($1, 'mail'::text, 'p.ctx', $2)::text", &[&s, &p]).map(|r| r.get::<_, String>(0));
+            (a, r)
+        });
+        wait_until("the first purpose seal waits for the erasure", 30, || blocked_by(&mut watch, bpid));
+        b.batch_execute("COMMIT").unwrap();
+        let (a2, r) = sealer.join().unwrap();
+        a = a2;
+        if purpose == "marketing" {
+            assert_eq!(sqlstate(r), "55000", "the erasure ended the consent");
+            assert_eq!(dek_of(&mut a, &subject, Some(purpose)), None);
+        } else {
+            // sealed after the erasure: the subject exists anew, with only this value
+            let v = r.unwrap();
+            assert_eq!(open(&mut a, &v).as_deref(), Some("mail"));
+            let at: Option<std::time::SystemTime> = a.query_one("SELECT shred.erased_at($1)", &[&subject]).unwrap().get(0);
+            assert!(at.is_some());
+        }
+    }
+
+    // REPEATABLE READ: a snapshot from before a committed erasure cannot seal under the
+    // consent the erasure ended
+    let subject = "race:rr";
+    seal_for(&mut a, subject, "name", None);
+    let t = request(&mut a, subject, "marketing");
+    assert!(confirm(&mut a, &t));
+    a.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT 1").unwrap();
+    b.query_one("SELECT shred.erase($1)", &[&subject]).unwrap();
+    assert_eq!(sqlstate(a.query_one("SELECT shred.seal($1, 'x'::text, '', 'marketing')", &[&subject])), "40001");
+    a.batch_execute("ROLLBACK").unwrap();
+    assert_eq!(dek_of(&mut a, subject, Some("marketing")), None);
+
+    // the erasing transaction began before the consent was requested and confirmed
+    let subject = "race:early";
+    b.batch_execute("BEGIN; SELECT 1").unwrap();
+    let t = request(&mut a, subject, "marketing");
+    assert!(confirm(&mut a, &t));
+    seal_for(&mut a, subject, "mail", Some("marketing"));
+    b.query_one("SELECT shred.erase($1)", &[&subject]).unwrap();
+    b.batch_execute("COMMIT").unwrap();
+    assert!(!has_consent(&mut a, subject, "marketing"));
+    assert_eq!(history(&mut a, subject)[0].1, "erased");
+    assert_eq!(sqlstate(a.query_one("SELECT shred.seal($1, 'x'::text, '', 'marketing')", &[&subject])), "55000");
+}
+
+/// Nothing pg_shred runs as the key store's owner resolves an operator or function through the
+/// caller's search_path: a role with shred_writer that puts its own schema, with its own `=`
+/// operators on the key store's column types, before pg_catalog, never has them run (as the
+/// owner, or at all), through any path that writes the key store or the consent ledger.
+#[test]
+fn callers_search_path_never_reaches_key_store_statements() {
+    let mut admin = purposes_db("pu_search_path");
+    login_roles(&mut admin, &["pu_shadow"]);
+    admin
+        .batch_execute(
+            "GRANT shred_reader, shred_writer, shred_eraser TO pu_shadow;
+             CREATE SCHEMA shadow AUTHORIZATION pu_shadow;
+             CREATE TABLE public.shadow_calls (who text, what text);
+             GRANT INSERT ON public.shadow_calls TO PUBLIC;",
+        )
+        .unwrap();
+    let mut c = connect_as("pu_search_path", "pu_shadow");
+    c.batch_execute(
+        "CREATE FUNCTION shadow.eq4(int4, int4) RETURNS bool LANGUAGE plpgsql AS $f$
+           BEGIN INSERT INTO public.shadow_calls VALUES (current_user, 'int4'); RETURN $1 OPERATOR(pg_catalog.=) $2; END $f$;
+         CREATE FUNCTION shadow.eq8(int8, int8) RETURNS bool LANGUAGE plpgsql AS $f$
+           BEGIN INSERT INTO public.shadow_calls VALUES (current_user, 'int8'); RETURN $1 OPERATOR(pg_catalog.=) $2; END $f$;
+         CREATE FUNCTION shadow.eqb(bytea, bytea) RETURNS bool LANGUAGE plpgsql AS $f$
+           BEGIN INSERT INTO public.shadow_calls VALUES (current_user, 'bytea'); RETURN $1 OPERATOR(pg_catalog.=) $2; END $f$;
+         CREATE FUNCTION shadow.eqt(text, text) RETURNS bool LANGUAGE plpgsql AS $f$
+           BEGIN INSERT INTO public.shadow_calls VALUES (current_user, 'text'); RETURN $1 OPERATOR(pg_catalog.=) $2; END $f$;
+         CREATE OPERATOR shadow.= (LEFTARG = int4, RIGHTARG = int4, FUNCTION = shadow.eq4);
+         CREATE OPERATOR shadow.= (LEFTARG = int8, RIGHTARG = int8, FUNCTION = shadow.eq8);
+         CREATE OPERATOR shadow.= (LEFTARG = bytea, RIGHTARG = bytea, FUNCTION = shadow.eqb);
+         CREATE OPERATOR shadow.= (LEFTARG = text, RIGHTARG = text, FUNCTION = shadow.eqt);
+         -- the operators work where the role's own SQL uses them
+         SET search_path = shadow, pg_catalog;
+         SELECT 1 = 1;",
+    )
+    .unwrap();
+    let own: i64 = admin.query_one("SELECT count(*) FROM shadow_calls", &[]).unwrap().get(0);
+    assert_eq!(own, 1, "the shadowing operator is in force for the role's own statements");
+    admin.batch_execute("TRUNCATE shadow_calls").unwrap();
+    c.batch_execute(
+        "SELECT shred.seal('sp:1', 'x');
+         SELECT shred.seal('sp:1', 'x', '', 'analytics');
+         SELECT shred.create_keys(ARRAY['sp:2', 'sp:3']);
+         SELECT shred.blind_token('sp:1', 'v', 'sp.ctx');
+         SELECT shred.confirm_consent(shred.request_consent('sp:1', 'marketing', '{}'));
+         SELECT shred.has_consent('sp:1', 'marketing');
+         SELECT shred.seal('sp:1', 'x', '', 'marketing');
+         SELECT shred.withdraw_consent('sp:1', 'marketing');
+         SELECT shred.erase('sp:1', 'analytics');
+         SELECT shred.erase('sp:2');
+         SELECT shred.erase(ARRAY['sp:3']);
+         SELECT shred.pseudonym('sp:1', 'd');
+         SELECT count(*) FROM shred.consent_history('sp:1');",
+    )
+    .unwrap();
+    let calls: Vec<(String, String)> = admin
+        .query("SELECT who, what FROM shadow_calls", &[])
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert!(calls.is_empty(), "pg_shred ran a caller's operator: {calls:?}");
+    let superuser: bool = admin.query_one("SELECT rolsuper FROM pg_roles WHERE rolname = 'pu_shadow'", &[]).unwrap().get(0);
+    assert!(!superuser);
+    drop(c);
+    admin.batch_execute("DROP SCHEMA shadow CASCADE; DROP OWNED BY pu_shadow").unwrap();
+}
+
+/// Withdrawing consent for a purpose that does not require it records the withdrawal and keeps
+/// the data (kept on another ground: only an eraser erases it). A restored older backup gets a
+/// withdrawal back with `shred.replay_erasures`: the replayed purpose erasure withdraws the
+/// consent the backup still holds, so the unsubscribe does not come undone. An undefined
+/// purpose is echoed only when it is a purpose name.
+#[test]
+fn withdrawals_keep_other_grounds_and_survive_a_restore() {
+    let mut c = purposes_db("pu_withdraw_rules");
+    let t = request(&mut c, "w:1", "analytics");
+    assert!(confirm(&mut c, &t));
+    let clicks = seal_for(&mut c, "w:1", "clicks", Some("analytics"));
+    let withdrawn: bool = c.query_one("SELECT shred.withdraw_consent('w:1', 'analytics')", &[]).unwrap().get(0);
+    assert!(withdrawn);
+    assert_eq!(open(&mut c, &clicks).as_deref(), Some("clicks"));
+    assert!(!has_consent(&mut c, "w:1", "analytics"));
+
+    let t = request(&mut c, "w:2", "marketing");
+    assert!(confirm(&mut c, &t));
+    let mail = seal_for(&mut c, "w:2", "mail", Some("marketing"));
+    let path = dir().join("purposes_withdraw.dump");
+    run(pg_tool("pg_dump").args(["-Fc", "-f", path.to_str().unwrap(), "pu_withdraw_rules"]));
+    c.query_one("SELECT shred.withdraw_consent('w:2', 'marketing')", &[]).unwrap();
+    let ids: Vec<i64> = c.query("SELECT key_id FROM shred.erasure_log", &[]).unwrap().iter().map(|r| r.get(0)).collect();
+    drop(empty_db("pu_withdraw_old"));
+    run(pg_tool("pg_restore").args(["--exit-on-error", "-d", "pu_withdraw_old", path.to_str().unwrap()]));
+    let mut old = connect("pu_withdraw_old");
+    assert!(has_consent(&mut old, "w:2", "marketing"), "the backup predates the withdrawal");
+    let n: i64 = old.query_one("SELECT shred.replay_erasures($1)", &[&ids]).unwrap().get(0);
+    assert_eq!(n, 1);
+    assert_eq!(open(&mut old, &mail), None);
+    assert!(!has_consent(&mut old, "w:2", "marketing"));
+    assert_eq!(history(&mut old, "w:2")[0].1, "withdrawn");
+    assert_eq!(sqlstate(old.query_one("SELECT shred.seal('w:2', 'x'::text, '', 'marketing')", &[])), "55000");
+
+    let m = message(c.query_one("SELECT shred.seal('w:1', 'x'::text, '', $1)", &[&"ada@example.org"]));
+    assert!(!m.contains("ada"), "{m}");
+    assert_eq!(m, "pg_shred: the purpose given is not a purpose name (1 to 63 lower-case letters, digits and underscores, starting with a letter)");
+    let long = "a".repeat(64);
+    let m = message(c.query_one("SELECT shred.has_consent('w:1', $1)", &[&long]));
+    assert!(!m.contains(&long), "{m}");
+}
+
+/// Two transactions defining the same new purpose, the second under REPEATABLE READ from
+/// before the first committed: 40001 (retry), not a unique violation; ids are never reused.
+#[test]
+fn concurrent_definitions_serialize() {
+    let mut a = purposes_db("pu_define_race");
+    let mut b = connect("pu_define_race");
+    b.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT 1").unwrap();
+    a.query_one("SELECT shred.define_purpose('billing', 'Invoices')", &[]).unwrap();
+    assert_eq!(sqlstate(b.query_one("SELECT shred.define_purpose('billing', 'Invoices')", &[])), "40001");
+    b.batch_execute("ROLLBACK").unwrap();
+    b.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT 1").unwrap();
+    a.query_one("SELECT shred.define_purpose('support', 'Support tickets')", &[]).unwrap();
+    let created: bool = b.query_one("SELECT shred.define_purpose('newsletter', 'News')", &[]).unwrap().get(0);
+    assert!(created, "another name defines fine");
+    b.batch_execute("COMMIT").unwrap();
+    let ids: Vec<i32> = a.query("SELECT purpose_id FROM shred.purpose ORDER BY name", &[]).unwrap().iter().map(|r| r.get(0)).collect();
+    let distinct: std::collections::HashSet<i32> = ids.iter().copied().collect();
+    assert_eq!(distinct.len(), 5, "{ids:?}");
 }

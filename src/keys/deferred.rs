@@ -66,7 +66,7 @@ static INSERT_TERMS: Plan = Plan::new(
       INSERT INTO shred.blind_term (blind_index, key_id)
       SELECT t.blind_index, t.key_id
         FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.bytea[]), pg_catalog.unnest($2::pg_catalog.int8[])) t (blind_index, key_id)
-       WHERE t.key_id IN (SELECT key_id FROM live)
+       WHERE t.key_id OPERATOR(pg_catalog.=) ANY (SELECT key_id FROM live)
       ON CONFLICT DO NOTHING",
     &[pg_sys::BYTEAARRAYOID, pg_sys::INT8ARRAYOID],
 );
@@ -84,7 +84,8 @@ static LOG_ERASURES: Plan = Plan::new(
 /// subject, recorded as NULL).
 static LOG_ERASURES_PURPOSES: Plan = Plan::new(
     c"INSERT INTO shred.erasure_log (key_id, subject_digest, purpose_id)
-      SELECT l.key_id, l.subject_digest, NULLIF(l.purpose_id, 0)
+      SELECT l.key_id, l.subject_digest,
+             CASE WHEN l.purpose_id OPERATOR(pg_catalog.=) 0 THEN NULL ELSE l.purpose_id END
         FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.int8[]), pg_catalog.unnest($2::pg_catalog.bytea[]),
                         pg_catalog.unnest($3::pg_catalog.int4[])) l (key_id, subject_digest, purpose_id)",
     &[pg_sys::INT8ARRAYOID, pg_sys::BYTEAARRAYOID, pg_sys::INT4ARRAYOID],

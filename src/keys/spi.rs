@@ -192,8 +192,10 @@ impl Drop for AsOwner {
 
 /// Run `plan` with `args`, reading at most `limit` rows (0: all) with `read`, which must copy
 /// out what it keeps: SPI memory is gone when this returns. The statement runs with the key
-/// store owner's rights: EXECUTE on pg_shred's functions is the only privilege a role needs,
-/// and no role needs (or should get) privileges on the key tables themselves.
+/// store owner's rights (EXECUTE on pg_shred's functions is the only privilege a role needs,
+/// and no role needs, or should get, privileges on the key tables themselves), in a
+/// security-restricted operation with `search_path = pg_catalog, pg_temp`: an operator or
+/// function a caller put earlier on its own search_path is never what the statement runs.
 pub fn run<R>(
     plan: &Plan,
     args: &[Arg<'_>],
@@ -201,6 +203,7 @@ pub fn run<R>(
     limit: i64,
     read: impl FnOnce(&[Row]) -> Result<R, ShredError>,
 ) -> Result<R, ShredError> {
+    let _settings = LocalSettings::enter(&[(c"search_path", c"pg_catalog, pg_temp")]);
     let _owner = AsOwner::switch()?;
     Spi::connect(|_client| {
         let ptr = plan.get()?;

@@ -664,6 +664,9 @@ pub fn get_or_create(subject: &Subject<'_>, purpose: i32) -> Result<(i64, Rc<Dat
             // A DEK that existed, or one another transaction created first and committed.
             return Ok((row.key_id, unwrap_and_cache(&row, seen)?));
         }
+        if purpose != 0 {
+            hold_default(subject)?;
+        }
         if let Some((key_id, dek)) = insert_one(subject, purpose)? {
             // Cached at once; an abort of this (sub)transaction flushes the cache.
             let dek = Rc::new(dek);
@@ -672,6 +675,32 @@ pub fn get_or_create(subject: &Subject<'_>, purpose: i32) -> Result<(i64, Rc<Dat
         }
     }
     Err(ShredError::Serialization("a DEK created concurrently is not visible"))
+}
+
+/// The subject's default DEK, locked (`FOR KEY SHARE`) until this transaction ends.
+static LOCK_DEFAULT_KEY: Plan = Plan::new(
+    c"SELECT key_id FROM shred.subject_key
+       WHERE subject OPERATOR(pg_catalog.=) $1 AND purpose_id OPERATOR(pg_catalog.=) 0 FOR KEY SHARE",
+    &[pg_sys::TEXTOID],
+);
+
+/// Before a purpose DEK of `subject` is created: make sure the subject has a default DEK, and
+/// hold it (KEY SHARE) until this transaction ends. An erasure of the whole subject deletes the
+/// default DEK, so the two serialize on it: an erasure that comes first makes the creation wait
+/// and then create the subject anew (after the erasure, as a new first seal would), or fail with
+/// 40001 under a transaction snapshot; one that comes second waits, and then finds the new
+/// purpose DEK under the latest snapshot (see [`delete_until_gone`]).
+fn hold_default(subject: &Subject<'_>) -> Result<(), ShredError> {
+    for _ in 0..CREATE_ATTEMPTS {
+        get_or_create(subject, 0)?;
+        let held = run(&LOCK_DEFAULT_KEY, &[Arg::Bytes(subject.db())], Mode::Write, 1, |rows| Ok(!rows.is_empty()))?;
+        if held {
+            return Ok(());
+        }
+        // Erased by a transaction that committed meanwhile: its invalidation drops the cached
+        // default DEK at the next lookup, which creates it anew.
+    }
+    Err(ShredError::Serialization("the data subject was erased concurrently"))
 }
 
 /// Create the DEKs of every subject in `subjects` that has none, set-based: one `INSERT` of the
@@ -740,14 +769,14 @@ fn uses_transaction_snapshot() -> bool {
 const ERASE_ATTEMPTS: usize = 3;
 
 /// Run `delete` (one DELETE statement, returning how many DEKs it deleted) until every
-/// targeted subject is gone: at once when it deleted `all` of them (a deleted row stays locked
-/// by this transaction, so no other can re-create it meanwhile), otherwise when `left` finds
-/// none under the latest snapshot. A DEK committed by another transaction after the DELETE's
-/// snapshot is deleted by a retry with a fresh snapshot in READ COMMITTED; under a transaction
-/// snapshot it cannot be, so the erasure fails with 40001 instead of leaving the subject
-/// readable while reporting success.
+/// targeted DEK is gone: until `left` finds none under the latest snapshot. A DEK committed by
+/// another transaction after the DELETE's snapshot (a purpose DEK whose creation held the
+/// subject's default DEK, which the DELETE waited for: see [`hold_default`]) is deleted by a
+/// retry with a fresh snapshot in READ COMMITTED; under a transaction snapshot it cannot be,
+/// so the erasure fails with 40001 instead of leaving the subject readable while reporting
+/// success. A deleted row stays locked by this transaction, so no other can create that DEK
+/// again (or a purpose DEK beside a deleted default DEK) before it ends.
 fn delete_until_gone(
-    all: i64,
     mut delete: impl FnMut() -> Result<i64, ShredError>,
     mut left: impl FnMut() -> Result<bool, ShredError>,
 ) -> Result<i64, ShredError> {
@@ -756,7 +785,7 @@ fn delete_until_gone(
         total += delete()?;
         // SAFETY: plain call; later reads in this statement see the deletion.
         unsafe { pg_sys::CommandCounterIncrement() };
-        if total >= all || !left()? {
+        if !left()? {
             return Ok(total);
         }
         if uses_transaction_snapshot() {
@@ -771,11 +800,11 @@ fn delete_until_gone(
 /// deletion of their blind-index terms (written set-based before COMMIT: see
 /// [`super::deferred`]). True when a DEK was deleted. This backend's cache loses only the
 /// erased DEKs (other backends drop theirs at COMMIT).
-pub fn erase(subject: &Subject<'_>) -> Result<bool, ShredError> {
+pub fn erase(subject: &Subject<'_>, before: Before<'_>) -> Result<bool, ShredError> {
+    before(&[subject])?;
     let mut erased = Vec::new();
     let one = [subject.db().to_vec()];
     let deleted = delete_until_gone(
-        1,
         || {
             cache::deleting(|| {
                 run(&DELETE_KEY, &[Arg::Bytes(subject.db())], Mode::Write, 0, |rows| {
@@ -801,7 +830,6 @@ pub fn erase_purpose(subject: &Subject<'_>, purpose: i32) -> Result<bool, ShredE
     }
     let mut erased = Vec::new();
     let deleted = delete_until_gone(
-        1,
         || {
             cache::deleting(|| {
                 run(&DELETE_PURPOSE_KEY, &[Arg::Bytes(subject.db()), Arg::Int4(purpose)], Mode::Write, 0, |rows| {
@@ -849,8 +877,13 @@ pub fn subject_digest(subject: &Subject<'_>) -> Result<[u8; 32], ShredError> {
 /// [`subject_digest`], or `None` while the audit key does not exist (nothing was ever recorded
 /// under any digest): never creates it.
 pub fn existing_subject_digest(subject: &Subject<'_>) -> Result<Option<[u8; 32]>, ShredError> {
-    let Some(key) = existing_dek(&audit_subject()?, 0)? else { return Ok(None) };
-    Ok(Some(crate::crypto::audit::DigestKey::new(&key).digest(subject.utf8())))
+    Ok(digest_key()?.map(|key| key.digest(subject.utf8())))
+}
+
+/// The key of subject digests, for many digests at once; `None` while the audit key does not
+/// exist (never creates it).
+pub fn digest_key() -> Result<Option<crate::crypto::audit::DigestKey>, ShredError> {
+    Ok(existing_dek(&audit_subject()?, 0)?.map(|key| crate::crypto::audit::DigestKey::new(&key)))
 }
 
 /// What follows every deletion of DEKs, in the same transaction: queue, for each erased
@@ -916,8 +949,9 @@ static RECORD_UNHELD: Plan = Plan::new(
 /// so this erases exactly the subjects erased since the backup. Records the erasures and clears
 /// blind-index terms as `shred.erase` does; key ids this key store never held are recorded as
 /// erased too (without a subject digest), so values sealed under them open as erased rather
-/// than unknown. pg_shred's own keys are never deleted. Returns how many DEKs were deleted.
-pub fn replay_erasures(key_ids: pg_sys::Datum) -> Result<i64, ShredError> {
+/// than unknown. pg_shred's own keys are never deleted. `after` gets each deleted DEK's
+/// (subject, purpose: `None` for a default DEK). Returns how many DEKs were deleted.
+pub fn replay_erasures(key_ids: pg_sys::Datum, after: impl FnOnce(&[(Vec<u8>, Option<i32>)]) -> Result<(), ShredError>) -> Result<i64, ShredError> {
     super::deferred::flush()?;
     run(&RECORD_UNHELD, &[Arg::Datum(key_ids)], Mode::Write, 0, |_| Ok(()))?;
     // A replayed purpose DEK is recorded as an erasure of its purpose (the subject's default
@@ -936,9 +970,14 @@ pub fn replay_erasures(key_ids: pg_sys::Datum) -> Result<i64, ShredError> {
     })?;
     if !erased.is_empty() {
         after_erasure(&erased)?;
+        after(&erased.iter().map(|(_, s, p)| (s.clone(), *p)).collect::<Vec<_>>())?;
     }
     Ok(erased.len() as i64)
 }
+
+/// What an erasure of whole subjects runs first, for each slice of subjects, before it deletes
+/// their DEKs (the consent ledger ends their consents: see `crate::purposes::consent`).
+pub type Before<'f> = &'f mut dyn FnMut(&[&Subject<'_>]) -> Result<(), ShredError>;
 
 /// Subjects [`erase_many`] deletes with one statement at the most.
 pub const ERASE_SLICE: usize = 10_000;
@@ -953,35 +992,30 @@ pub const ERASE_SLICE: usize = 10_000;
 /// what ten thousand take, besides the caller's array. An ERROR in any slice (a bad subject
 /// further on, a cancel) rolls back every slice with the caller's (sub)transaction: nothing is
 /// erased half-way.
-pub fn erase_many<'a>(subjects: impl Iterator<Item = Subject<'a>>) -> Result<i64, ShredError> {
+pub fn erase_many<'a>(subjects: impl Iterator<Item = Subject<'a>>, before: Before<'_>) -> Result<i64, ShredError> {
     let mut subjects = subjects.peekable();
     let mut deleted = 0;
     while subjects.peek().is_some() {
         let slice: Vec<Subject<'a>> = subjects.by_ref().take(ERASE_SLICE).collect();
-        deleted += erase_slice(&slice)?;
+        deleted += erase_slice(&slice, &mut *before)?;
     }
     Ok(deleted)
 }
 
 /// [`erase_many`] of at most [`ERASE_SLICE`] subjects, with one DELETE. Returns how many DEKs
 /// it deleted (a subject may have purpose DEKs besides its default DEK).
-fn erase_slice(subjects: &[Subject<'_>]) -> Result<i64, ShredError> {
+fn erase_slice(subjects: &[Subject<'_>], before: Before<'_>) -> Result<i64, ShredError> {
+    let refs: Vec<&Subject<'_>> = subjects.iter().collect();
+    before(&refs)?;
     let list: Vec<Vec<u8>> = subjects.iter().map(|s| s.db().to_vec()).collect();
     let mut erased = Vec::new();
-    // Subjects with a deleted DEK: the slice is done once every subject of it is among them
-    // (or none is left under the latest snapshot).
-    let mut done = std::collections::HashSet::new();
     delete_until_gone(
-        list.len() as i64,
         || {
             run(&DELETE_KEYS, &[Arg::TextArray(&list)], Mode::Write, 0, |rows| {
-                let before = done.len();
                 for r in rows {
-                    let subject = r.bytes(2).ok_or_else(|| missing("subject"))?;
-                    erased.push((r.int8(1).ok_or_else(|| missing("key id"))?, subject.clone(), None));
-                    done.insert(subject);
+                    erased.push((r.int8(1).ok_or_else(|| missing("key id"))?, r.bytes(2).ok_or_else(|| missing("subject"))?, None));
                 }
-                Ok((done.len() - before) as i64)
+                Ok(rows.len() as i64)
             })
         },
         || run(&ANY_KEY_LEFT, &[Arg::TextArray(&list)], Mode::ReadLatest, 1, |rows| Ok(!rows.is_empty())),

@@ -10,8 +10,9 @@
 //!   same single statement for an unknown, expired, withdrawn or used token: its answer and its
 //!   cost tell nothing about any data subject.
 //! - A consent stands while it is confirmed and not withdrawn, and ends with an erasure of the
-//!   whole data subject (`shred.erase(subject)`) made after it was requested: a subject that
-//!   comes back after being forgotten must opt in again.
+//!   whole data subject (`shred.erase(subject)`, which marks it `erased_at` in the erasing
+//!   transaction, before deleting the DEKs): a subject that comes back after being forgotten
+//!   must opt in again.
 //! - A withdrawal and the first DEK created under a consent ([`claim`]) both update the consent
 //!   row: whichever comes second waits for the first to end, then sees what it did (READ
 //!   COMMITTED) or fails with 40001 (a transaction snapshot), so no purpose DEK outlives a
@@ -56,15 +57,12 @@ static WITHDRAW: Plan = Plan::new(
     &[pg_sys::BYTEAOID, pg_sys::INT4OID],
 );
 
-/// A consent stands while it is confirmed, not withdrawn, and the data subject was not erased
-/// as a whole since it was requested (an erased subject's consents end with it).
+/// A consent stands while it is confirmed, not withdrawn, and not ended by an erasure of the
+/// whole data subject.
 static CLAIM: Plan = Plan::new(
     c"UPDATE shred.consent c SET used_at = COALESCE(c.used_at, pg_catalog.now())
        WHERE c.subject_digest OPERATOR(pg_catalog.=) $1 AND c.purpose_id OPERATOR(pg_catalog.=) $2
-         AND c.confirmed_at IS NOT NULL AND c.withdrawn_at IS NULL
-         AND NOT EXISTS (SELECT FROM shred.erasure_log l
-                          WHERE l.subject_digest OPERATOR(pg_catalog.=) c.subject_digest AND l.purpose_id IS NULL
-                            AND l.erased_at OPERATOR(pg_catalog.>=) c.requested_at)
+         AND c.confirmed_at IS NOT NULL AND c.withdrawn_at IS NULL AND c.erased_at IS NULL
       RETURNING true",
     &[pg_sys::BYTEAOID, pg_sys::INT4OID],
 );
@@ -73,11 +71,27 @@ static CLAIM: Plan = Plan::new(
 static HAS_CONSENT: Plan = Plan::new(
     c"SELECT true FROM shred.consent c
        WHERE c.subject_digest OPERATOR(pg_catalog.=) $1 AND c.purpose_id OPERATOR(pg_catalog.=) $2
-         AND c.confirmed_at IS NOT NULL AND c.withdrawn_at IS NULL
-         AND NOT EXISTS (SELECT FROM shred.erasure_log l
-                          WHERE l.subject_digest OPERATOR(pg_catalog.=) c.subject_digest AND l.purpose_id IS NULL
-                            AND l.erased_at OPERATOR(pg_catalog.>=) c.requested_at)
+         AND c.confirmed_at IS NOT NULL AND c.withdrawn_at IS NULL AND c.erased_at IS NULL
       LIMIT 1",
+    &[pg_sys::BYTEAOID, pg_sys::INT4OID],
+);
+
+/// The erasure of whole subjects ends their standing or pending consents: before their DEKs
+/// are deleted, so that a first seal under one of them (which updates the same row) and the
+/// erasure serialize.
+static END_BY_ERASURE: Plan = Plan::new(
+    c"UPDATE shred.consent SET erased_at = pg_catalog.now()
+       WHERE subject_digest OPERATOR(pg_catalog.=) ANY ($1) AND erased_at IS NULL AND withdrawn_at IS NULL",
+    &[pg_sys::BYTEAARRAYOID],
+);
+
+/// A purpose DEK erased again by `shred.replay_erasures` (after a restore of an older backup)
+/// withdraws its subject's consents for the purpose: the erasure may have been a withdrawal
+/// made after the backup, and a withdrawal must not come undone.
+static WITHDRAW_BY_REPLAY: Plan = Plan::new(
+    c"UPDATE shred.consent SET withdrawn_at = pg_catalog.now()
+       WHERE subject_digest OPERATOR(pg_catalog.=) $1 AND purpose_id OPERATOR(pg_catalog.=) $2
+         AND withdrawn_at IS NULL AND erased_at IS NULL",
     &[pg_sys::BYTEAOID, pg_sys::INT4OID],
 );
 
@@ -125,9 +139,10 @@ pub fn confirm(token: &[u8]) -> Result<bool, ShredError> {
     run(&CONFIRM, &[Arg::Bytes(&digest)], Mode::Write, 1, |rows| Ok(!rows.is_empty()))
 }
 
-/// Withdraw every standing (pending or confirmed) consent of `subject` for `purpose`, and erase
-/// the subject's DEK of that purpose, in the caller's transaction. True when a consent was
-/// withdrawn.
+/// Withdraw every standing (pending or confirmed) consent of `subject` for `purpose`, and, for a
+/// purpose that requires consent, erase the subject's DEK of that purpose, in the caller's
+/// transaction (a purpose that does not require consent keeps its data: it is kept on another
+/// ground, and only an eraser may erase it). True when a consent was withdrawn.
 pub fn withdraw(subject: &Subject<'_>, purpose: &Purpose) -> Result<bool, ShredError> {
     let withdrawn = match store::existing_subject_digest(subject)? {
         Some(digest) => run(&WITHDRAW, &[Arg::Bytes(&digest), Arg::Int4(purpose.id)], Mode::Write, 0, |rows| Ok(!rows.is_empty()))?,
@@ -135,17 +150,52 @@ pub fn withdraw(subject: &Subject<'_>, purpose: &Purpose) -> Result<bool, ShredE
     };
     // SAFETY: plain call; the erasure below sees the withdrawal.
     unsafe { pg_sys::CommandCounterIncrement() };
-    super::erase(subject, purpose)?;
+    if purpose.requires_consent {
+        super::erase(subject, purpose)?;
+    }
     Ok(withdrawn)
 }
 
+/// End the consents of `subjects`, whose DEKs an erasure of the whole subject is about to
+/// delete (see [`END_BY_ERASURE`]). Nothing to do before 0.6.0, or while the audit key does not
+/// exist (no consent was ever recorded).
+pub fn end_by_erasure(subjects: &[&Subject<'_>]) -> Result<(), ShredError> {
+    if crate::keys::scan::relation(c"consent").is_err() {
+        return Ok(());
+    }
+    let Some(key) = store::digest_key()? else { return Ok(()) };
+    let digests: Vec<Vec<u8>> = subjects.iter().map(|s| key.digest(s.utf8()).to_vec()).collect();
+    run(&END_BY_ERASURE, &[Arg::ByteaArray(&digests)], Mode::Write, 0, |_| Ok(()))
+}
+
+/// After `shred.replay_erasures` deleted DEKs again: end the consents of subjects whose default
+/// DEK it deleted (as an erasure of the whole subject does), and withdraw those for the
+/// purposes whose DEK it deleted.
+pub fn end_by_replay(erased: &[(Vec<u8>, Option<i32>)]) -> Result<(), ShredError> {
+    if crate::keys::scan::relation(c"consent").is_err() {
+        return Ok(());
+    }
+    let Some(key) = store::digest_key()? else { return Ok(()) };
+    let mut whole = Vec::new();
+    for (subject, purpose) in erased {
+        let utf8 = crate::pg::encoding::server_to_utf8(subject, "subject")?;
+        let digest = key.digest(&utf8).to_vec();
+        match purpose {
+            None => whole.push(digest),
+            Some(p) => run(&WITHDRAW_BY_REPLAY, &[Arg::Bytes(&digest), Arg::Int4(*p)], Mode::Write, 0, |_| Ok(()))?,
+        }
+    }
+    if !whole.is_empty() {
+        run(&END_BY_ERASURE, &[Arg::ByteaArray(&whole)], Mode::Write, 0, |_| Ok(()))?;
+    }
+    Ok(())
+}
+
 /// Whether `subject` has a standing consent for `purpose`: confirmed, not withdrawn, and not
-/// requested before the subject was last erased as a whole (latest snapshot: a withdrawal or
-/// erasure committed anywhere counts at once).
+/// ended by an erasure of the whole subject (latest snapshot: a withdrawal or erasure
+/// committed anywhere counts at once).
 pub fn has(subject: &Subject<'_>, purpose: &Purpose) -> Result<bool, ShredError> {
     let Some(digest) = store::existing_subject_digest(subject)? else { return Ok(false) };
-    // this transaction's erasure records first
-    crate::keys::deferred::flush()?;
     run(&HAS_CONSENT, &[Arg::Bytes(&digest), Arg::Int4(purpose.id)], Mode::ReadLatest, 1, |rows| Ok(!rows.is_empty()))
 }
 
@@ -154,7 +204,6 @@ pub fn has(subject: &Subject<'_>, purpose: &Purpose) -> Result<bool, ShredError>
 pub fn claim(subject: &Subject<'_>, purpose: &Purpose) -> Result<(), ShredError> {
     let refused = || ShredError::NoConsent(purpose.name.clone());
     let Some(digest) = store::existing_subject_digest(subject)? else { return Err(refused()) };
-    crate::keys::deferred::flush()?;
     let claimed = run(&CLAIM, &[Arg::Bytes(&digest), Arg::Int4(purpose.id)], Mode::Write, 0, |rows| Ok(!rows.is_empty()))?;
     if !claimed {
         return Err(refused());

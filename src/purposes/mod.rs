@@ -74,7 +74,13 @@ pub fn resolve(name: &[u8]) -> Result<Purpose, ShredError> {
     })?;
     let readable = String::from_utf8_lossy(name).into_owned();
     let Some((id, requires_consent)) = found else {
-        return Err(ShredError::NotFound(format!("purpose \"{readable}\" is not defined (see shred.define_purpose)")));
+        // Only a well-formed purpose name is echoed: a caller's mistake (personal data passed
+        // as the purpose, a huge value) never reaches the message or the log.
+        return Err(ShredError::NotFound(if is_purpose_name(name) {
+            format!("purpose \"{readable}\" is not defined (see shred.define_purpose)")
+        } else {
+            "the purpose given is not a purpose name (1 to 63 lower-case letters, digits and underscores, starting with a letter)".into()
+        }));
     };
     let purpose = Purpose { id, requires_consent, name: readable };
     KNOWN.with(|k| {
@@ -84,6 +90,14 @@ pub fn resolve(name: &[u8]) -> Result<Purpose, ShredError> {
         }
     });
     Ok(purpose)
+}
+
+/// Whether `name` has the form of a purpose name (`^[a-z][a-z0-9_]{0,62}$`, as `shred.purpose`
+/// checks).
+fn is_purpose_name(name: &[u8]) -> bool {
+    matches!(name.first(), Some(b'a'..=b'z'))
+        && name.len() <= 63
+        && name.iter().all(|&b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }
 
 /// The key id and DEK that seal for `subject` and `purpose` (`None`: the subject's default
@@ -110,4 +124,22 @@ pub fn existing_dek(subject: &Subject<'_>, purpose: Option<&Purpose>) -> Result<
 /// Erase the DEK of `subject` for `purpose` only (see [`store::erase_purpose`]).
 pub fn erase(subject: &Subject<'_>, purpose: &Purpose) -> Result<bool, ShredError> {
     store::erase_purpose(subject, purpose.id)
+}
+
+/// Erase the whole `subject`: end its consents, then delete every DEK it has (see
+/// [`store::erase`]).
+pub fn erase_subject(subject: &Subject<'_>) -> Result<bool, ShredError> {
+    store::erase(subject, &mut |s| consent::end_by_erasure(s))
+}
+
+/// Erase many whole subjects, a slice at a time, each slice's consents ended before its DEKs
+/// are deleted (see [`store::erase_many`]).
+pub fn erase_subjects<'a>(subjects: impl Iterator<Item = Subject<'a>>) -> Result<i64, ShredError> {
+    store::erase_many(subjects, &mut |s| consent::end_by_erasure(s))
+}
+
+/// `shred.replay_erasures`: the DEKs erased again, and the consents they covered ended (see
+/// [`consent::end_by_replay`]).
+pub fn replay_erasures(key_ids: pg_sys::Datum) -> Result<i64, ShredError> {
+    store::replay_erasures(key_ids, consent::end_by_replay)
 }

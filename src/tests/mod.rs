@@ -201,8 +201,8 @@ fn group_readable_key_file_is_refused() {
 fn sql_labels_and_privileges() {
     // (signature, volatility, strict, parallel, roles granted EXECUTE)
     let expected = [
-        ("shred.seal(text,text,text)", "v", false, "u", "shred_writer"),
-        ("shred.seal(text,bytea,text)", "v", false, "u", "shred_writer"),
+        ("shred.seal(text,text,text,text)", "v", false, "u", "shred_writer"),
+        ("shred.seal(text,bytea,text,text)", "v", false, "u", "shred_writer"),
         ("shred.open(shred.sealed,text)", "v", false, "u", "shred_reader"),
         ("shred.open_bytea(shred.sealed,text)", "v", false, "u", "shred_reader"),
         ("shred.erase(text)", "v", false, "u", "shred_eraser"),
@@ -216,16 +216,17 @@ fn sql_labels_and_privileges() {
         ("shred.retire_root_key(integer)", "v", true, "u", "shred_admin"),
         ("shred.erasure_horizon()", "v", false, "u", "shred_admin"),
         ("shred.rotate_root_key(integer)", "v", false, "u", "shred_admin"),
-        ("shred.seal(text,integer,text)", "v", false, "u", "shred_writer"),
-        ("shred.seal(text,numeric,text)", "v", false, "u", "shred_writer"),
-        ("shred.seal(text,jsonb,text)", "v", false, "u", "shred_writer"),
+        ("shred.seal(text,integer,text,text)", "v", false, "u", "shred_writer"),
+        ("shred.seal(text,numeric,text,text)", "v", false, "u", "shred_writer"),
+        ("shred.seal(text,jsonb,text,text)", "v", false, "u", "shred_writer"),
         ("shred.open_timestamptz(shred.sealed,text)", "v", false, "u", "shred_reader"),
         ("shred.open_jsonb(shred.sealed,text)", "v", false, "u", "shred_reader"),
         ("shred.blind_index(text,text,text)", "s", false, "u", "shred_reader,shred_writer"),
         ("shred.blind_match(text,text,text)", "s", true, "u", "shred_reader"),
-        ("shred.blind_token(text,text,text,text)", "v", false, "u", "shred_writer"),
+        ("shred.blind_token(text,text,text,text,text)", "v", false, "u", "shred_writer"),
         ("shred._open_row(shred.sealed,text,text,anyelement)", "s", false, "u", "shred_reader"),
-        ("shred.pseudonym(text,text)", "v", true, "u", "shred_reader,shred_writer"),
+        ("shred.pseudonym(text,text,text)", "v", false, "u", "shred_reader,shred_writer"),
+        ("shred.set_purpose(regclass,name,text)", "v", false, "u", "shred_admin"),
     ];
     for (sig, vol, strict, par, roles) in expected {
         let row = text(&format!(
@@ -258,12 +259,13 @@ fn sql_labels_and_privileges() {
         Some("0".into())
     );
     // SECURITY DEFINER: only the catalog's writers (each consumes the authorisation that
-    // shred._authorize gave the caller for one table) and the event triggers that follow the
-    // catalog's tables; the C functions switch to the key store owner only around their key
-    // store statements
+    // shred._authorize gave the caller for one table), the event triggers that follow the
+    // catalog's tables, the definition of purposes, and the readers of what their callers may
+    // not read (the purposes of protected columns, the consent ledger); the C functions switch
+    // to the key store owner only around their key store statements
     assert_eq!(
-        text("SELECT string_agg(proname, ',' ORDER BY proname) FROM pg_proc WHERE pronamespace = 'shred'::regnamespace AND prosecdef"),
-        Some("_follow_alter,_follow_drops,_protect,_refresh_view_authorized,_set_tombstone,_unprotect".into())
+        text("SELECT string_agg(proname, ',' ORDER BY proname COLLATE \"C\") FROM pg_proc WHERE pronamespace = 'shred'::regnamespace AND prosecdef"),
+        Some("_column_purposes,_follow_alter,_follow_drops,_protect,_refresh_view_authorized,_set_purpose,_set_tombstone,_unprotect,consent_history,define_purpose".into())
     );
     // nothing in the schema is executable by PUBLIC but the type's own I/O functions and the
     // views' trigger (which refuses any call outside a trigger and seals only for roles that

@@ -1,15 +1,14 @@
 //! Who may change a protected table's protection, and running DDL as the table's owner.
 //!
 //! The public functions (`shred.protect`, `unprotect`, `set_tombstone`, `set_purpose`,
-//! `refresh_view`) run
-//! with the caller's rights and first call `shred._authorize(tbl)`, which checks that the
-//! caller has the privileges of the table's owner (what ALTER TABLE itself demands) and leaves
-//! a one-shot authorisation for that table in this backend. Their implementations
-//! (`shred._protect` and the like, SECURITY DEFINER, owned by the extension's owner, so that
-//! they may write the catalog) begin with `shred._authorized(tbl)`, which consumes it. A role
-//! that calls an implementation directly can thus only ever act on a table whose owner's
-//! privileges it has, and the implementation validates every argument as when called through
-//! the public function.
+//! `refresh_view`) run with the caller's rights and first call `shred._authorize(tbl)`, which
+//! checks that the caller has the privileges of the table's owner (what ALTER TABLE itself
+//! demands) and leaves a one-shot authorisation for that table in this backend. Their
+//! implementations (`shred._protect` and the like, SECURITY DEFINER, owned by the extension's
+//! owner, so that they may write the catalog) begin with `shred._authorized(tbl)`, which
+//! consumes it. A role that calls an implementation directly can thus only ever act on a table
+//! whose owner's privileges it has, and the implementation validates every argument as when
+//! called through the public function.
 
 use std::cell::Cell;
 use std::ffi::CString;

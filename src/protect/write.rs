@@ -69,9 +69,11 @@ thread_local! {
     static WRITERS: PlanCache<Writer> = PlanCache::new();
 }
 
-/// Columns of a protected table's view, with what the writer needs (latest catalog state). A
-/// column's purpose id is read from the row's JSON, where it is missing (NULL) under a schema
-/// older than 0.6.0, whose catalog has no `purpose_id`: one statement for every schema.
+/// Columns of a protected table's view, with what the writer needs, read under the latest
+/// snapshot (as the relcache is): a transaction whose snapshot is older than a committed
+/// `shred.set_purpose` still seals for the new purpose. A column's purpose id is read from the
+/// row's JSON, where it is missing (NULL) under a schema older than 0.6.0, whose catalog has no
+/// `purpose_id`: one statement for every schema.
 static VIEW_COLUMNS: Plan = Plan::new(
     c"SELECT t.relation::pg_catalog.oid::pg_catalog.int8, t.subject_prefix,
              pg_catalog.quote_ident(n.nspname) OPERATOR(pg_catalog.||) '.' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(c.relname),
@@ -115,7 +117,7 @@ impl Writer {
         }
         let (mut table, mut seal_fn, mut sealed) = (pg_sys::InvalidOid, pg_sys::InvalidOid, pg_sys::InvalidOid);
         let (mut prefix, mut qualified, mut schema) = (Vec::new(), String::new(), String::new());
-        let cols = run(&VIEW_COLUMNS, &[Arg::Int8(u32::from(view) as i64)], Mode::Write, 0, |rows| {
+        let cols = run(&VIEW_COLUMNS, &[Arg::Int8(u32::from(view) as i64)], Mode::ReadLatest, 0, |rows| {
             let mut cols = Vec::new();
             for r in rows {
                 table = pg_sys::Oid::from(r.int8(1).unwrap_or(0) as u32);

@@ -35,9 +35,11 @@ pgrx::extension_sql_file!("../sql/upgrade/0.2.0--0.3.0-after.sql", name = "v0_3_
 pgrx::extension_sql_file!("../sql/key_store.sql", name = "key_store", requires = ["v0_3_0_after"]);
 // 0.5.0: PostgreSQL 16, 17 and 18 beside 15.
 pgrx::extension_sql_file!("../sql/postgres_majors.sql", name = "postgres_majors", requires = ["key_store"]);
-// 0.6.0: purposes (one DEK per subject and purpose) and consent with double opt-in.
+// 0.6.0: purposes (one DEK per subject and purpose), consent with double opt-in, and protected
+// columns kept for a purpose.
 pgrx::extension_sql_file!("../sql/purposes.sql", name = "purposes", requires = ["postgres_majors"]);
-pgrx::extension_sql_file!("../sql/consent.sql", name = "consent", requires = ["purposes"], finalize);
+pgrx::extension_sql_file!("../sql/consent.sql", name = "consent", requires = ["purposes"]);
+pgrx::extension_sql_file!("../sql/protect_purposes.sql", name = "protect_purposes", requires = ["consent"], finalize);
 
 #[allow(non_snake_case)]
 #[pg_guard]

@@ -8,20 +8,6 @@ mod common;
 
 use common::*;
 
-/// The rows of `sql` in text form, one string per row (columns joined by " | ", NULL as "∅").
-fn rows(c: &mut postgres::Client, sql: &str) -> Vec<String> {
-    c.simple_query(sql)
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
-        .into_iter()
-        .filter_map(|m| match m {
-            postgres::SimpleQueryMessage::Row(r) => {
-                Some((0..r.len()).map(|i| r.get(i).unwrap_or("∅").to_string()).collect::<Vec<_>>().join(" | "))
-            }
-            _ => None,
-        })
-        .collect()
-}
-
 fn pg(program: &str, args: &[&str]) -> Vec<u8> {
     run(pg_tool(program).args(args))
 }
@@ -190,21 +176,21 @@ fn upgrade_from_0_2_0_keeps_every_protected_table_working() {
     assert_eq!(
         rows(&mut c, "SELECT * FROM shred.subject_footprint('customer:1')"),
         vec![
-            "customer | born | 1 | 1 | f",
-            "customer | email | 1 | 1 | f",
-            "customer | name | 1 | 1 | f",
-            "customer | score | 1 | 1 | f",
-            "invoice | address | 1 | 1 | f",
+            "customer | born | ∅ | 1 | 1 | f",
+            "customer | email | ∅ | 1 | 1 | f",
+            "customer | name | ∅ | 1 | 1 | f",
+            "customer | score | ∅ | 1 | 1 | f",
+            "invoice | address | ∅ | 1 | 1 | f",
         ]
     );
     assert_eq!(
         rows(&mut c, "SELECT * FROM shred.subject_footprint('customer:3')"),
         vec![
-            "customer | born | 1 | 0 | f",
-            "customer | email | 1 | 1 | t",
-            "customer | name | 1 | 1 | t",
-            "customer | score | 1 | 0 | f",
-            "invoice | address | 1 | 1 | t",
+            "customer | born | ∅ | 1 | 0 | f",
+            "customer | email | ∅ | 1 | 1 | t",
+            "customer | name | ∅ | 1 | 1 | t",
+            "customer | score | ∅ | 1 | 0 | f",
+            "invoice | address | ∅ | 1 | 1 | t",
         ]
     );
     assert_eq!(
@@ -270,11 +256,11 @@ fn fresh_0_3_0_gives_what_the_upgrade_test_expects() {
     assert_eq!(
         rows(&mut c, "SELECT * FROM shred.subject_footprint('customer:3')"),
         vec![
-            "customer | born | 1 | 0 | f",
-            "customer | email | 1 | 1 | t",
-            "customer | name | 1 | 1 | t",
-            "customer | score | 1 | 0 | f",
-            "invoice | address | 1 | 1 | t",
+            "customer | born | ∅ | 1 | 0 | f",
+            "customer | email | ∅ | 1 | 1 | t",
+            "customer | name | ∅ | 1 | 1 | t",
+            "customer | score | ∅ | 1 | 0 | f",
+            "invoice | address | ∅ | 1 | 1 | t",
         ]
     );
     assert_eq!(
@@ -349,6 +335,11 @@ fn update_from_0_4_0_equals_fresh_install() {
     assert_eq!(extversion(&mut c), env!("CARGO_PKG_VERSION"));
     let new = catalogue(&mut fresh_db("pu_from_040_fresh"));
     assert_eq!(catalogue(&mut c), new);
+    // 0.4.0's shred._protect, whose body 0.5.0 replaced and whose signature 0.6.0 extended, is
+    // in the old listing only
+    let protect_0_4_0 = "shred._protect(regclass,name,name[],name[],text,name,text) ";
+    assert!(old.iter().any(|l| l.starts_with(protect_0_4_0)), "{old:#?}");
+    assert!(!new.iter().any(|l| l.starts_with(protect_0_4_0)), "{new:#?}");
     c.batch_execute(
         "INSERT INTO t_plain VALUES (2, 'two');
          CREATE TABLE nn (id int PRIMARY KEY, v text NOT NULL);

@@ -332,6 +332,51 @@ impl TablePlan {
         self.run(values, nulls, |rows, _| read(rows))
     }
 
+    /// Run the plan (a query) through a cursor and give its rows to `read`, `batch` rows (at
+    /// least 1) at a time: memory holds one batch, whatever the table's size. Each batch is
+    /// freed once `read` returns, so `read` copies out what it keeps; it may run other
+    /// statements. The cursor reads under the snapshot taken when it opens (a new one in READ
+    /// COMMITTED): rows that `read` writes are not met again.
+    pub fn scan(
+        &self,
+        values: &mut [pg_sys::Datum],
+        nulls: &[bool],
+        batch: i64,
+        mut read: impl FnMut(&[Row]) -> Result<(), ShredError>,
+    ) -> Result<(), ShredError> {
+        let flags: Vec<std::ffi::c_char> = nulls.iter().map(|n| if *n { b'n' } else { b' ' } as std::ffi::c_char).collect();
+        Spi::connect(|_client| {
+            // SAFETY: connected to SPI; values match the plan's parameter types.
+            let portal = unsafe { pg_sys::SPI_cursor_open(std::ptr::null(), self.0, values.as_mut_ptr(), flags.as_ptr(), false) };
+            if portal.is_null() {
+                return Err(ShredError::KeyStore("could not open a cursor over a protected table".into()));
+            }
+            let result = loop {
+                // SAFETY: a portal opened above on this connection; the batch's tuple table is
+                // kept aside before `read` runs statements of its own, and freed after.
+                let (table, n) = unsafe {
+                    pg_sys::SPI_cursor_fetch(portal, true, batch.max(1) as std::ffi::c_long);
+                    (pg_sys::SPI_tuptable, pg_sys::SPI_processed as usize)
+                };
+                if table.is_null() || n == 0 {
+                    break Ok(());
+                }
+                // SAFETY: the rows of the tuple table just fetched.
+                let rows: Vec<Row> = (0..n).map(|i| unsafe { Row { tuple: *(*table).vals.add(i), tupdesc: (*table).tupdesc } }).collect();
+                let done = read(&rows);
+                drop(rows);
+                // SAFETY: the tuple table of this connection's fetch, no longer referenced.
+                unsafe { pg_sys::SPI_freetuptable(table) };
+                if done.is_err() {
+                    break done;
+                }
+            };
+            // SAFETY: the portal opened above (an ERROR's abort closes it otherwise).
+            unsafe { pg_sys::SPI_cursor_close(portal) };
+            result
+        })
+    }
+
     /// Run the plan; `read` gets its rows (none without RETURNING) and how many it processed.
     fn run<R>(
         &self,

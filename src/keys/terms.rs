@@ -35,6 +35,33 @@ pub fn record(blind_index: &[u8], key_id: i64) -> Result<(), ShredError> {
     deferred::term(blind_index, key_id)
 }
 
+/// Terms deleted by [`forget`] with one statement at the most.
+const FORGET_CHUNK: usize = 10_000;
+
+static FORGET: Plan = Plan::new(
+    c"DELETE FROM shred.blind_term t
+       USING ROWS FROM (pg_catalog.unnest($1::pg_catalog.bytea[]), pg_catalog.unnest($2::pg_catalog.int8[])) f (blind_index, key_id)
+       WHERE t.blind_index OPERATOR(pg_catalog.=) f.blind_index AND t.key_id OPERATOR(pg_catalog.=) f.key_id",
+    &[pg_sys::BYTEAARRAYOID, pg_sys::INT8ARRAYOID],
+);
+
+/// Delete the terms (blind index, key id) of `terms`, in the caller's transaction, after this
+/// backend's queued terms are written (so a queued one is deleted too): for values sealed
+/// again under another DEK (`shred.set_purpose`), whose old DEK must no longer be linked to
+/// them. The caller makes sure no other value still needs such a term.
+pub fn forget(terms: &[(Vec<u8>, i64)]) -> Result<(), ShredError> {
+    if terms.is_empty() {
+        return Ok(());
+    }
+    deferred::flush()?;
+    for chunk in terms.chunks(FORGET_CHUNK) {
+        let indexes: Vec<Vec<u8>> = chunk.iter().map(|(i, _)| i.clone()).collect();
+        let ids: Vec<i64> = chunk.iter().map(|(_, k)| *k).collect();
+        run(&FORGET, &[Arg::ByteaArray(&indexes), Arg::Int8Array(&ids)], Mode::Write, 0, |_| Ok(()))?;
+    }
+    Ok(())
+}
+
 /// Key ids of the data subjects holding a value with this blind index (latest snapshot, like
 /// every key lookup: a committed erasure is seen at once).
 pub fn key_ids(blind_index: &[u8]) -> Result<Vec<i64>, ShredError> {

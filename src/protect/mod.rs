@@ -15,10 +15,13 @@
 //! - An erasure touches pg_shred's own tables only (see `crate::keys::terms`).
 //! - Writes through the view run as the writing role, as PostgreSQL's own view updates do.
 //! - A value opens in a row only under the DEK of that row's data subject ([`row`]).
+//! - A column kept for a purpose is sealed, and searched, under each subject's DEK of that
+//!   purpose ([`write`], [`reseal`]): erasing the purpose erases the column for the subject.
 
 pub mod owner;
 pub mod plans;
 pub mod replica;
+pub mod reseal;
 pub mod rights;
 pub mod row;
 pub mod tokens;

@@ -1,14 +1,14 @@
 //! Who may change a protected table's protection, and running DDL as the table's owner.
 //!
-//! The public functions (`shred.protect`, `unprotect`, `set_tombstone`, `refresh_view`) run
-//! with the caller's rights and first call `shred._authorize(tbl)`, which checks that the
-//! caller has the privileges of the table's owner (what ALTER TABLE itself demands) and leaves
-//! a one-shot authorisation for that table in this backend. Their implementations
-//! (`shred._protect` and the like, SECURITY DEFINER, owned by the extension's owner, so that
-//! they may write the catalog) begin with `shred._authorized(tbl)`, which consumes it. A role
-//! that calls an implementation directly can thus only ever act on a table whose owner's
-//! privileges it has, and the implementation validates every argument as when called through
-//! the public function.
+//! The public functions (`shred.protect`, `unprotect`, `set_tombstone`, `set_purpose`,
+//! `refresh_view`) run with the caller's rights and first call `shred._authorize(tbl)`, which
+//! checks that the caller has the privileges of the table's owner (what ALTER TABLE itself
+//! demands) and leaves a one-shot authorisation for that table in this backend. Their
+//! implementations (`shred._protect` and the like, SECURITY DEFINER, owned by the extension's
+//! owner, so that they may write the catalog) begin with `shred._authorized(tbl)`, which
+//! consumes it. A role that calls an implementation directly can thus only ever act on a table
+//! whose owner's privileges it has, and the implementation validates every argument as when
+//! called through the public function.
 
 use std::cell::Cell;
 use std::ffi::CString;
@@ -68,7 +68,7 @@ fn _authorize(tbl: pg_sys::Oid) -> pg_sys::Oid {
 #[pg_extern(volatile, strict, parallel_unsafe, sql = false)]
 fn _authorized(tbl: pg_sys::Oid) {
     if AUTHORIZED.with(|a| a.replace((pg_sys::InvalidOid, 0))) != (tbl, transaction()) {
-        ShredError::NotOwner("call shred.protect, shred.unprotect, shred.set_tombstone or shred.refresh_view".into())
+        ShredError::NotOwner("call shred.protect, shred.unprotect, shred.set_tombstone, shred.set_purpose or shred.refresh_view".into())
             .report();
     }
 }

@@ -120,9 +120,18 @@ pub enum Status {
 /// Check one value as [`open`] would open it, without raising for a value that does not open.
 pub fn check(value: &[u8], subject: Option<&[u8]>, context: &[u8], typ: pg_sys::Oid) -> Result<Status, ShredError> {
     let Some(subject) = subject else { return Ok(Status::DoesNotOpen) };
+    Ok(match try_open(value, subject, context, typ)? {
+        Ok(Some(_)) => Status::Opens,
+        Ok(None) => Status::Erased,
+        Err(status) => status,
+    })
+}
+
+/// [`open`], with a value that does not open, or whose DEK this key store never held, given as
+/// its [`Status`] instead of an ERROR; other errors (no root key) are errors.
+pub fn try_open(value: &[u8], subject: &[u8], context: &[u8], typ: pg_sys::Oid) -> Result<Result<Option<pg_sys::Datum>, Status>, ShredError> {
     match open(value, subject, context, typ) {
-        Ok(Some(_)) => Ok(Status::Opens),
-        Ok(None) => Ok(Status::Erased),
+        Ok(opened) => Ok(Ok(opened)),
         Err(
             ShredError::Crypto(
                 CryptoError::AuthenticationFailed
@@ -134,8 +143,8 @@ pub fn check(value: &[u8], subject: Option<&[u8]>, context: &[u8], typ: pg_sys::
             | ShredError::NotText
             | ShredError::NotRepresentable
             | ShredError::BadTypedText(_),
-        ) => Ok(Status::DoesNotOpen),
-        Err(ShredError::UnknownKey) => Ok(Status::Unknown),
+        ) => Ok(Err(Status::DoesNotOpen)),
+        Err(ShredError::UnknownKey) => Ok(Err(Status::Unknown)),
         Err(e) => Err(e),
     }
 }
@@ -191,10 +200,15 @@ pub unsafe fn seal(
 /// (database encoding) in a searchable column of `context`, recording the blind-index term in
 /// the key store. Creates the context's key on first use (writers only).
 pub fn index_value(dek: &DataKey, key_id: i64, context: &[u8], value: &[u8], rule: Normalization) -> Result<[u8; 32], ShredError> {
+    Ok(index_and_token(dek, key_id, context, value, rule)?.1)
+}
+
+/// [`index_value`], with the blind index the term was recorded for: (blind index, row token).
+pub fn index_and_token(dek: &DataKey, key_id: i64, context: &[u8], value: &[u8], rule: Normalization) -> Result<([u8; 32], [u8; 32]), ShredError> {
     let key = terms::context_key(context, true)?.ok_or(ShredError::Internal("a context key was not created"))?;
     let index = key.compute_value(value, rule)?;
     terms::record(&index, key_id)?;
-    Ok(row_token(dek, &index))
+    Ok((index, row_token(dek, &index)))
 }
 
 /// The row tokens that rows holding `value` (database encoding) in a searchable column of

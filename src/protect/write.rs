@@ -1,5 +1,9 @@
 //! The INSTEAD OF INSERT OR UPDATE trigger of every plaintext view (`shred.protected_view_write`):
 //! seals protected columns and computes row tokens of searchable ones, then writes the table.
+//! A column kept for a purpose is sealed, and its row token and blind-index term keyed, under
+//! the row subject's DEK of that purpose (created only under a confirmed consent when the
+//! purpose requires one: a non-NULL value for a subject without it is refused, 55000), so that
+//! erasing the purpose erases the column for the subject; the others use the default DEK.
 //!
 //! Invariant: per view and backend, the table's statements are built once from the catalog
 //! (fixed SQL, every identifier quoted, names resolved under a pinned `search_path`) and kept
@@ -24,12 +28,16 @@ use super::row;
 use crate::crypto::blind::Normalization;
 use crate::error::{OrReport, ShredError};
 use crate::keys::spi::{run, Arg, Mode, Plan, TablePlan};
-use crate::keys::store;
+use crate::purposes::Purpose;
 
 struct Protected {
     context: Vec<u8>,
     /// The normalisation of a searchable column (it has a row-token column).
     searchable: Option<Normalization>,
+    /// The purpose the column is kept for (`None`: the subject's default DEK), resolved when
+    /// the writer is built: its values are sealed, and its row tokens and blind-index terms
+    /// keyed, under the row subject's DEK of that purpose.
+    purpose: Option<Purpose>,
 }
 
 struct Column {
@@ -61,7 +69,11 @@ thread_local! {
     static WRITERS: PlanCache<Writer> = PlanCache::new();
 }
 
-/// Columns of a protected table's view, with what the writer needs (latest catalog state).
+/// Columns of a protected table's view, with what the writer needs, read under the latest
+/// snapshot (as the relcache is): a transaction whose snapshot is older than a committed
+/// `shred.set_purpose` still seals for the new purpose. A column's purpose id is read from the
+/// row's JSON, where it is missing (NULL) under a schema older than 0.6.0, whose catalog has no
+/// `purpose_id`: one statement for every schema.
 static VIEW_COLUMNS: Plan = Plan::new(
     c"SELECT t.relation::pg_catalog.oid::pg_catalog.int8, t.subject_prefix,
              pg_catalog.quote_ident(n.nspname) OPERATOR(pg_catalog.||) '.' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(c.relname),
@@ -75,7 +87,8 @@ static VIEW_COLUMNS: Plan = Plan::new(
                         AND ba.attnum OPERATOR(pg_catalog.=) ANY (i.indkey::pg_catalog.int2[])),
              COALESCE(pg_catalog.to_regprocedure('shred.seal(pg_catalog.text, pg_catalog.text, pg_catalog.text, pg_catalog.text)'),
                                  pg_catalog.to_regprocedure('shred.seal(pg_catalog.text, pg_catalog.text, pg_catalog.text)'))::pg_catalog.oid::pg_catalog.int8,
-             'shred.sealed'::pg_catalog.regtype::pg_catalog.oid::pg_catalog.int8
+             'shred.sealed'::pg_catalog.regtype::pg_catalog.oid::pg_catalog.int8,
+             (pg_catalog.to_jsonb(pc) OPERATOR(pg_catalog.->>) 'purpose_id')::pg_catalog.int4
         FROM shred.protected_table t
         JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.relation
         JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
@@ -104,7 +117,7 @@ impl Writer {
         }
         let (mut table, mut seal_fn, mut sealed) = (pg_sys::InvalidOid, pg_sys::InvalidOid, pg_sys::InvalidOid);
         let (mut prefix, mut qualified, mut schema) = (Vec::new(), String::new(), String::new());
-        let cols = run(&VIEW_COLUMNS, &[Arg::Int8(u32::from(view) as i64)], Mode::Write, 0, |rows| {
+        let cols = run(&VIEW_COLUMNS, &[Arg::Int8(u32::from(view) as i64)], Mode::ReadLatest, 0, |rows| {
             let mut cols = Vec::new();
             for r in rows {
                 table = pg_sys::Oid::from(r.int8(1).unwrap_or(0) as u32);
@@ -124,6 +137,7 @@ impl Writer {
                                     .ok_or(ShredError::Internal("a blind index without normalisation"))?,
                             ),
                         },
+                        purpose: r.int4(18).map(crate::purposes::by_id).transpose()?,
                     }),
                 };
                 cols.push(Col {
@@ -338,25 +352,32 @@ pub unsafe fn write_row(fcinfo: pg_sys::FunctionCallInfo) -> Option<pg_sys::Datu
     }
 }
 
-/// The DEK that seals a row of `subject`, created on first use, once per row.
+/// The DEKs that seal a row of `subject`: one per purpose its columns are kept for (id 0: the
+/// default DEK), each looked up (or created) once per row, on first use. For a purpose that
+/// requires consent, a DEK is created only under the subject's confirmed consent
+/// ([`crate::purposes::sealing_key`]): a value for a subject without one is refused (55000).
 struct RowKey<'a> {
     subject: &'a [u8],
-    key: Option<(i64, Rc<crate::crypto::keys::DataKey>)>,
+    keys: Vec<(i32, (i64, Rc<crate::crypto::keys::DataKey>))>,
 }
 
 impl RowKey<'_> {
-    fn get(&mut self) -> Result<(i64, Rc<crate::crypto::keys::DataKey>), ShredError> {
-        if self.key.is_none() {
-            crate::keys::root::require_root_key()?;
-            self.key = Some(store::get_or_create(&crate::keys::subject::Subject::new(self.subject)?, 0)?);
+    fn get(&mut self, purpose: Option<&Purpose>) -> Result<(i64, Rc<crate::crypto::keys::DataKey>), ShredError> {
+        let id = purpose.map_or(0, |p| p.id);
+        if let Some((_, key)) = self.keys.iter().find(|(i, _)| *i == id) {
+            return Ok(key.clone());
         }
-        self.key.clone().ok_or(ShredError::Internal("no row key"))
+        crate::keys::root::require_root_key()?;
+        let key = crate::purposes::sealing_key(&crate::keys::subject::Subject::new(self.subject)?, purpose)?;
+        self.keys.push((id, key.clone()));
+        Ok(key)
     }
 }
 
-/// Seal `datum` of `c` and compute its row token (for a searchable column).
+/// Seal `datum` of `c` and compute its row token (for a searchable column), under the DEK of
+/// the column's purpose.
 fn seal_column(c: &Column, p: &Protected, datum: pg_sys::Datum, key: &mut RowKey<'_>) -> Result<(pg_sys::Datum, Option<pg_sys::Datum>), ShredError> {
-    let (key_id, dek) = key.get()?;
+    let (key_id, dek) = key.get(p.purpose.as_ref())?;
     // SAFETY: a non-NULL value of the view column's type.
     let sealed = unsafe { row::seal(&dek, key_id, key.subject, &p.context, datum, c.typ)? };
     let token = match p.searchable {
@@ -372,7 +393,7 @@ fn seal_column(c: &Column, p: &Protected, datum: pg_sys::Datum, key: &mut RowKey
 
 fn insert(w: &Writer, new: &Values) -> Result<(), ShredError> {
     let subject = subject_of(w, new)?;
-    let mut key = RowKey { subject: &subject, key: None };
+    let mut key = RowKey { subject: &subject, keys: Vec::new() };
     let (mut values, mut nulls) = (Vec::new(), Vec::new());
     if w.columns.iter().any(|c| c.protected.is_some() && new.get(c.at).is_some()) && !may_seal(w) {
         return Err(ShredError::NotOwner("permission denied to seal values: writing a protected table's view needs shred_writer".into()));
@@ -410,7 +431,7 @@ fn insert(w: &Writer, new: &Values) -> Result<(), ShredError> {
 fn update(w: &Writer, old: &Values, new: &Values) -> Result<bool, ShredError> {
     let subject = subject_of(w, new)?;
     let same_subject = subject_of(w, old).map(|s| s == subject).unwrap_or(false);
-    let mut key = RowKey { subject: &subject, key: None };
+    let mut key = RowKey { subject: &subject, keys: Vec::new() };
     let (mut values, mut nulls) = (Vec::new(), Vec::new());
     let mut checked = false;
     // PostgreSQL refuses to change a GENERATED ALWAYS identity column; so does the view (the

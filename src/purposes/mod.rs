@@ -46,6 +46,11 @@ static PURPOSE_BY_NAME: Plan = Plan::new(
     &[pg_sys::TEXTOID],
 );
 
+static PURPOSE_NAME: Plan = Plan::new(
+    c"SELECT name FROM shred.purpose WHERE purpose_id OPERATOR(pg_catalog.=) $1",
+    &[pg_sys::INT4OID],
+);
+
 thread_local! {
     /// Purposes looked up by this backend, by name, and the DEK cache generation they belong to.
     static KNOWN: RefCell<(u64, HashMap<Vec<u8>, Purpose>)> = RefCell::new((0, HashMap::new()));
@@ -98,6 +103,14 @@ fn is_purpose_name(name: &[u8]) -> bool {
     matches!(name.first(), Some(b'a'..=b'z'))
         && name.len() <= 63
         && name.iter().all(|&b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
+/// The purpose with id `id` (a protected column's, from the catalog), resolved as [`resolve`]
+/// resolves its name. Errors: no such purpose ([`ShredError::Internal`]: the catalog names
+/// only defined purposes, and purposes are never dropped).
+pub fn by_id(id: i32) -> Result<Purpose, ShredError> {
+    let name = run(&PURPOSE_NAME, &[Arg::Int4(id)], Mode::ReadLatest, 1, |rows| Ok(rows.first().and_then(|r| r.bytes(1))))?;
+    resolve(&name.ok_or(ShredError::Internal("a protected column names an undefined purpose"))?)
 }
 
 /// The key id and DEK that seal for `subject` and `purpose` (`None`: the subject's default

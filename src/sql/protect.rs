@@ -6,7 +6,7 @@ use pgrx::prelude::*;
 use super::tokens::{context_arg, normalization};
 use super::{required, subject_arg};
 use crate::error::{OrReport, ShredError};
-use crate::keys::{root, store, terms};
+use crate::keys::{root, terms};
 use crate::protect::row;
 use super::varlena::RawDatum;
 
@@ -58,17 +58,38 @@ fn blind_match(value: &[u8], context: &[u8], rule: &[u8]) -> SetOfIterator<'stat
 }
 
 /// `shred.blind_token(subject text, value text, context text, normalization text DEFAULT
-/// 'exact') -> bytea`: the row token to store with `value` in a row of `subject` written past
-/// the view; records the blind-index term (creating the context's key on first use).
+/// 'exact') -> bytea` before 0.6.0: [`blind_token_for`] under the subject's default DEK.
 #[pg_extern(volatile, parallel_unsafe, sql = false)]
 fn blind_token(subject: Option<&[u8]>, value: Option<&[u8]>, context: Option<&[u8]>, rule: Option<&[u8]>) -> Option<Vec<u8>> {
+    blind_token_for(subject, value, context, rule, None)
+}
+
+/// `shred.blind_token(subject text, value text, context text, normalization text DEFAULT
+/// 'exact', purpose text DEFAULT NULL) -> bytea` (0.6.0 on): the row token (32 bytes) to store
+/// with `value` in a row of `subject` written past the view, keyed by the subject's DEK for
+/// `purpose` (NULL: its default DEK); records the blind-index term under that DEK's key id
+/// (creating the context's key on first use). The DEK is created on first use, for a purpose
+/// that requires consent only under a confirmed one (55000). NULL value: NULL, and no key is
+/// created. NULL subject, context or normalization: 22004; an undefined purpose: 42704.
+#[pg_extern(volatile, parallel_unsafe, sql = false)]
+fn blind_token_for(subject: Option<&[u8]>, value: Option<&[u8]>, context: Option<&[u8]>, rule: Option<&[u8]>, purpose: Option<&[u8]>) -> Option<Vec<u8>> {
     let subject = subject_arg(subject);
     let context = context_arg(context);
     let rule = normalization(required(rule, "normalization"));
+    let purpose = super::purpose_arg(purpose);
     let value = value?;
     root::require_root_key().or_report();
-    let (key_id, dek) = store::get_or_create(&subject, 0).or_report();
+    let (key_id, dek) = crate::purposes::sealing_key(&subject, purpose.as_ref()).or_report();
     Some(row::index_value(&dek, key_id, context, value, rule).or_report().to_vec())
+}
+
+/// `shred._reseal_column(tbl regclass, column_name text) -> bigint` (internal, called by
+/// `shred._set_purpose`; never granted): seal the column's values again for the purpose the
+/// catalog keeps it for ([`crate::protect::reseal`]); how many were sealed again.
+#[pg_extern(volatile, strict, parallel_unsafe, sql = false)]
+fn _reseal_column(tbl: pg_sys::Oid, column: &[u8]) -> i64 {
+    root::require_root_key().or_report();
+    crate::protect::reseal::reseal(tbl, column).or_report()
 }
 
 /// `shred._ensure_blind_index_key(context text)`: create the key of a blind-index context

@@ -224,13 +224,14 @@ fn sql_labels_and_privileges() {
         ("shred.open_jsonb(shred.sealed,text)", "v", false, "u", "shred_reader"),
         ("shred.blind_index(text,text,text)", "s", false, "u", "shred_reader,shred_writer"),
         ("shred.blind_match(text,text,text)", "s", true, "u", "shred_reader"),
-        ("shred.blind_token(text,text,text,text)", "v", false, "u", "shred_writer"),
+        ("shred.blind_token(text,text,text,text,text)", "v", false, "u", "shred_writer"),
         ("shred._open_row(shred.sealed,text,text,anyelement)", "s", false, "u", "shred_reader"),
         ("shred.pseudonym(text,text,text)", "v", false, "u", "shred_reader,shred_writer"),
         ("shred.request_consent(text,text,jsonb)", "v", false, "u", "shred_writer"),
         ("shred.confirm_consent(text)", "v", false, "u", "shred_writer"),
         ("shred.withdraw_consent(text,text)", "v", false, "u", "shred_writer"),
         ("shred.has_consent(text,text)", "v", false, "u", "shred_reader,shred_writer"),
+        ("shred.set_purpose(regclass,name,text)", "v", false, "u", "shred_admin"),
     ];
     for (sig, vol, strict, par, roles) in expected {
         let row = text(&format!(
@@ -264,12 +265,12 @@ fn sql_labels_and_privileges() {
     );
     // SECURITY DEFINER: only the catalog's writers (each consumes the authorisation that
     // shred._authorize gave the caller for one table), the event triggers that follow the
-    // catalog's tables, and the purposes' definition and the consent history (each writes or
-    // reads pg_shred's own tables only); the C functions switch to the key store owner only
-    // around their key store statements
+    // catalog's tables, the definition of purposes, and the readers of what their callers may
+    // not read (the purposes of protected columns, the consent ledger); the C functions switch
+    // to the key store owner only around their key store statements
     assert_eq!(
-        text("SELECT string_agg(proname, ',' ORDER BY proname) FROM pg_proc WHERE pronamespace = 'shred'::regnamespace AND prosecdef"),
-        Some("_follow_alter,_follow_drops,_protect,_refresh_view_authorized,_set_tombstone,_unprotect,consent_history,define_purpose".into())
+        text("SELECT string_agg(proname, ',' ORDER BY proname COLLATE \"C\") FROM pg_proc WHERE pronamespace = 'shred'::regnamespace AND prosecdef"),
+        Some("_column_purposes,_follow_alter,_follow_drops,_protect,_refresh_view_authorized,_set_purpose,_set_tombstone,_unprotect,consent_history,define_purpose".into())
     );
     // nothing in the schema is executable by PUBLIC but the type's own I/O functions and the
     // views' trigger (which refuses any call outside a trigger and seals only for roles that

@@ -189,6 +189,58 @@ pub fn catalogue(c: &mut postgres::Client) -> Vec<String> {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Results as text, and roles (tests/protect*.rs).
+
+/// The rows of `sql` in text form, one string per row (columns joined by " | ", NULL as "∅").
+pub fn rows(c: &mut postgres::Client, sql: &str) -> Vec<String> {
+    try_rows(c, sql).unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
+pub fn try_rows(c: &mut postgres::Client, sql: &str) -> Result<Vec<String>, postgres::Error> {
+    Ok(c.simple_query(sql)?
+        .into_iter()
+        .filter_map(|m| match m {
+            postgres::SimpleQueryMessage::Row(r) => {
+                Some((0..r.len()).map(|i| r.get(i).unwrap_or("∅").to_string()).collect::<Vec<_>>().join(" | "))
+            }
+            _ => None,
+        })
+        .collect())
+}
+
+/// One value.
+pub fn one(c: &mut postgres::Client, sql: &str) -> String {
+    let r = rows(c, sql);
+    assert_eq!(r.len(), 1, "{sql}: {r:?}");
+    r.into_iter().next().unwrap()
+}
+
+/// (Re)create LOGIN role `name`, member of `grants` (comma-separated, may be empty).
+pub fn role(admin: &mut postgres::Client, name: &str, grants: &str) {
+    admin.batch_execute(&format!("DROP ROLE IF EXISTS {name}; CREATE ROLE {name} LOGIN")).unwrap();
+    if !grants.is_empty() {
+        admin.batch_execute(&format!("GRANT {grants} TO {name}")).unwrap();
+    }
+}
+
+/// Drop the objects and then the roles (run in the test's database, connections closed).
+pub fn drop_roles(admin: &mut postgres::Client, names: &[&str]) {
+    let list = names.join(", ");
+    admin.batch_execute(&format!("DROP OWNED BY {list} CASCADE; DROP ROLE {list}")).unwrap();
+}
+
+/// The superuser's canary: nobody else has any privilege on it.
+pub fn canary(admin: &mut postgres::Client) {
+    admin.batch_execute("CREATE TABLE public.canary (x text); REVOKE ALL ON public.canary FROM PUBLIC").unwrap();
+}
+
+/// The canary is empty and `attacker` is not a superuser.
+pub fn assert_no_escalation(admin: &mut postgres::Client, attacker: &str) {
+    assert_eq!(rows(admin, "SELECT x FROM public.canary"), Vec::<String>::new(), "canary written");
+    assert_eq!(one(admin, &format!("SELECT rolsuper FROM pg_roles WHERE rolname = '{attacker}'")), "f", "{attacker} became superuser");
+}
+
+// ---------------------------------------------------------------------------------------------
 // Tracked values (tests/soak.rs, tests/crash.rs): every value a test wrote, with its plaintext
 // and its subject's erasure generation (how many erasures of the subject had committed when it
 // was sealed), and what the server must show for each: a value of an earlier generation than

@@ -1,7 +1,7 @@
 -- Pins down pg_shred's catalogue, and that an upgrade reaches exactly the same one as a fresh
 -- install: the listing of a fresh install of 0.6.0 (every function with its labels, arguments
 -- and defaults, and its body's md5 or its C symbol; the type; tables with their columns,
--- options, indexes and constraints; the sequence; the view's columns and its definition's md5;
+-- options, indexes and constraints; the sequence; the views' columns and their definitions' md5;
 -- triggers; event triggers; privileges apart from the owner's; comments (md5); configuration
 -- tables; and whether each is a member of the extension), then, for each released version
 -- (0.1.0, 0.2.0, 0.3.0, 0.4.0, 0.5.0), the rows by which the catalogue after CREATE EXTENSION

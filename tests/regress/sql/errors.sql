@@ -205,6 +205,26 @@ SELECT * FROM regress.fails($$SELECT shred.refresh_view('app.customer')$$);
 -- A tombstone that is no value of the column's type: PostgreSQL's own message names it (a
 -- constant the administrator chose, not a value of a data subject).
 SELECT * FROM regress.fails($$SELECT shred.set_tombstone('app.member', 'born', 'S3CR3T')$$);
+-- Purposes of protected columns (shred.protect's purposes, shred.set_purpose): columns and
+-- purposes are named (identifiers), no value of the table is shown, not even one of a subject
+-- without the consent the purpose requires.
+SELECT shred.define_purpose('regress_billing', 'Invoices');
+SELECT shred.define_purpose('regress_marketing', 'Newsletters', requires_consent => true);
+SELECT * FROM regress.fails($$SELECT shred.protect('app.customer', 'id', ARRAY['name'], purposes => '["name"]')$$);
+SELECT * FROM regress.fails($$SELECT shred.protect('app.customer', 'id', ARRAY['name'], purposes => '{"missing": "regress_billing"}')$$);
+SELECT * FROM regress.fails($$SELECT shred.protect('app.customer', 'id', ARRAY['name'], purposes => '{"email": "regress_billing"}')$$);
+SELECT * FROM regress.fails($$SELECT shred.protect('app.customer', 'id', ARRAY['name'], purposes => '{"name": 1}')$$);
+SELECT * FROM regress.fails($$SELECT shred.protect('app.customer', 'id', ARRAY['name'], purposes => '{"name": "regress_undefined"}')$$);
+SELECT * FROM regress.fails($$SELECT shred.set_purpose('app.customer', 'name', 'regress_billing')$$);
+SELECT * FROM regress.fails($$SELECT shred.set_purpose('app.person', 'country', 'regress_billing')$$);
+SELECT * FROM regress.fails($$SELECT shred.set_purpose('app.person', 'name', 'regress_undefined')$$);
+SELECT * FROM regress.fails($$
+    INSERT INTO app.person_plain VALUES (90, 90, 'S3CR3T name', 'S3CR3T@example.org', 'UK');
+    SELECT shred.set_purpose('app.person', 'name', 'regress_marketing')$$);
+SELECT * FROM regress.fails($$
+    SELECT shred.set_purpose('app.person', 'email', 'regress_marketing');
+    INSERT INTO app.person_plain VALUES (91, 91, 'S3CR3T name', 'S3CR3T@example.org', 'UK')$$);
+SELECT * FROM regress.fails($$SELECT shred.blind_token('customer:S3CR3T', 'S3CR3T', 'customer.S3CR3T', 'exact', 'regress_marketing')$$);
 
 -------------------------------------------------------------------------------------------------
 -- Protected tables: whose rights
@@ -215,6 +235,9 @@ SET ROLE regress_pg_shred_admin;
 SELECT * FROM regress.fails($$SELECT shred.protect('app.customer', 'id', ARRAY['name'])$$);
 -- The implementation called without shred.protect's authorisation.
 SELECT * FROM regress.fails($$SELECT shred._protect('app.customer', 'id', ARRAY['name'], '{}', '', NULL, 'exact')$$);
+-- Likewise for set_purpose.
+SELECT * FROM regress.fails($$SELECT shred.set_purpose('app.person', 'name', 'regress_billing')$$);
+SELECT * FROM regress.fails($$SELECT shred._set_purpose('app.person', 'name', 'regress_billing')$$);
 RESET ROLE;
 -- A write through the view by a role that may not seal (no shred_writer).
 GRANT USAGE ON SCHEMA app TO regress_pg_shred_reader;
@@ -226,6 +249,7 @@ RESET ROLE;
 -- protected, a type protected columns do not open as.
 SELECT * FROM regress.fails($$SELECT shred._authorize(0)$$);
 SELECT * FROM regress.fails($$SELECT shred._export_rows('app.customer', 'S3CR3T', 'customer:S3CR3T')$$);
+SELECT * FROM regress.fails($$SELECT shred._reseal_column('app.customer', 'name')$$);
 SELECT * FROM regress.fails($$SELECT shred._open_row(value, 'customer:S3CR3T-1', 'customer.S3CR3T', NULL::point) FROM regress.sealed WHERE name = 'text'$$);
 
 -------------------------------------------------------------------------------------------------

@@ -315,6 +315,8 @@ def cmd_check(fixture, work, erase_id):
     print(f"  invoices intact / erased:          {invoices_intact} / {invoices_erased} (of {len(invoices)}; totals and dates kept)")
     print(f"  e-mail lookup before / after:      {tokens['lookup_before']} / {tokens['lookup_after']}")
     print(f"  pseudonym before / after:          {short(tokens['pseudonym_before'])} / {short(tokens['pseudonym_after'])}")
+    with open(f"{work}/consent_summary.txt", encoding="utf-8") as f:
+        print(f"  marketing consent:                 {f.read().strip()}")
     if invoices_erased != n_erased_invoices:
         failures.append(f"{invoices_erased} invoices erased, expected {n_erased_invoices}")
     if failures:

@@ -85,7 +85,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION shred.define_purpose(pg_catalog.text, pg_catalog.text, pg_catalog.bool, pg_catalog.interval) IS
-    'Define a purpose data is kept for (name: lower-case letters, digits, underscores), or change the description and retention of one. requires_consent (fixed once defined): sealing for it needs the data subject''s confirmed consent. retention: how long its data may be kept (NULL: no limit). True when it was created, false when it existed. For shred_admin.';
+    'Define a purpose data is kept for (name: 1 to 63 lower-case letters, digits and underscores, starting with a letter), or set the description and retention of a defined one (a NULL retention clears it; requires_consent must be given as defined). requires_consent (fixed once defined): sealing for it needs the data subject''s confirmed consent. retention: how long its data may be kept (NULL: no limit). True when it was created, false when it existed. For shred_admin.';
 
 -----------------------------------------------------------------------------------------------
 -- Purpose DEKs: the key store holds one DEK per (subject, purpose); purpose 0 is the default

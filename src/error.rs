@@ -284,7 +284,7 @@ impl ShredError {
                 format!("pg_shred: purpose \"{purpose}\" requires the data subject's confirmed consent, which it does not have"),
                 fname,
             )
-            .set_detail("Nothing was sealed: the consent was never requested, is not confirmed yet, or was withdrawn.")
+            .set_detail("Nothing was sealed: the consent was never requested, is not confirmed (or its token expired), was withdrawn, or ended with an erasure of the whole subject.")
             .set_hint("Record it with shred.request_consent() and shred.confirm_consent(); check it with shred.has_consent()."),
             ShredError::GeneratedAlways => ErrorReport::new(
                 ERRCODE_GENERATED_ALWAYS,

@@ -738,19 +738,28 @@ fn replayed_purpose_erasures_stay_purpose_erasures() {
     let clicks = seal_for(&mut live, "c:1", "clicks", Some("analytics"));
     let name = seal_for(&mut live, "c:1", "Ada", None);
     let bob = seal_for(&mut live, "c:2", "Bob", None);
+    // c:3: a consent and a purpose DEK, then erased as a whole
+    let t = request(&mut live, "c:3", "marketing");
+    assert!(confirm(&mut live, &t));
+    let carol = seal_for(&mut live, "c:3", "carol@example.org", Some("marketing"));
     let path = dir().join("purposes_replay.dump");
     run(pg_tool("pg_dump").args(["-Fc", "-f", path.to_str().unwrap(), "pu_replay_live"]));
     live.query_one("SELECT shred.erase('c:1', 'analytics')", &[]).unwrap();
     live.query_one("SELECT shred.erase('c:2')", &[]).unwrap();
-    let ids: Vec<i64> = live.query("SELECT key_id FROM shred.erasure_log ORDER BY key_id", &[]).unwrap().iter().map(|r| r.get(0)).collect();
-    assert_eq!(ids.len(), 2);
+    live.query_one("SELECT shred.erase('c:3')", &[]).unwrap();
+    let ids: Vec<i64> = live.query("SELECT key_id FROM shred.erasure_log ORDER BY key_id DESC", &[]).unwrap().iter().map(|r| r.get(0)).collect();
+    assert_eq!(ids.len(), 4);
 
     drop(empty_db("pu_replay_old"));
     run(pg_tool("pg_restore").args(["--exit-on-error", "-d", "pu_replay_old", path.to_str().unwrap()]));
     let mut old = connect("pu_replay_old");
     assert_eq!(open(&mut old, &clicks).as_deref(), Some("clicks"));
+    assert!(has_consent(&mut old, "c:3", "marketing"));
     let n: i64 = old.query_one("SELECT shred.replay_erasures($1)", &[&ids]).unwrap().get(0);
-    assert_eq!(n, 2);
+    assert_eq!(n, 4);
+    assert_eq!(open(&mut old, &carol), None);
+    assert!(!has_consent(&mut old, "c:3", "marketing"));
+    assert_eq!(history(&mut old, "c:3")[0].1, "erased", "a whole erasure replayed, not a withdrawal");
     assert_eq!(open(&mut old, &clicks), None);
     assert_eq!(open(&mut old, &name).as_deref(), Some("Ada"));
     assert_eq!(open(&mut old, &bob), None);

@@ -968,6 +968,16 @@ pub fn replay_erasures(key_ids: pg_sys::Datum, after: impl FnOnce(&[(Vec<u8>, Op
             })
             .collect::<Result<Vec<_>, ShredError>>()
     })?;
+    // A purpose DEK replayed together with its subject's default DEK was erased with the whole
+    // subject (as `shred.erase(subject)` records it), not alone.
+    let whole: std::collections::HashSet<Vec<u8>> = erased.iter().filter(|(_, _, p)| p.is_none()).map(|(_, s, _)| s.clone()).collect();
+    let erased: Vec<(i64, Vec<u8>, Option<i32>)> = erased
+        .into_iter()
+        .map(|(id, s, p)| {
+            let p = if whole.contains(&s) { None } else { p };
+            (id, s, p)
+        })
+        .collect();
     if !erased.is_empty() {
         after_erasure(&erased)?;
         after(&erased.iter().map(|(_, s, p)| (s.clone(), *p)).collect::<Vec<_>>())?;

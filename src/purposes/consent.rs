@@ -168,9 +168,9 @@ pub fn end_by_erasure(subjects: &[&Subject<'_>]) -> Result<(), ShredError> {
     run(&END_BY_ERASURE, &[Arg::ByteaArray(&digests)], Mode::Write, 0, |_| Ok(()))
 }
 
-/// After `shred.replay_erasures` deleted DEKs again: end the consents of subjects whose default
-/// DEK it deleted (as an erasure of the whole subject does), and withdraw those for the
-/// purposes whose DEK it deleted.
+/// After `shred.replay_erasures` deleted DEKs again: end the consents of subjects erased as a
+/// whole (their default DEK was among the key ids; `purpose` is `None` for all their DEKs), and
+/// withdraw those for the purposes whose DEK alone it deleted.
 pub fn end_by_replay(erased: &[(Vec<u8>, Option<i32>)]) -> Result<(), ShredError> {
     if crate::keys::scan::relation(c"consent").is_err() {
         return Ok(());

@@ -364,9 +364,8 @@ SELECT * FROM regress.fails($$SELECT shred.define_purpose('regress_x', 'x', fals
 SELECT * FROM regress.fails($$SELECT shred.define_purpose('regress_mail', 'Regress mail', false)$$);
 SELECT * FROM regress.fails($$SET LOCAL ROLE regress_pg_shred_reader; SELECT shred.define_purpose('regress_x', 'x')$$);
 SELECT * FROM regress.fails($$SET LOCAL ROLE regress_pg_shred_reader; SELECT shred.request_consent('customer:S3CR3T', 'regress_mail')$$);
--- The token lifetime's bounds.
-SELECT * FROM regress.fails($$SET shred.consent_token_lifetime = '59s'$$);
-SELECT * FROM regress.fails($$SET shred.consent_token_lifetime = '367d'$$);
+-- (The token lifetime's bounds are PostgreSQL's own message, whose wording differs between
+-- majors: tests/purposes.rs checks them.)
 
 -------------------------------------------------------------------------------------------------
 -- Root keys: versions, rotation and retirement

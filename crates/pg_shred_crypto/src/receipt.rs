@@ -84,6 +84,24 @@ impl ReceiptKey {
         object.insert(SIGNATURE_MEMBER.into(), Value::String(STANDARD.encode(signature.to_bytes())));
         Ok(())
     }
+
+    /// Complete and sign a receipt given as JSON text (an object): adds `system_identifier`
+    /// (a decimal string: it exceeds 2^53), `subject` (`salt` and `digest`, see
+    /// [`subject_digest`], base64), `public_key` (base64), then `signature`. Returns the
+    /// signed receipt as JSON text.
+    pub fn issue(&self, receipt_json: &[u8], subject: &[u8], salt: &[u8; SALT_LEN], system_identifier: u64) -> Result<Vec<u8>, ReceiptError> {
+        let mut receipt: Value = serde_json::from_slice(receipt_json).map_err(|_| ReceiptError::NotAnObject)?;
+        let object = receipt.as_object_mut().ok_or(ReceiptError::NotAnObject)?;
+        object.insert("system_identifier".into(), Value::String(system_identifier.to_string()));
+        let digest = subject_digest(salt, subject);
+        object.insert(
+            "subject".into(),
+            serde_json::json!({"salt": STANDARD.encode(salt), "digest": STANDARD.encode(digest), "digest_algorithm": "SHA-256(salt || subject UTF-8)"}),
+        );
+        object.insert("public_key".into(), Value::String(STANDARD.encode(self.public_key())));
+        self.sign(&mut receipt)?;
+        serde_json::to_vec(&receipt).map_err(|_| ReceiptError::NotCanonical)
+    }
 }
 
 /// The bytes a receipt's signature covers: the object without its top-level `signature`

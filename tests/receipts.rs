@@ -116,7 +116,7 @@ fn receipt_content_and_verification() {
     assert_eq!(salt.len(), 16);
     let digest = Sha256::new().chain_update(&salt).chain_update(subject.as_bytes()).finalize();
     assert_eq!(r["subject"]["digest"], B64.encode(digest).as_str());
-    assert!(!text.contains(subject) && !text.contains("42"), "the receipt holds the subject");
+    assert!(!text.contains(subject) && !text.contains("ünï") && !text.contains("customer:"), "the receipt holds the subject");
     // Each receipt has its own salt.
     let again = json(&receipt(&mut c, subject));
     assert_ne!(again["subject"]["salt"], r["subject"]["salt"]);
@@ -187,6 +187,10 @@ fn tampered_receipts_fail() {
 #[test]
 fn no_receipt_without_a_committed_erasure() {
     let mut c = fresh_db("rc_errors");
+    // The signing key is created on first use, which a read-only transaction cannot do.
+    c.batch_execute("BEGIN READ ONLY").unwrap();
+    assert_eq!(sqlstate(c.query_one("SELECT shred.receipt_public_key()", &[])), "25006");
+    c.batch_execute("ROLLBACK").unwrap();
     let e = c.query_one("SELECT shred.erasure_receipt('never:seen')", &[]);
     let text = format!("{:?}", e.as_ref().err());
     assert!(!text.contains("never:seen"), "{text}");

@@ -1,6 +1,6 @@
 -- pg_shred 0.6.0, first part: purposes, and one DEK per data subject and purpose. A fresh
 -- install runs it after postgres_majors.sql; the update script from 0.5.0 is this file,
--- consent.sql and protect_purposes.sql joined (scripts/lib.sh; see sql/README.md).
+-- consent.sql, protect_purposes.sql and receipts.sql joined (scripts/lib.sh; see sql/README.md).
 --
 -- A purpose says why data is kept ('marketing', 'billing'). A subject may hold one DEK per
 -- purpose besides its default DEK: shred.seal(..., purpose => 'marketing') seals under it,

@@ -6,6 +6,7 @@
 //! - `keys`: the root key, the key store (index-scan reads, SPI writes) and the backend's DEK
 //!   cache with its commit-time invalidation.
 //! - `purposes`: purposes (one DEK per subject and purpose) and the consent ledger.
+//! - `erasure`: proving an erasure (signed erasure receipts, the residue check).
 //! - `protect`: protected tables.
 //! - `sql`: the SQL functions and the `shred.sealed` type, declared in `sql/pg_shred--0.1.0.sql`
 //!   and the upgrade scripts after it.
@@ -19,6 +20,7 @@ mod keys;
 mod pg;
 mod protect;
 mod purposes;
+mod erasure;
 mod sql;
 
 ::pgrx::pg_module_magic!(name, version);
@@ -35,11 +37,13 @@ pgrx::extension_sql_file!("../sql/upgrade/0.2.0--0.3.0-after.sql", name = "v0_3_
 pgrx::extension_sql_file!("../sql/key_store.sql", name = "key_store", requires = ["v0_3_0_after"]);
 // 0.5.0: PostgreSQL 16, 17 and 18 beside 15.
 pgrx::extension_sql_file!("../sql/postgres_majors.sql", name = "postgres_majors", requires = ["key_store"]);
-// 0.6.0: purposes (one DEK per subject and purpose), consent with double opt-in, and protected
-// columns kept for a purpose.
+// 0.6.0: purposes (one DEK per subject and purpose), consent with double opt-in, protected
+// columns kept for a purpose, and erasure receipts.
 pgrx::extension_sql_file!("../sql/purposes.sql", name = "purposes", requires = ["postgres_majors"]);
 pgrx::extension_sql_file!("../sql/consent.sql", name = "consent", requires = ["purposes"]);
-pgrx::extension_sql_file!("../sql/protect_purposes.sql", name = "protect_purposes", requires = ["consent"], finalize);
+pgrx::extension_sql_file!("../sql/protect_purposes.sql", name = "protect_purposes", requires = ["consent"]);
+// 0.6.0: signed erasure receipts and the residue check.
+pgrx::extension_sql_file!("../sql/receipts.sql", name = "receipts", requires = ["protect_purposes"], finalize);
 
 #[allow(non_snake_case)]
 #[pg_guard]

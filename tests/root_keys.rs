@@ -25,12 +25,6 @@ fn open(c: &mut postgres::Client, env: &str) -> Result<Option<String>, postgres:
     c.query_one("SELECT shred.open($1::text::shred.sealed)", &[&env]).map(|r| r.get(0))
 }
 
-/// A keyring file of `(version, key)` lines, mode 0600, readable by the server.
-fn keyring_file(name: &str, versions: &[(i32, &[u8])]) -> String {
-    let text: String = versions.iter().map(|(v, k)| format!("{v}:{}\n", B64.encode(k))).collect();
-    key_file(name, text.as_bytes(), 0o600)
-}
-
 fn use_keyring(c: &mut postgres::Client, path: &str) {
     c.batch_execute(&format!("SET shred.root_key_file = '{path}'")).unwrap();
 }
@@ -688,6 +682,21 @@ fn zz_no_secret_in_the_server_log() {
     let _ = c.query_one("SELECT shred.seal($1, $2::text, 'ctx', 'marker_mail')", &[&subject, &plain]);
     let _ = c.query_one("SELECT shred.erase($1, 'no_such_purpose')", &[&subject]);
     let _ = c.query_one("SELECT shred.request_consent($1, 'no_such_purpose', jsonb_build_object('form', $2::text))", &[&subject, &evidence]);
+    // Erasure receipts: a receipt and the residue of an erased subject, its verification, a
+    // tampered receipt, a receipt refused for a subject never erased and inside the erasing
+    // transaction.
+    let _ = c.query_one("SELECT shred.erase($1)", &[&subject]);
+    let receipt: String = c.query_one("SELECT shred.erasure_receipt($1)::text", &[&subject]).unwrap().get(0);
+    let _ = c.query("SELECT * FROM shred.erasure_residue($1)", &[&subject]);
+    let _ = c.query_one("SELECT shred.verify_receipt($1::text::jsonb)", &[&receipt]);
+    let _ = c.query_one("SELECT shred.verify_receipt($1::text::jsonb)", &[&receipt.replacen("erasure receipt", "erasure receipT", 1)]);
+    let _ = c.query_one("SELECT shred.erasure_receipt($1)", &[&plain]);
+    let _ = c.query_one("SELECT shred.receipt_public_key()", &[]);
+    c.batch_execute("BEGIN").unwrap();
+    let _ = c.query_one("SELECT shred.seal($1, $2::text, 'ctx')", &[&plain, &subject]);
+    let _ = c.query_one("SELECT shred.erase($1)", &[&plain]);
+    let _ = c.query_one("SELECT shred.erasure_receipt($1)", &[&plain]);
+    c.batch_execute("ROLLBACK").unwrap();
     c.batch_execute("CALL shred.rotate_root_key()").unwrap();
     // Literal constants: pg_stat_statements must keep them as placeholders.
     c.batch_execute("SELECT shred.seal('LITERAL-SUBJECT-5521', 'LITERAL-PLAIN-5521')").unwrap();

@@ -6,6 +6,7 @@
 
 mod protect;
 mod purposes;
+mod receipts;
 mod tokens;
 mod typed;
 mod varlena;

@@ -232,6 +232,8 @@ fn sql_labels_and_privileges() {
         ("shred.withdraw_consent(text,text)", "v", false, "u", "shred_writer"),
         ("shred.has_consent(text,text)", "v", false, "u", "shred_reader,shred_writer"),
         ("shred.set_purpose(regclass,name,text)", "v", false, "u", "shred_admin"),
+        ("shred.receipt_public_key()", "v", false, "u", "shred_admin,shred_eraser,shred_reader,shred_writer"),
+        ("shred.verify_receipt(jsonb)", "v", true, "u", "shred_admin,shred_eraser,shred_reader,shred_writer"),
     ];
     for (sig, vol, strict, par, roles) in expected {
         let row = text(&format!(
@@ -266,11 +268,12 @@ fn sql_labels_and_privileges() {
     // SECURITY DEFINER: only the catalog's writers (each consumes the authorisation that
     // shred._authorize gave the caller for one table), the event triggers that follow the
     // catalog's tables, the definition of purposes, and the readers of what their callers may
-    // not read (the purposes of protected columns, the consent ledger); the C functions switch
+    // not read (the purposes of protected columns, the consent ledger, the erasure log and the
+    // key table's heap for erasure receipts and the residue check); the C functions switch
     // to the key store owner only around their key store statements
     assert_eq!(
         text("SELECT string_agg(proname, ',' ORDER BY proname COLLATE \"C\") FROM pg_proc WHERE pronamespace = 'shred'::regnamespace AND prosecdef"),
-        Some("_column_purposes,_follow_alter,_follow_drops,_protect,_refresh_view_authorized,_set_purpose,_set_tombstone,_unprotect,consent_history,define_purpose".into())
+        Some("_column_purposes,_follow_alter,_follow_drops,_protect,_refresh_view_authorized,_set_purpose,_set_tombstone,_unprotect,consent_history,define_purpose,erasure_receipt,erasure_residue".into())
     );
     // nothing in the schema is executable by PUBLIC but the type's own I/O functions and the
     // views' trigger (which refuses any call outside a trigger and seals only for roles that

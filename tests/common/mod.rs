@@ -90,6 +90,14 @@ pub fn key_file(name: &str, content: &[u8], mode: u32) -> String {
     path.to_string_lossy().into_owned()
 }
 
+/// A keyring file of `(version, key)` lines (base64 keys), mode 0600, readable by the server.
+pub fn keyring_file(name: &str, versions: &[(i32, &[u8])]) -> String {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let text: String = versions.iter().map(|(v, k)| format!("{v}:{}\n", b64.encode(k))).collect();
+    key_file(name, text.as_bytes(), 0o600)
+}
+
 /// 32 random bytes from the OS.
 pub fn random_key() -> Vec<u8> {
     let mut k = vec![0u8; 32];

@@ -12,6 +12,8 @@
 //!   versioned `info` label (see [`keys`]).
 //! - HMAC-SHA256 (RFC 2104) for blind indexes ([`blind`]), pseudonyms ([`pseudonym`]) and the
 //!   subject digests of erasure records ([`audit`]).
+//! - Ed25519 (RFC 8032) over the JSON Canonicalization Scheme (RFC 8785) for erasure receipts
+//!   ([`receipt`]).
 //! - The envelope formats v1 (untyped) and v2 (typed plaintext, see [`typed`]); see
 //!   [`envelope`].
 //!
@@ -39,6 +41,7 @@ pub mod consent;
 pub mod envelope;
 pub mod keys;
 pub mod pseudonym;
+pub mod receipt;
 pub mod secret;
 pub mod typed;
 

@@ -346,6 +346,9 @@ SELECT * FROM regress.fails($$SELECT shred.withdraw_consent('customer:S3CR3T', N
 SELECT * FROM regress.fails($$SELECT shred.has_consent(NULL, 'regress_mail')$$);
 -- A reserved subject.
 SELECT * FROM regress.fails($$SELECT shred.request_consent('pg_shred:S3CR3T', 'regress_mail')$$);
+-- Erasure receipts: a subject with no erasure recorded, a reserved subject.
+SELECT * FROM regress.fails($$SELECT shred.erasure_receipt('customer:S3CR3T-never')$$);
+SELECT * FROM regress.fails($$SELECT shred.erasure_receipt('pg_shred:S3CR3T')$$);
 -- Sealing for a purpose that requires consent, without it: every type, and after a request
 -- that was not confirmed.
 SELECT * FROM regress.fails($$SELECT shred.seal('customer:S3CR3T', 'S3CR3T plaintext', '', 'regress_mail')$$);

@@ -8,4 +8,5 @@ mod envelope;
 mod kat;
 mod keys;
 mod pseudonym;
+mod receipt;
 mod typed;

@@ -457,14 +457,10 @@ fn tokens_expire_and_tell_nothing() {
 #[test]
 fn roles_of_purposes_and_consent() {
     let mut admin = purposes_db("pu_roles");
-    login_roles(&mut admin, &["pu_app", "pu_nobody", "pu_dpo", "pu_ops"]);
-    admin
-        .batch_execute(
-            "GRANT shred_reader, shred_writer TO pu_app;
-             GRANT shred_eraser TO pu_dpo;
-             GRANT shred_admin TO pu_ops;",
-        )
-        .unwrap();
+    role(&mut admin, "pu_app", "shred_reader, shred_writer");
+    role(&mut admin, "pu_nobody", "");
+    role(&mut admin, "pu_dpo", "shred_eraser");
+    role(&mut admin, "pu_ops", "shred_admin");
     let mut nobody = connect_as("pu_roles", "pu_nobody");
     for sql in [
         "SELECT shred.request_consent('c:1', 'marketing')",
@@ -657,7 +653,7 @@ fn dump_and_restore_keep_purposes_and_consent() {
 fn update_from_0_5_0_keeps_every_value_on_its_default_dek() {
     let mut c = empty_db("pu_update");
     c.batch_execute("CREATE EXTENSION pg_shred VERSION '0.5.0'").unwrap();
-    login_roles(&mut c, &["pu_direct"]);
+    role(&mut c, "pu_direct", "");
     c.batch_execute(
         "GRANT EXECUTE ON FUNCTION shred.seal(text, text, text), shred.seal(text, int4, text), shred.pseudonym(text, text) TO pu_direct;
          CREATE TABLE v (id int PRIMARY KEY, t shred.sealed, i shred.sealed, j shred.sealed);
@@ -883,11 +879,10 @@ fn whole_erasure_and_first_purpose_seals_serialize() {
 #[test]
 fn callers_search_path_never_reaches_key_store_statements() {
     let mut admin = purposes_db("pu_search_path");
-    login_roles(&mut admin, &["pu_shadow"]);
+    role(&mut admin, "pu_shadow", "shred_reader, shred_writer, shred_eraser");
     admin
         .batch_execute(
-            "GRANT shred_reader, shred_writer, shred_eraser TO pu_shadow;
-             CREATE SCHEMA shadow AUTHORIZATION pu_shadow;
+            "CREATE SCHEMA shadow AUTHORIZATION pu_shadow;
              CREATE TABLE public.shadow_calls (who text, what text);
              GRANT INSERT ON public.shadow_calls TO PUBLIC;",
         )
@@ -1003,4 +998,42 @@ fn concurrent_definitions_serialize() {
     let ids: Vec<i32> = a.query("SELECT purpose_id FROM shred.purpose ORDER BY name", &[]).unwrap().iter().map(|r| r.get(0)).collect();
     let distinct: std::collections::HashSet<i32> = ids.iter().copied().collect();
     assert_eq!(distinct.len(), 5, "{ids:?}");
+}
+
+/// In a read-only transaction (and so on a hot standby), what would create a DEK or write the
+/// consent ledger fails with 25006 and leaves nothing behind: a first seal for a purpose (also
+/// for a subject without a default DEK), a consent request or confirmation; sealing under an
+/// existing purpose DEK, opening, pseudonyms and `has_consent` work.
+#[test]
+fn read_only_transactions_and_purposes() {
+    let mut c = purposes_db("pu_read_only");
+    let t = request(&mut c, "ro:1", "marketing");
+    assert!(confirm(&mut c, &t));
+    let mail = seal_for(&mut c, "ro:1", "a@example.org", Some("marketing"));
+    let t2 = request(&mut c, "ro:2", "marketing");
+    let keys = |c: &mut Client| -> i64 { c.query_one("SELECT count(*) FROM shred.subject_key", &[]).unwrap().get(0) };
+    let rows = |c: &mut Client| -> i64 { c.query_one("SELECT count(*) FROM shred.consent", &[]).unwrap().get(0) };
+    let (k0, r0) = (keys(&mut c), rows(&mut c));
+    for sql in [
+        "SELECT shred.seal('ro:new', 'x'::text, '', 'analytics')",
+        "SELECT shred.seal('ro:1', 'x'::text, '', 'analytics')",
+        "SELECT shred.request_consent('ro:3', 'marketing')",
+    ] {
+        c.batch_execute("BEGIN READ ONLY").unwrap();
+        assert_eq!(sqlstate(c.query_one(sql, &[])), "25006", "{sql}");
+        c.batch_execute("ROLLBACK").unwrap();
+    }
+    c.batch_execute("BEGIN READ ONLY").unwrap();
+    assert_eq!(sqlstate(c.query_one("SELECT shred.confirm_consent($1)", &[&t2])), "25006");
+    c.batch_execute("ROLLBACK; BEGIN READ ONLY").unwrap();
+    let again = seal_for(&mut c, "ro:1", "b@example.org", Some("marketing"));
+    assert_eq!(key_id(&mut c, &again), key_id(&mut c, &mail));
+    assert_eq!(open(&mut c, &mail).as_deref(), Some("a@example.org"));
+    assert!(has_consent(&mut c, "ro:1", "marketing"));
+    assert!(!has_consent(&mut c, "ro:2", "marketing"));
+    let p: Option<String> = c.query_one("SELECT shred.pseudonym('ro:1', 'd', 'marketing')", &[]).unwrap().get(0);
+    assert!(p.is_some());
+    c.batch_execute("COMMIT").unwrap();
+    assert_eq!((keys(&mut c), rows(&mut c)), (k0, r0), "nothing written");
+    assert!(!has_consent(&mut c, "ro:2", "marketing"), "the read-only confirmation confirmed nothing");
 }

@@ -993,17 +993,3 @@ pub fn running(pid: i32) -> bool {
         .map(|s| s.rsplit(')').next().and_then(|r| r.split_whitespace().next()) != Some("Z"))
         .unwrap_or(false)
 }
-
-/// Create the login roles `names` if missing (roles are cluster-wide: another test or an
-/// earlier run may have made them) and take away any of pg_shred's roles they hold.
-pub fn login_roles(c: &mut Client, names: &[&str]) {
-    for name in names {
-        c.batch_execute(&format!(
-            "DO $$ BEGIN
-               IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{name}') THEN CREATE ROLE {name} LOGIN; END IF;
-             END $$;
-             REVOKE shred_reader, shred_writer, shred_eraser, shred_admin FROM {name};"
-        ))
-        .unwrap_or_else(|e| panic!("role {name}: {e}"));
-    }
-}

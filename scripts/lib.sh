@@ -134,8 +134,8 @@ install_update_scripts() {
     install -m 644 sql/key_store.sql "$ext_dir/pg_shred--0.3.0--0.4.0.sql"
     # 0.4.0 -> 0.5.0: PostgreSQL 16, 17 and 18.
     install -m 644 sql/postgres_majors.sql "$ext_dir/pg_shred--0.4.0--0.5.0.sql"
-    # 0.5.0 -> 0.6.0: purposes, consent, protected columns kept for a purpose and erasure
-    # receipts, in the order a fresh install runs them.
-    cat sql/purposes.sql sql/consent.sql sql/protect_purposes.sql sql/receipts.sql >"$ext_dir/pg_shred--0.5.0--0.6.0.sql"
+    # 0.5.0 -> 0.6.0: purposes, consent, protected columns kept for a purpose, erasure
+    # receipts, retention and legal holds, in the order a fresh install runs them.
+    cat sql/purposes.sql sql/consent.sql sql/protect_purposes.sql sql/receipts.sql sql/retention.sql >"$ext_dir/pg_shred--0.5.0--0.6.0.sql"
     chmod 644 "$ext_dir/pg_shred--0.5.0--0.6.0.sql"
 }

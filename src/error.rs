@@ -82,6 +82,9 @@ pub enum ShredError {
     /// Sealing for this purpose (its name) needs the data subject's confirmed consent, which
     /// it does not have (never given, not yet confirmed, or withdrawn).
     NoConsent(String),
+    /// The data subject is under a legal hold (`shred.hold`): its id and when it was placed
+    /// (RFC 3339, UTC). Nothing was erased.
+    Held { hold_id: i64, placed_at: String },
 }
 
 impl From<CryptoError> for ShredError {
@@ -286,6 +289,13 @@ impl ShredError {
             )
             .set_detail("Nothing was sealed: the consent was never requested, is not confirmed (or its token expired), was withdrawn, or ended with an erasure of the whole subject.")
             .set_hint("Record it with shred.request_consent() and shred.confirm_consent(); check it with shred.has_consent()."),
+            ShredError::Held { hold_id, placed_at } => ErrorReport::new(
+                ERRCODE_OBJECT_IN_USE,
+                format!("pg_shred: the data subject is under legal hold {hold_id} (placed {placed_at})"),
+                fname,
+            )
+            .set_detail("Nothing was erased: a held data subject is erased by nothing (shred.erase, erasure by purpose, shred.withdraw_consent, retention) until its hold is released.")
+            .set_hint("shred.holds lists the holds and their sealed reasons; shred.release_hold(subject) (shred_admin) releases one once the legal claim is settled."),
             ShredError::GeneratedAlways => ErrorReport::new(
                 ERRCODE_GENERATED_ALWAYS,
                 "pg_shred: a GENERATED ALWAYS identity column can only be updated to DEFAULT",

@@ -34,6 +34,17 @@ pub static CONSENT_TOKEN_LIFETIME: GucSetting<i32> = GucSetting::<i32>::new(7 * 
 
 pub static ALLOW_DROP_WITH_KEYS: GucSetting<bool> = GucSetting::<bool>::new(false);
 
+/// `shred.retention_naptime`: seconds between the retention worker's runs (0 disables it).
+/// Reloadable (`SIGHUP`).
+pub static RETENTION_NAPTIME: GucSetting<i32> = GucSetting::<i32>::new(60);
+
+/// `shred.retention_databases`: comma-separated names of the databases the retention worker
+/// visits; empty (the default): every database that accepts connections.
+pub static RETENTION_DATABASES: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+
+/// `shred.retention_batch_size`: DEKs the retention worker erases per transaction.
+pub static RETENTION_BATCH_SIZE: GucSetting<i32> = GucSetting::<i32>::new(1000);
+
 pub fn init() {
     GucRegistry::define_bool_guc(
         c"shred.allow_drop_with_keys",
@@ -84,6 +95,34 @@ pub fn init() {
         366 * 24 * 3600,
         GucContext::Suset,
         GucFlags::UNIT_S,
+    );
+    GucRegistry::define_int_guc(
+        c"shred.retention_naptime",
+        c"Seconds between the runs of pg_shred's retention worker (0 disables it).",
+        c"Each run visits the databases of shred.retention_databases and erases what retention has made due there, as CALL shred.run_retention() does. Needs pg_shred in shared_preload_libraries; reloadable.",
+        &RETENTION_NAPTIME,
+        0,
+        7 * 24 * 3600,
+        GucContext::Sighup,
+        GucFlags::UNIT_S,
+    );
+    GucRegistry::define_int_guc(
+        c"shred.retention_batch_size",
+        c"DEKs pg_shred's retention worker erases per transaction.",
+        c"Each batch commits on its own; no transaction stays open between batches.",
+        &RETENTION_BATCH_SIZE,
+        1,
+        100_000,
+        GucContext::Sighup,
+        GucFlags::default(),
+    );
+    GucRegistry::define_string_guc(
+        c"shred.retention_databases",
+        c"Databases pg_shred's retention worker visits (comma-separated names; empty: all).",
+        c"By default every database that accepts connections is visited; one without pg_shred 0.6.0 or later is left at once.",
+        &RETENTION_DATABASES,
+        GucContext::Sighup,
+        GucFlags::default(),
     );
     // Both key sources: superuser-only to SET and to SHOW; left out of pg_settings and SHOW
     // ALL for everyone (its reset_val column would show the value to pg_read_all_settings
@@ -195,6 +234,23 @@ pub fn key_cache_size() -> usize {
 /// The configured lifetime of consent confirmation tokens, in seconds.
 pub fn consent_token_lifetime_secs() -> i32 {
     CONSENT_TOKEN_LIFETIME.get().max(60)
+}
+
+/// Seconds between retention runs; 0: the worker is idle.
+pub fn retention_naptime_secs() -> u64 {
+    RETENTION_NAPTIME.get().max(0) as u64
+}
+
+/// DEKs per retention batch of the worker.
+pub fn retention_batch_size() -> i64 {
+    i64::from(RETENTION_BATCH_SIZE.get().max(1))
+}
+
+/// The databases the retention worker visits, by name; `None`: all.
+pub fn retention_databases() -> Option<Vec<String>> {
+    let list = RETENTION_DATABASES.get().and_then(|s| s.into_string().ok())?;
+    let names: Vec<String> = list.split(',').map(|n| n.trim().to_string()).filter(|n| !n.is_empty()).collect();
+    if names.is_empty() { None } else { Some(names) }
 }
 
 /// The configured DEK cache memory, in bytes.

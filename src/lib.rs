@@ -6,7 +6,9 @@
 //! - `keys`: the root key, the key store (index-scan reads, SPI writes) and the backend's DEK
 //!   cache with its commit-time invalidation.
 //! - `purposes`: purposes (one DEK per subject and purpose) and the consent ledger.
-//! - `erasure`: proving an erasure (signed erasure receipts, the residue check).
+//! - `erasure`: every erasure (legal holds checked, consents ended), and proving one (signed
+//!   erasure receipts, the residue check).
+//! - `retention`: retention that erases by itself (batches, end dates, the background worker).
 //! - `protect`: protected tables.
 //! - `sql`: the SQL functions and the `shred.sealed` type, declared in `sql/pg_shred--0.1.0.sql`
 //!   and the upgrade scripts after it.
@@ -21,6 +23,7 @@ mod pg;
 mod protect;
 mod purposes;
 mod erasure;
+mod retention;
 mod sql;
 
 ::pgrx::pg_module_magic!(name, version);
@@ -42,15 +45,20 @@ pgrx::extension_sql_file!("../sql/postgres_majors.sql", name = "postgres_majors"
 pgrx::extension_sql_file!("../sql/purposes.sql", name = "purposes", requires = ["postgres_majors"]);
 pgrx::extension_sql_file!("../sql/consent.sql", name = "consent", requires = ["purposes"]);
 pgrx::extension_sql_file!("../sql/protect_purposes.sql", name = "protect_purposes", requires = ["consent"]);
-// 0.6.0: signed erasure receipts and the residue check.
-pgrx::extension_sql_file!("../sql/receipts.sql", name = "receipts", requires = ["protect_purposes"], finalize);
+// 0.6.0: signed erasure receipts and the residue check; retention and legal holds.
+pgrx::extension_sql_file!("../sql/receipts.sql", name = "receipts", requires = ["protect_purposes"]);
+pgrx::extension_sql_file!("../sql/retention.sql", name = "retention", requires = ["receipts"], finalize);
 
 #[allow(non_snake_case)]
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     // SAFETY: plain read of a postmaster flag.
-    gucs::set_preloaded(unsafe { pg_sys::process_shared_preload_libraries_in_progress });
+    let preloading = unsafe { pg_sys::process_shared_preload_libraries_in_progress };
+    gucs::set_preloaded(preloading);
     gucs::init();
+    if preloading {
+        retention::worker::register();
+    }
     keys::cache::register_callbacks();
     keys::deferred::register_callbacks();
     protect::register_callbacks();

@@ -1,15 +1,16 @@
 //! Writes to pg_shred's own tables that belong to the current transaction but need not run
-//! statement by statement: blind-index terms of written values, and the erasure record and
-//! term deletion that follow each erased DEK.
+//! statement by statement: blind-index terms of written values, the erasure record and
+//! term deletion that follow each erased DEK, and the retention clocks of purpose DEKs sealed
+//! under (`shred.key_use`).
 //!
 //! Invariant: when a transaction commits (or is prepared), every write queued in it and not
 //! rolled back is in the tables, and no statement of this backend reads those tables without
 //! the queue written first. The DEK itself is always deleted at once, in the erasing
 //! statement: only its bookkeeping waits.
 //!
-//! - [`flush`] writes the queue in three set-based statements, in this order: new terms,
-//!   erasure records, deletion of the erased key ids' terms (so a term written and erased in
-//!   one transaction is gone). It runs before this backend reads terms or erasure records,
+//! - [`flush`] writes the queue in set-based statements, in this order: new terms, retention
+//!   clocks, erasure records, deletion of the erased key ids' terms and clocks (so a term or
+//!   clock written and erased in one transaction is gone). It runs before this backend reads terms or erasure records,
 //!   when [`BATCH`] writes are queued, and before COMMIT / PREPARE TRANSACTION (a pre-commit
 //!   callback, whose ERROR aborts the transaction: nothing commits half-recorded).
 //! - Each entry carries the subtransaction that queued it: a rolled-back subtransaction drops
@@ -21,6 +22,13 @@
 //!   rollback puts the enclosing subtransactions' entries back in the queue.
 //! - A table that does not exist (an older schema, or the extension dropped in this
 //!   transaction) takes no write.
+//! - Retention clocks ([`sealed`]): a stored `sealed_before` is never earlier than a committed
+//!   seal under its DEK. The backend remembers, per DEK, the time its last queued clock will
+//!   cover ([`COVERED`]), and queues another only once that time has passed; an abort of the
+//!   transaction or of any subtransaction forgets everything remembered (its clocks may not
+//!   be written), so the next seal queues again. Nothing is queued in a read-only
+//!   transaction, which cannot write at COMMIT (its seals use existing DEKs, whose clocks
+//!   their sealing transactions wrote).
 
 use std::cell::RefCell;
 
@@ -39,6 +47,9 @@ enum Write {
     /// `key_id` was erased: record it (with the subject's keyed digest, when the erasure log
     /// exists, and the purpose when only that purpose was erased) and delete its terms.
     Erased { key_id: i64, digest: Option<Vec<u8>>, purpose: Option<i32> },
+    /// A value was sealed under `key_id`, a DEK of `purpose`: its retention clock is set to
+    /// the time of the write plus `granule_ms` (see [`sealed`]).
+    Sealed { key_id: i64, purpose: i32, granule_ms: i64 },
 }
 
 struct Entry {
@@ -51,7 +62,13 @@ thread_local! {
     /// Entries written by a flush inside a subtransaction that is still open, each with the
     /// subtransaction whose rollback would undo the write.
     static WRITTEN: RefCell<Vec<(pg_sys::SubTransactionId, Entry)>> = const { RefCell::new(Vec::new()) };
+    /// Per purpose DEK sealed under by this backend: until when (microseconds since the
+    /// PostgreSQL epoch) the retention clock it queued covers its seals.
+    static COVERED: RefCell<rustc_hash::FxHashMap<i64, i64>> = RefCell::new(rustc_hash::FxHashMap::default());
 }
+
+/// DEKs [`COVERED`] remembers at the most; past it, it starts again (which only costs writes).
+const COVERED_MAX: usize = 100_000;
 
 /// PostgreSQL's id of the top-level transaction's (sub)transaction level.
 const TOP_SUBTRANSACTION: pg_sys::SubTransactionId = 1;
@@ -91,6 +108,25 @@ static LOG_ERASURES_PURPOSES: Plan = Plan::new(
     &[pg_sys::INT8ARRAYOID, pg_sys::BYTEAARRAYOID, pg_sys::INT4ARRAYOID],
 );
 
+/// Retention clocks: the time of the write plus each DEK's granule, never moved back. One row
+/// per DEK (the queue is deduplicated first: ON CONFLICT may touch a row once per statement).
+static WRITE_CLOCKS: Plan = Plan::new(
+    c"INSERT INTO shred.key_use AS u (key_id, purpose_id, sealed_before)
+      SELECT c.key_id, c.purpose_id,
+             pg_catalog.clock_timestamp() OPERATOR(pg_catalog.+)
+                 (c.granule_ms::pg_catalog.float8 OPERATOR(pg_catalog.*) '1 millisecond'::pg_catalog.interval)
+        FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.int8[]), pg_catalog.unnest($2::pg_catalog.int4[]),
+                        pg_catalog.unnest($3::pg_catalog.int8[])) c (key_id, purpose_id, granule_ms)
+      ON CONFLICT (key_id) DO UPDATE SET sealed_before = excluded.sealed_before
+       WHERE u.sealed_before OPERATOR(pg_catalog.<) excluded.sealed_before",
+    &[pg_sys::INT8ARRAYOID, pg_sys::INT4ARRAYOID, pg_sys::INT8ARRAYOID],
+);
+
+static FORGET_CLOCKS: Plan = Plan::new(
+    c"DELETE FROM shred.key_use WHERE key_id OPERATOR(pg_catalog.=) ANY ($1)",
+    &[pg_sys::INT8ARRAYOID],
+);
+
 static FORGET_TERMS: Plan = Plan::new(
     c"DELETE FROM shred.blind_term WHERE key_id OPERATOR(pg_catalog.=) ANY ($1)",
     &[pg_sys::INT8ARRAYOID],
@@ -122,6 +158,35 @@ pub fn erased(key_id: i64, digest: Option<Vec<u8>>, purpose: Option<i32>) -> Res
     queue(Write::Erased { key_id, digest, purpose })
 }
 
+/// A value was just sealed under `key_id`, the DEK of `purpose` (not 0): queue its retention
+/// clock, unless the clock this backend queued last for it still covers now. `granule_ms`:
+/// how far past the write the clock is set (so the clock covers the seals of that long that
+/// queue nothing), a day at the most (see `crate::purposes::Purpose`).
+pub fn sealed(key_id: i64, purpose: i32, granule_ms: i64) -> Result<(), ShredError> {
+    // SAFETY: plain reads of the transaction's and the server's state.
+    if unsafe { pg_sys::XactReadOnly || pg_sys::RecoveryInProgress() } {
+        return Ok(());
+    }
+    // SAFETY: plain call.
+    let now = unsafe { pg_sys::GetCurrentTimestamp() };
+    let due = COVERED.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.get(&key_id).is_some_and(|&until| until > now) {
+            return false;
+        }
+        if c.len() >= COVERED_MAX {
+            c.clear();
+        }
+        // The clock is written later, from a later time: it covers at least until this.
+        c.insert(key_id, now.saturating_add(granule_ms.saturating_mul(1000)));
+        true
+    });
+    if due {
+        queue(Write::Sealed { key_id, purpose, granule_ms })?;
+    }
+    Ok(())
+}
+
 /// Whether this transaction queued the erasure of `key_id` (not yet written).
 pub fn erasure_queued(key_id: i64) -> bool {
     QUEUE.with(|q| q.borrow().iter().any(|e| matches!(e.write, Write::Erased { key_id: k, .. } if k == key_id)))
@@ -132,6 +197,7 @@ pub fn erasure_queued(key_id: i64) -> bool {
 pub fn flush() -> Result<(), ShredError> {
     let (mut indexes, mut term_ids, mut logged, mut digests, mut erased) = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut purposes: Vec<i32> = Vec::new();
+    let mut clocks: rustc_hash::FxHashMap<i64, (i32, i64)> = rustc_hash::FxHashMap::default();
     let queued = QUEUE.with(|q| {
         let q = q.borrow();
         for e in q.iter() {
@@ -148,6 +214,10 @@ pub fn flush() -> Result<(), ShredError> {
                     }
                     erased.push(*key_id);
                 }
+                Write::Sealed { key_id, purpose, granule_ms } => {
+                    let e = clocks.entry(*key_id).or_insert((*purpose, *granule_ms));
+                    e.1 = e.1.max(*granule_ms);
+                }
             }
         }
         q.len()
@@ -158,6 +228,16 @@ pub fn flush() -> Result<(), ShredError> {
     let terms_table = scan::relation(c"blind_term").is_ok();
     if terms_table && !indexes.is_empty() {
         run(&INSERT_TERMS, &[Arg::ByteaArray(&indexes), Arg::Int8Array(&term_ids)], Mode::Write, 0, |_| Ok(()))?;
+    }
+    let clocks_table = scan::relation(c"key_use").is_ok();
+    if clocks_table && !clocks.is_empty() {
+        let (mut ids, mut ps, mut gs) = (Vec::with_capacity(clocks.len()), Vec::with_capacity(clocks.len()), Vec::with_capacity(clocks.len()));
+        for (id, (p, g)) in &clocks {
+            ids.push(*id);
+            ps.push(*p);
+            gs.push(*g);
+        }
+        run(&WRITE_CLOCKS, &[Arg::Int8Array(&ids), Arg::Int4Array(&ps), Arg::Int8Array(&gs)], Mode::Write, 0, |_| Ok(()))?;
     }
     if !logged.is_empty() && scan::relation(c"erasure_log").is_ok() {
         // Only a key store with purposes (0.6.0 on) erases a purpose alone.
@@ -170,6 +250,9 @@ pub fn flush() -> Result<(), ShredError> {
     }
     if terms_table && !erased.is_empty() {
         run(&FORGET_TERMS, &[Arg::Int8Array(&erased)], Mode::Write, 0, |_| Ok(()))?;
+    }
+    if clocks_table && !erased.is_empty() {
+        run(&FORGET_CLOCKS, &[Arg::Int8Array(&erased)], Mode::Write, 0, |_| Ok(()))?;
     }
     let entries = QUEUE.with(|q| std::mem::take(&mut *q.borrow_mut()));
     // SAFETY: plain reads of the transaction state.
@@ -202,6 +285,7 @@ unsafe extern "C-unwind" fn xact_callback(event: pg_sys::XactEvent::Type, _arg: 
         pg_sys::XactEvent::XACT_EVENT_ABORT | pg_sys::XactEvent::XACT_EVENT_PARALLEL_ABORT => {
             QUEUE.with(|q| q.borrow_mut().clear());
             WRITTEN.with(|w| w.borrow_mut().clear());
+            COVERED.with(|c| c.borrow_mut().clear());
         }
         pg_sys::XactEvent::XACT_EVENT_COMMIT | pg_sys::XactEvent::XACT_EVENT_PREPARE => {
             WRITTEN.with(|w| w.borrow_mut().clear());
@@ -220,6 +304,8 @@ unsafe extern "C-unwind" fn subxact_callback(
     // Subtransactions started after `sub` while it ran are its descendants.
     match event {
         pg_sys::SubXactEvent::SUBXACT_EVENT_ABORT_SUB => {
+            // Clocks it queued are dropped with it: what they covered is forgotten too.
+            COVERED.with(|c| c.borrow_mut().clear());
             // Its own and its descendants' entries go with it; those of earlier, committed ones
             // stay. Writes made inside it are undone: the entries of enclosing subtransactions
             // among them are queued again.

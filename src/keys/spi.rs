@@ -80,6 +80,7 @@ pub enum Arg<'a> {
     Bytes(&'a [u8]),
     /// A datum passed through unchanged (e.g. a function's own `text[]` argument).
     Datum(pg_sys::Datum),
+    Bool(bool),
     /// SQL NULL (of the parameter's declared type).
     Null,
 }
@@ -131,6 +132,11 @@ impl Row {
     pub fn bool(&self, col: i32) -> Option<bool> {
         let (d, isnull) = self.datum(col);
         unsafe { bool::from_datum(d, isnull) }
+    }
+
+    pub fn float8(&self, col: i32) -> Option<f64> {
+        let (d, isnull) = self.datum(col);
+        unsafe { f64::from_datum(d, isnull) }
     }
 
     /// A text or bytea column's bytes, copied into Rust memory.
@@ -218,6 +224,7 @@ pub fn run<R>(
                 Arg::TextArray(v) => Some(text_array(v)),
                 Arg::Bytes(b) => b.into_datum(),
                 Arg::Datum(d) => Some(*d),
+                Arg::Bool(v) => v.into_datum(),
                 Arg::Null => None,
             };
             datums.push(d.unwrap_or(pg_sys::Datum::from(0usize)));

@@ -800,7 +800,7 @@ fn delete_until_gone(
 /// deletion of their blind-index terms (written set-based before COMMIT: see
 /// [`super::deferred`]). True when a DEK was deleted. This backend's cache loses only the
 /// erased DEKs (other backends drop theirs at COMMIT).
-pub fn erase(subject: &Subject<'_>, before: Before<'_>) -> Result<bool, ShredError> {
+pub fn erase(subject: &Subject<'_>, before: Hook<'_>, after: Hook<'_>) -> Result<bool, ShredError> {
     before(&[subject])?;
     let mut erased = Vec::new();
     let one = [subject.db().to_vec()];
@@ -818,6 +818,7 @@ pub fn erase(subject: &Subject<'_>, before: Before<'_>) -> Result<bool, ShredErr
     let key_ids: Vec<i64> = erased.iter().map(|(id, _, _)| *id).collect();
     cache::evict(&key_ids);
     after_erasure(&erased)?;
+    after(&[subject])?;
     Ok(deleted > 0)
 }
 
@@ -985,9 +986,11 @@ pub fn replay_erasures(key_ids: pg_sys::Datum, after: impl FnOnce(&[(Vec<u8>, Op
     Ok(erased.len() as i64)
 }
 
-/// What an erasure of whole subjects runs first, for each slice of subjects, before it deletes
-/// their DEKs (the consent ledger ends their consents: see `crate::purposes::consent`).
-pub type Before<'f> = &'f mut dyn FnMut(&[&Subject<'_>]) -> Result<(), ShredError>;
+/// What an erasure of whole subjects runs for each slice of subjects, before it deletes their
+/// DEKs (the consent ledger ends their consents: see `crate::purposes::consent`), and after,
+/// in the same statement, while the deleted DEKs stay locked until the transaction ends
+/// (legal holds are checked, end dates forgotten: see `crate::erasure`).
+pub type Hook<'f> = &'f mut dyn FnMut(&[&Subject<'_>]) -> Result<(), ShredError>;
 
 /// Subjects [`erase_many`] deletes with one statement at the most.
 pub const ERASE_SLICE: usize = 10_000;
@@ -1002,19 +1005,19 @@ pub const ERASE_SLICE: usize = 10_000;
 /// what ten thousand take, besides the caller's array. An ERROR in any slice (a bad subject
 /// further on, a cancel) rolls back every slice with the caller's (sub)transaction: nothing is
 /// erased half-way.
-pub fn erase_many<'a>(subjects: impl Iterator<Item = Subject<'a>>, before: Before<'_>) -> Result<i64, ShredError> {
+pub fn erase_many<'a>(subjects: impl Iterator<Item = Subject<'a>>, before: Hook<'_>, after: Hook<'_>) -> Result<i64, ShredError> {
     let mut subjects = subjects.peekable();
     let mut deleted = 0;
     while subjects.peek().is_some() {
         let slice: Vec<Subject<'a>> = subjects.by_ref().take(ERASE_SLICE).collect();
-        deleted += erase_slice(&slice, &mut *before)?;
+        deleted += erase_slice(&slice, &mut *before, &mut *after)?;
     }
     Ok(deleted)
 }
 
 /// [`erase_many`] of at most [`ERASE_SLICE`] subjects, with one DELETE. Returns how many DEKs
 /// it deleted (a subject may have purpose DEKs besides its default DEK).
-fn erase_slice(subjects: &[Subject<'_>], before: Before<'_>) -> Result<i64, ShredError> {
+fn erase_slice(subjects: &[Subject<'_>], before: Hook<'_>, after: Hook<'_>) -> Result<i64, ShredError> {
     let refs: Vec<&Subject<'_>> = subjects.iter().collect();
     before(&refs)?;
     let list: Vec<Vec<u8>> = subjects.iter().map(|s| s.db().to_vec()).collect();
@@ -1031,7 +1034,43 @@ fn erase_slice(subjects: &[Subject<'_>], before: Before<'_>) -> Result<i64, Shre
         || run(&ANY_KEY_LEFT, &[Arg::TextArray(&list)], Mode::ReadLatest, 1, |rows| Ok(!rows.is_empty())),
     )?;
     after_erasure(&erased)?;
+    after(&refs)?;
     Ok(erased.len() as i64)
+}
+
+/// Purpose DEKs are deleted by key id only here: never a default DEK, nor pg_shred's own.
+static DELETE_PURPOSE_KEY_IDS: Plan = Plan::new(
+    c"DELETE FROM shred.subject_key
+       WHERE key_id OPERATOR(pg_catalog.=) ANY ($1) AND purpose_id OPERATOR(pg_catalog.<>) 0
+      RETURNING key_id, subject, purpose_id",
+    &[pg_sys::INT8ARRAYOID],
+);
+
+/// Delete the purpose DEKs with the key ids in `key_ids` (default DEKs are never deleted by
+/// this), in the caller's transaction, each recorded as an erasure of its purpose with its
+/// blind-index terms deleted, as [`erase_purpose`] does. Returns each deleted DEK's subject
+/// (database encoding), for the caller's checks, which run while the deleted DEKs stay locked.
+pub fn erase_purpose_keys(key_ids: &[i64]) -> Result<Vec<Vec<u8>>, ShredError> {
+    if key_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let erased = cache::deleting(|| {
+        run(&DELETE_PURPOSE_KEY_IDS, &[Arg::Int8Array(key_ids)], Mode::Write, 0, |rows| {
+            rows.iter()
+                .map(|r| {
+                    Ok((
+                        r.int8(1).ok_or_else(|| missing("key id"))?,
+                        r.bytes(2).ok_or_else(|| missing("subject"))?,
+                        Some(r.int4(3).ok_or_else(|| missing("purpose"))?),
+                    ))
+                })
+                .collect::<Result<Vec<_>, ShredError>>()
+        })
+    })?;
+    let ids: Vec<i64> = erased.iter().map(|(id, _, _)| *id).collect();
+    cache::evict(&ids);
+    after_erasure(&erased)?;
+    Ok(erased.into_iter().map(|(_, s, _)| s).collect())
 }
 
 /// Whether one of `roles` (OIDs) owns the pg_shred extension, its key table, the schema `shred`

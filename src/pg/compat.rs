@@ -80,3 +80,24 @@ pub unsafe fn index_beginscan(heap: pg_sys::Relation, index: pg_sys::Relation, s
         pg_sys::index_beginscan(heap, index, snapshot, std::ptr::null_mut(), nkeys, norderbys)
     }
 }
+
+/// Make SIGTERM end this background worker the way it ends a backend (`die`: at the next
+/// `CHECK_FOR_INTERRUPTS`, with the transaction in progress rolled back), instead of the
+/// background worker default (an immediate FATAL from the signal handler). PostgreSQL 18 calls
+/// the backend's `pqsignal` `pqsignal_be`.
+pub fn terminate_at_interrupts() {
+    // PostgreSQL's own handler, by its C symbol (pgrx's `pg_sys::die` is a guarded Rust wrapper,
+    // not a signal handler).
+    extern "C-unwind" {
+        fn die(postgres_signal_arg: std::ffi::c_int);
+    }
+    // SAFETY: installs PostgreSQL's own handler for SIGTERM in this process.
+    #[cfg(not(feature = "pg18"))]
+    unsafe {
+        pg_sys::pqsignal(pg_sys::SIGTERM as i32, Some(die));
+    }
+    #[cfg(feature = "pg18")]
+    unsafe {
+        pg_sys::pqsignal_be(pg_sys::SIGTERM as i32, Some(die));
+    }
+}

@@ -139,20 +139,18 @@ pub fn confirm(token: &[u8]) -> Result<bool, ShredError> {
     run(&CONFIRM, &[Arg::Bytes(&digest)], Mode::Write, 1, |rows| Ok(!rows.is_empty()))
 }
 
-/// Withdraw every standing (pending or confirmed) consent of `subject` for `purpose`, and, for a
-/// purpose that requires consent, erase the subject's DEK of that purpose, in the caller's
-/// transaction (a purpose that does not require consent keeps its data: it is kept on another
-/// ground, and only an eraser may erase it). True when a consent was withdrawn.
+/// Withdraw every standing (pending or confirmed) consent of `subject` for `purpose`, in the
+/// caller's transaction. True when a consent was withdrawn. The caller erases the subject's DEK
+/// of a purpose that requires consent in the same statement (`crate::erasure::withdraw_consent`;
+/// a purpose that does not require consent keeps its data: it is kept on another ground, and
+/// only an eraser may erase it).
 pub fn withdraw(subject: &Subject<'_>, purpose: &Purpose) -> Result<bool, ShredError> {
     let withdrawn = match store::existing_subject_digest(subject)? {
         Some(digest) => run(&WITHDRAW, &[Arg::Bytes(&digest), Arg::Int4(purpose.id)], Mode::Write, 0, |rows| Ok(!rows.is_empty()))?,
         None => false,
     };
-    // SAFETY: plain call; the erasure below sees the withdrawal.
+    // SAFETY: plain call; the erasure that follows sees the withdrawal.
     unsafe { pg_sys::CommandCounterIncrement() };
-    if purpose.requires_consent {
-        super::erase(subject, purpose)?;
-    }
     Ok(withdrawn)
 }
 

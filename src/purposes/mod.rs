@@ -39,10 +39,29 @@ pub struct Purpose {
     pub requires_consent: bool,
     /// Its name (for messages; purposes are not personal data).
     pub name: String,
+    /// How far past a seal the retention clock of its DEKs is set (milliseconds): a tenth of
+    /// its retention, a day at the most (and a day without retention), so that a DEK's clock
+    /// is written at most that often per backend and retention erases late by at most that
+    /// much, never early (`crate::keys::deferred::sealed`). Taken from the retention when the
+    /// backend resolved the purpose: a retention changed since only makes that bound longer
+    /// or shorter, never moves a clock back.
+    pub clock_granule_ms: i64,
+}
+
+/// A day, in milliseconds: the longest retention-clock granule.
+const DAY_MS: i64 = 86_400_000;
+
+/// The granule of a retention of `retention_secs` seconds (see [`Purpose::clock_granule_ms`]).
+fn clock_granule_ms(retention_secs: Option<f64>) -> i64 {
+    match retention_secs {
+        Some(secs) if secs.is_finite() && secs > 0.0 => ((secs * 100.0) as i64).clamp(1, DAY_MS),
+        _ => DAY_MS,
+    }
 }
 
 static PURPOSE_BY_NAME: Plan = Plan::new(
-    c"SELECT purpose_id, requires_consent FROM shred.purpose WHERE name OPERATOR(pg_catalog.=) $1",
+    c"SELECT purpose_id, requires_consent, pg_catalog.date_part('epoch', retention)
+        FROM shred.purpose WHERE name OPERATOR(pg_catalog.=) $1",
     &[pg_sys::TEXTOID],
 );
 
@@ -75,10 +94,10 @@ pub fn resolve(name: &[u8]) -> Result<Purpose, ShredError> {
         return Err(ShredError::NotReady("purposes need pg_shred 0.6.0: run ALTER EXTENSION pg_shred UPDATE".into()));
     }
     let found = run(&PURPOSE_BY_NAME, &[Arg::Bytes(name)], Mode::ReadLatest, 1, |rows| {
-        Ok(rows.first().and_then(|r| Some((r.int4(1)?, r.bool(2)?))))
+        Ok(rows.first().and_then(|r| Some((r.int4(1)?, r.bool(2)?, r.float8(3)))))
     })?;
     let readable = String::from_utf8_lossy(name).into_owned();
-    let Some((id, requires_consent)) = found else {
+    let Some((id, requires_consent, retention_secs)) = found else {
         // Only a well-formed purpose name is echoed: a caller's mistake (personal data passed
         // as the purpose, a huge value) never reaches the message or the log.
         return Err(ShredError::NotFound(if is_purpose_name(name) {
@@ -87,7 +106,7 @@ pub fn resolve(name: &[u8]) -> Result<Purpose, ShredError> {
             "the purpose given is not a purpose name (1 to 63 lower-case letters, digits and underscores, starting with a letter)".into()
         }));
     };
-    let purpose = Purpose { id, requires_consent, name: readable };
+    let purpose = Purpose { id, requires_consent, name: readable, clock_granule_ms: clock_granule_ms(retention_secs) };
     KNOWN.with(|k| {
         let mut k = k.borrow_mut();
         if k.0 == generation {
@@ -117,16 +136,20 @@ pub fn by_id(id: i32) -> Result<Purpose, ShredError> {
 /// DEK), created on first use. For a purpose that requires consent, a missing DEK is created
 /// only under the subject's confirmed, unwithdrawn consent; without one the seal is refused
 /// ([`ShredError::NoConsent`], 55000).
+///
+/// Every seal for a purpose runs its DEK's retention clock (see [`Purpose::clock_granule_ms`]).
 pub fn sealing_key(subject: &Subject<'_>, purpose: Option<&Purpose>) -> Result<(i64, Rc<DataKey>), ShredError> {
     let Some(p) = purpose else { return store::get_or_create(subject, 0) };
-    if !p.requires_consent {
-        return store::get_or_create(subject, p.id);
-    }
-    if let Some(hit) = store::existing_key(subject, p.id)? {
-        return Ok(hit);
-    }
-    consent::claim(subject, p)?;
-    store::get_or_create(subject, p.id)
+    let key = if !p.requires_consent {
+        store::get_or_create(subject, p.id)?
+    } else if let Some(hit) = store::existing_key(subject, p.id)? {
+        hit
+    } else {
+        consent::claim(subject, p)?;
+        store::get_or_create(subject, p.id)?
+    };
+    crate::keys::deferred::sealed(key.0, p.id, p.clock_granule_ms)?;
+    Ok(key)
 }
 
 /// The DEK of `subject` for `purpose` (`None`: its default DEK) if it exists; never creates one.
@@ -137,22 +160,4 @@ pub fn existing_dek(subject: &Subject<'_>, purpose: Option<&Purpose>) -> Result<
 /// Erase the DEK of `subject` for `purpose` only (see [`store::erase_purpose`]).
 pub fn erase(subject: &Subject<'_>, purpose: &Purpose) -> Result<bool, ShredError> {
     store::erase_purpose(subject, purpose.id)
-}
-
-/// Erase the whole `subject`: end its consents, then delete every DEK it has (see
-/// [`store::erase`]).
-pub fn erase_subject(subject: &Subject<'_>) -> Result<bool, ShredError> {
-    store::erase(subject, &mut |s| consent::end_by_erasure(s))
-}
-
-/// Erase many whole subjects, a slice at a time, each slice's consents ended before its DEKs
-/// are deleted (see [`store::erase_many`]).
-pub fn erase_subjects<'a>(subjects: impl Iterator<Item = Subject<'a>>) -> Result<i64, ShredError> {
-    store::erase_many(subjects, &mut |s| consent::end_by_erasure(s))
-}
-
-/// `shred.replay_erasures`: the DEKs erased again, and the consents they covered ended (see
-/// [`consent::end_by_replay`]).
-pub fn replay_erasures(key_ids: pg_sys::Datum) -> Result<i64, ShredError> {
-    store::replay_erasures(key_ids, consent::end_by_replay)
 }

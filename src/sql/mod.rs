@@ -7,6 +7,7 @@
 mod protect;
 mod purposes;
 mod receipts;
+mod retention;
 mod tokens;
 mod typed;
 mod varlena;
@@ -174,7 +175,7 @@ fn open_bytea(value: Option<&[u8]>, context: Option<&[u8]>) -> Option<Varlena> {
 fn erase(subject: Option<&[u8]>) -> bool {
     let subject = subject_arg(subject);
     store::verify_root_key().or_report();
-    crate::purposes::erase_subject(&subject).or_report()
+    crate::erasure::erase_subject(&subject).or_report()
 }
 
 /// `shred.replay_erasures(key_ids bigint[]) -> bigint`: erase again, in a restored older
@@ -190,7 +191,7 @@ fn replay_erasures(fcinfo: pg_sys::FunctionCallInfo) -> i64 {
         pgrx::fcinfo::pg_getarg_datum_raw(fcinfo, 0)
     };
     store::verify_root_key().or_report();
-    crate::purposes::replay_erasures(key_ids).or_report()
+    crate::erasure::replay_erasures(key_ids).or_report()
 }
 
 /// `shred.erased_at(subject text) -> timestamptz`: when the subject was last erased, from the
@@ -241,7 +242,7 @@ fn subjects_arg<'a>(fcinfo: pg_sys::FunctionCallInfo) -> impl Iterator<Item = Su
 fn erase_many(fcinfo: pg_sys::FunctionCallInfo) -> i64 {
     let subjects = subjects_arg(fcinfo);
     store::verify_root_key().or_report();
-    crate::purposes::erase_subjects(subjects).or_report()
+    crate::erasure::erase_subjects(subjects).or_report()
 }
 
 /// `shred.create_keys(subjects text[]) -> bigint`: create the missing DEKs of many subjects

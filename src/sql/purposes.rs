@@ -22,7 +22,7 @@ fn erase_purpose(subject: Option<&[u8]>, purpose: Option<&[u8]>) -> bool {
     let subject = subject_arg(subject);
     let purpose = purpose_required(purpose);
     store::verify_root_key().or_report();
-    purposes::erase(&subject, &purpose).or_report()
+    crate::erasure::erase_purpose(&subject, &purpose).or_report()
 }
 
 /// `shred.request_consent(subject text, purpose text, evidence jsonb DEFAULT NULL) -> text`.
@@ -69,7 +69,7 @@ fn withdraw_consent(subject: Option<&[u8]>, purpose: Option<&[u8]>) -> bool {
     let subject = subject_arg(subject);
     let purpose = purpose_required(purpose);
     store::verify_root_key().or_report();
-    consent::withdraw(&subject, &purpose).or_report()
+    crate::erasure::withdraw_consent(&subject, &purpose).or_report()
 }
 
 /// `shred.has_consent(subject text, purpose text) -> boolean`.

@@ -98,12 +98,15 @@ cluster_start() {
 
 # postgresql.conf lines of the integration test server: log everything (the tests then scan
 # the log for secrets), track every statement in pg_stat_statements, allow PREPARE TRANSACTION.
+# The retention worker stays idle there: its visits would hold connections to the databases the
+# tests drop and copy (tests/retention.rs runs it on a cluster of its own).
 PG_SHRED_TEST_SERVER_CONF=(
     "log_statement = all"
     "log_min_messages = debug5"
     "shared_preload_libraries = 'pg_shred, pg_stat_statements'"
     "pg_stat_statements.track = all"
     "max_prepared_transactions = 4"
+    "shred.retention_naptime = 0"
 )
 
 cluster_stop() {

@@ -138,15 +138,22 @@ CREATE FUNCTION shred._retention_due(held pg_catalog.bool)
 COMMENT ON FUNCTION shred._retention_due(pg_catalog.bool) IS
     'Internal (shred.retention_status, whose readers may run it): how many DEKs retention has made due, of subjects under a legal hold (held) or not.';
 
+CREATE FUNCTION shred._retention_naptime()
+    RETURNS pg_catalog.int4
+    LANGUAGE c VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', '_retention_naptime_wrapper';
+COMMENT ON FUNCTION shred._retention_naptime() IS
+    'Internal (shred.retention_status, whose readers may run it): shred.retention_naptime in seconds; NULL when pg_shred is not in shared_preload_libraries (no worker runs).';
+
 CREATE VIEW shred.retention_status AS
 SELECT pg_catalog.current_database()::pg_catalog.text AS database,
        r.last_run_at, r.last_run_by, r.keys_erased_last_run, r.keys_erased,
        shred._retention_due(false) AS backlog,
        shred._retention_due(true) AS held,
-       CASE WHEN n.naptime > 0
-            THEN pg_catalog.greatest(pg_catalog.coalesce(r.last_run_at, pg_catalog.now()) + pg_catalog.make_interval(secs => n.naptime), pg_catalog.now())
+       CASE WHEN n.naptime OPERATOR(pg_catalog.>) 0
+            THEN GREATEST(COALESCE(r.last_run_at, pg_catalog.now()) OPERATOR(pg_catalog.+) pg_catalog.make_interval(secs => n.naptime),
+                          pg_catalog.now())
        END AS next_run_at
-  FROM (SELECT pg_catalog.coalesce(pg_catalog.current_setting('shred.retention_naptime', true), '0')::pg_catalog.int4 AS naptime) n
+  FROM (SELECT shred._retention_naptime() AS naptime) n
   LEFT JOIN shred.retention_run r ON true;
 COMMENT ON VIEW shred.retention_status IS
     'Retention in this database: when it last ran and by whom (the worker, or shred.run_retention), DEKs erased by that run and in all, DEKs due now (backlog) and due but held, and when the worker runs next (NULL when shred.retention_naptime is 0, or pg_shred is not preloaded).';
@@ -157,12 +164,14 @@ REVOKE ALL ON FUNCTION
     shred.hold(pg_catalog.text, pg_catalog.text),
     shred.release_hold(pg_catalog.text),
     shred._retention_batch(pg_catalog.int4, pg_catalog.bool),
-    shred._retention_due(pg_catalog.bool)
+    shred._retention_due(pg_catalog.bool),
+    shred._retention_naptime()
 FROM PUBLIC;
 REVOKE ALL ON PROCEDURE shred.run_retention(pg_catalog.int4) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION shred.expire_subject(pg_catalog.text, pg_catalog.timestamptz),
     shred._retention_batch(pg_catalog.int4, pg_catalog.bool),
-    shred._retention_due(pg_catalog.bool) TO shred_eraser, shred_admin;
+    shred._retention_due(pg_catalog.bool),
+    shred._retention_naptime() TO shred_eraser, shred_admin;
 GRANT EXECUTE ON PROCEDURE shred.run_retention(pg_catalog.int4) TO shred_eraser, shred_admin;
 GRANT EXECUTE ON FUNCTION shred.hold(pg_catalog.text, pg_catalog.text), shred.release_hold(pg_catalog.text) TO shred_admin;
 GRANT SELECT ON shred.holds TO shred_eraser, shred_admin;

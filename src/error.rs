@@ -82,9 +82,8 @@ pub enum ShredError {
     /// Sealing for this purpose (its name) needs the data subject's confirmed consent, which
     /// it does not have (never given, not yet confirmed, or withdrawn).
     NoConsent(String),
-    /// The data subject is under a legal hold (`shred.hold`): its id and when it was placed
-    /// (RFC 3339, UTC). Nothing was erased.
-    Held { hold_id: i64, placed_at: String },
+    /// The data subject is under a legal hold (`shred.hold`) with this id. Nothing was erased.
+    Held(i64),
 }
 
 impl From<CryptoError> for ShredError {
@@ -289,9 +288,9 @@ impl ShredError {
             )
             .set_detail("Nothing was sealed: the consent was never requested, is not confirmed (or its token expired), was withdrawn, or ended with an erasure of the whole subject.")
             .set_hint("Record it with shred.request_consent() and shred.confirm_consent(); check it with shred.has_consent()."),
-            ShredError::Held { hold_id, placed_at } => ErrorReport::new(
+            ShredError::Held(hold_id) => ErrorReport::new(
                 ERRCODE_OBJECT_IN_USE,
-                format!("pg_shred: the data subject is under legal hold {hold_id} (placed {placed_at})"),
+                format!("pg_shred: the data subject is under legal hold {hold_id}"),
                 fname,
             )
             .set_detail("Nothing was erased: a held data subject is erased by nothing (shred.erase, erasure by purpose, shred.withdraw_consent, retention) until its hold is released.")

@@ -24,7 +24,7 @@ use crate::keys::subject::Subject;
 pub const REASON_CONTEXT: &[u8] = b"pg_shred:legal_hold";
 
 static HELD: Plan = Plan::new(
-    c"SELECT hold_id, shred._utc(placed_at) FROM shred.legal_hold
+    c"SELECT hold_id FROM shred.legal_hold
        WHERE subject OPERATOR(pg_catalog.=) ANY ($1) ORDER BY hold_id LIMIT 1",
     &[pg_sys::TEXTARRAYOID],
 );
@@ -53,13 +53,9 @@ pub fn refuse(subjects: &[Vec<u8>]) -> Result<(), ShredError> {
     if subjects.is_empty() || scan::relation(c"legal_hold").is_err() {
         return Ok(());
     }
-    let held = run(&HELD, &[Arg::TextArray(subjects)], Mode::ReadLatest, 1, |rows| {
-        Ok(rows.first().and_then(|r| Some((r.int8(1)?, r.bytes(2)?))))
-    })?;
+    let held = run(&HELD, &[Arg::TextArray(subjects)], Mode::ReadLatest, 1, |rows| Ok(rows.first().and_then(|r| r.int8(1))))?;
     match held {
-        Some((hold_id, placed_at)) => {
-            Err(ShredError::Held { hold_id, placed_at: String::from_utf8_lossy(&placed_at).into_owned() })
-        }
+        Some(hold_id) => Err(ShredError::Held(hold_id)),
         None => Ok(()),
     }
 }

@@ -65,3 +65,10 @@ fn _retention_batch(batch_size: i32, first_batch: bool) -> i64 {
 fn _retention_due(held: bool) -> i64 {
     retention::due(held).or_report()
 }
+
+/// `shred._retention_naptime() -> integer`: seconds between the worker's runs; NULL when no
+/// worker runs (pg_shred not preloaded).
+#[pg_extern(volatile, parallel_unsafe, sql = false)]
+fn _retention_naptime() -> Option<i32> {
+    crate::gucs::preloaded().then(|| crate::gucs::retention_naptime_secs() as i32)
+}

@@ -4,7 +4,8 @@
 # (when postgresql-NN comes from apt), else the archive's install.sh into the portable build of
 # scripts/setup. Every pg_shred file is removed from the installation first, so only what the
 # package installs is tried. Checks: CREATE EXTENSION, seal/open/erase across sessions and
-# commits, the install script of 0.1.0 and the update to the current version, and, for the
+# commits, the erasure's receipt verified by the installed pg-shred-verify (and a changed copy
+# refused), the install script of 0.1.0 and the update to the current version, and, for the
 # .deb, that removing the package removes its files. Prints one cargo-style result line.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,7 +19,9 @@ tarball=target/package/pg_shred-$version-pg$major-linux-x86_64.tar.gz
 lib_dir=$("$PG_CONFIG" --pkglibdir)
 ext_dir=$("$PG_CONFIG" --sharedir)/extension
 
-rm -f "$lib_dir/pg_shred.so" "$ext_dir"/pg_shred.control "$ext_dir"/pg_shred--*.sql
+bin_dir=$("$PG_CONFIG" --bindir)
+
+rm -f "$lib_dir/pg_shred.so" "$bin_dir/pg-shred-verify" "$ext_dir"/pg_shred.control "$ext_dir"/pg_shred--*.sql
 if [[ $PG_CONFIG == /usr/lib/postgresql/* ]]; then
     [ -f "$deb" ] || die "$deb is missing: run scripts/package first"
     kind=deb
@@ -35,7 +38,7 @@ else
     rm -rf "$unpacked"
 fi
 [ -f "$lib_dir/pg_shred.so" ] && [ -f "$ext_dir/pg_shred--$version.sql" ] && [ -f "$ext_dir/pg_shred--0.1.0.sql" ] \
-    || die "the $kind did not install the library and the install scripts"
+    && [ -x "$bin_dir/pg-shred-verify" ] || die "the $kind did not install the library, the verifier and the install scripts"
 
 dir=${TMPDIR:-/tmp}/pg_shred_package_test
 cluster_start "$dir" 55437
@@ -52,16 +55,23 @@ SQL
 psql_ -d pkg -c "BEGIN" -c "SELECT shred.erase('s:1')" -c "COMMIT" >/dev/null
 got=$(psql_ -d pkg -c "SELECT string_agg(coalesce(shred.open(v, 't.v'), 'NULL') || '/' || shred.is_erased(v), ',' ORDER BY id) FROM t")
 [ "$got" = "NULL/true,beta/false" ] || die "after the erasure, a new session read '$got'"
+# The erasure's signed receipt, checked by the installed offline verifier.
+psql_ -d pkg -c "SELECT shred.erasure_receipt('s:1')" >"$dir/receipt.json"
+key=$(psql_ -d pkg -c "SELECT shred.receipt_public_key()")
+"$bin_dir/pg-shred-verify" --public-key "$key" "$dir/receipt.json" >/dev/null || die "pg-shred-verify refused a receipt"
+sed 's/s:1/s:2/; s/"erasures"/"erasureS"/' "$dir/receipt.json" >"$dir/tampered.json"
+if "$bin_dir/pg-shred-verify" --public-key "$key" "$dir/tampered.json" >/dev/null 2>&1; then die "pg-shred-verify accepted a changed receipt"; fi
 got=$(psql_ -d pkg_old -c "CREATE EXTENSION pg_shred VERSION '0.1.0'" -c "ALTER EXTENSION pg_shred UPDATE" \
       -c "SELECT extversion FROM pg_extension WHERE extname = 'pg_shred'")
 [ "$got" = "$version" ] || die "0.1.0 updated to '$got', not $version"
 cluster_stop
 
-passed=4
+passed=5
 if [ "$kind" = deb ]; then
     DEBIAN_FRONTEND=noninteractive apt-get remove -y -q "postgresql-$major-pg-shred" >/dev/null
-    [ ! -e "$lib_dir/pg_shred.so" ] && [ ! -e "$ext_dir/pg_shred--$version.sql" ] || die "removing the package left its files"
-    passed=5
+    [ ! -e "$lib_dir/pg_shred.so" ] && [ ! -e "$bin_dir/pg-shred-verify" ] && [ ! -e "$ext_dir/pg_shred--$version.sql" ] \
+        || die "removing the package left its files"
+    passed=6
 fi
-echo "package test ($kind, PostgreSQL $major): installed, sealed/opened, erased, updated from 0.1.0$([ "$kind" = deb ] && echo ", removed")"
+echo "package test ($kind, PostgreSQL $major): installed, sealed/opened, erased, receipt verified offline, updated from 0.1.0$([ "$kind" = deb ] && echo ", removed")"
 echo "test result: ok. $passed passed; 0 failed; 0 ignored; 0 measured; 0 filtered out"

@@ -682,6 +682,22 @@ fn zz_no_secret_in_the_server_log() {
     let _ = c.query_one("SELECT shred.seal($1, $2::text, 'ctx', 'marker_mail')", &[&subject, &plain]);
     let _ = c.query_one("SELECT shred.erase($1, 'no_such_purpose')", &[&subject]);
     let _ = c.query_one("SELECT shred.request_consent($1, 'no_such_purpose', jsonb_build_object('form', $2::text))", &[&subject, &evidence]);
+    // Retention and legal holds: a hold with a marked reason, the erasures it refuses, an end
+    // date, retention runs (NOTICEs) before and after the release, the status and holds.
+    let reason = "REASON-MARKER-3391";
+    c.batch_execute("SELECT shred.define_purpose('marker_brief', 'Marked brief', false, '1 second')").unwrap();
+    let _ = c.query_one("SELECT shred.seal($1, $2::text, 'ctx', 'marker_brief')", &[&subject, &plain]);
+    let _ = c.query_one("SELECT shred.hold($1, $2)", &[&subject, &reason]);
+    let _ = c.query_one("SELECT shred.erase($1)", &[&subject]);
+    let _ = c.query_one("SELECT shred.erase($1, 'marker_brief')", &[&subject]);
+    let _ = c.query_one("SELECT shred.erase(ARRAY[$1])", &[&subject]);
+    let _ = c.query_one("SELECT shred.expire_subject($1, now())", &[&subject]);
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    c.batch_execute("CALL shred.run_retention()").unwrap();
+    let _ = c.query("SELECT *, shred.open(reason, 'pg_shred:legal_hold') FROM shred.holds", &[]);
+    let _ = c.query("SELECT * FROM shred.retention_status", &[]);
+    let _ = c.query_one("SELECT shred.release_hold($1)", &[&subject]);
+    c.batch_execute("CALL shred.run_retention()").unwrap();
     // Erasure receipts: a receipt and the residue of an erased subject, its verification, a
     // tampered receipt, a receipt refused for a subject never erased and inside the erasing
     // transaction.
@@ -760,7 +776,7 @@ fn zz_no_secret_in_the_server_log() {
         panic!("a root key or DEK appears in the server log at byte {} ({} bytes long)", m.start(), m.len());
     }
     // "secret-plaintext": the text tests/key_store.rs gives 0.2.0's numeric and jsonb helpers.
-    for marker in [plain, subject, evidence, &token, "7731-STDERR", "secret-token", "secret-plaintext"] {
+    for marker in [plain, subject, evidence, reason, &token, "7731-STDERR", "secret-token", "secret-plaintext"] {
         for line in log.lines().filter(|l| l.contains(marker)) {
             // PostgreSQL echoes a client's statements and parameters (log_statement), and logs
             // a setting changed by a reload: the threat model says how to configure both.

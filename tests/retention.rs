@@ -280,6 +280,33 @@ fn retention_clock_is_cheap_and_never_early() {
     assert_eq!(one(&mut c, "SELECT backlog FROM shred.retention_status"), "1");
 }
 
+/// pg_dump and restore keep retention clocks, end dates and holds: in the restored database the
+/// held subject is still refused, and retention erases there what was due in the source.
+#[test]
+fn dump_and_restore_keep_retention_and_holds() {
+    let mut src = fresh_db("pg_shred_ret_dump_src");
+    purposes(&mut src);
+    seal_subjects(&mut src, "dump-", 3);
+    src.batch_execute("SELECT shred.hold('dump-1', 'kept for court'); SELECT shred.expire_subject('dump-2', now())").unwrap();
+    let clocks = one(&mut src, "SELECT count(*) FROM shred.key_use");
+    let path = dir().join("retention.dump");
+    run(pg_tool("pg_dump").args(["-Fc", "-f", path.to_str().unwrap(), "pg_shred_ret_dump_src"]));
+    drop(empty_db("pg_shred_ret_dump_dst"));
+    run(pg_tool("pg_restore").args(["--exit-on-error", "-d", "pg_shred_ret_dump_dst", path.to_str().unwrap()]));
+    let mut dst = connect("pg_shred_ret_dump_dst");
+    assert_eq!(one(&mut dst, "SELECT count(*) FROM shred.key_use"), clocks);
+    assert_eq!(one(&mut dst, "SELECT subject, shred.open(reason, 'pg_shred:legal_hold') FROM shred.holds"), "dump-1 | kept for court");
+    assert_eq!(sqlstate(dst.batch_execute("SELECT shred.erase('dump-1')")), "55006");
+    thread::sleep(Duration::from_millis(1200));
+    dst.batch_execute("CALL shred.run_retention()").unwrap();
+    assert_eq!(opened(&mut dst, "dump-1"), "default 1 | brief 1 | kept 1");
+    assert_eq!(opened(&mut dst, "dump-2"), "∅ | ∅ | ∅");
+    assert_eq!(opened(&mut dst, "dump-3"), "default 3 | ∅ | kept 3");
+    // A new hold in the restored database takes the next id.
+    dst.batch_execute("SELECT shred.release_hold('dump-1')").unwrap();
+    assert_eq!(one(&mut dst, "SELECT shred.hold('dump-3', 'again')"), "2");
+}
+
 /// Who may do what: holds for shred_admin; end dates and retention runs for shred_eraser and
 /// shred_admin; the holds and status for them too; nothing for an application's roles.
 #[test]

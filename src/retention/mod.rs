@@ -22,6 +22,7 @@ use pgrx::pg_sys;
 use crate::error::ShredError;
 use crate::keys::scan;
 use crate::keys::spi::{run, Arg, Mode, Plan};
+use crate::keys::store;
 use crate::keys::subject::Subject;
 
 /// Whole subjects past their end date, not held, oldest end date first.
@@ -129,7 +130,8 @@ impl RunBy {
 
 /// Erase up to `batch_size` DEKs that are due (whole subjects first), in the caller's
 /// transaction, and add them to the totals (`first`: the first batch of a run). Returns how many
-/// DEKs were erased; 0 when nothing is due.
+/// DEKs were erased; 0 when nothing is due. The root key is needed (and checked) only when
+/// something is due: a database with nothing to erase needs none.
 pub fn run_batch(batch_size: i64, by: RunBy, first: bool) -> Result<i64, ShredError> {
     require_installed()?;
     let subjects = run(&DUE_SUBJECTS, &[Arg::Int8(batch_size)], Mode::Write, 0, |rows| {
@@ -137,6 +139,7 @@ pub fn run_batch(batch_size: i64, by: RunBy, first: bool) -> Result<i64, ShredEr
     })?;
     let mut erased = 0;
     if !subjects.is_empty() {
+        store::verify_root_key()?;
         let checked = subjects.iter().map(|s| Subject::new(s)).collect::<Result<Vec<_>, _>>()?;
         erased += crate::erasure::erase_subjects(checked.into_iter())?;
         // A subject that had no DEK (left) is done too.
@@ -155,7 +158,10 @@ pub fn run_batch(batch_size: i64, by: RunBy, first: bool) -> Result<i64, ShredEr
         if !orphans.is_empty() {
             run(&FORGET_CLOCKS, &[Arg::Int8Array(&orphans)], Mode::Write, 0, |_| Ok(()))?;
         }
-        erased += crate::erasure::erase_due_purpose_keys(&keys)?;
+        if !keys.is_empty() {
+            store::verify_root_key()?;
+            erased += crate::erasure::erase_due_purpose_keys(&keys)?;
+        }
     }
     run(&RECORD_RUN, &[Arg::Bytes(by.label()), Arg::Int8(erased), Arg::Bool(first)], Mode::Write, 0, |_| Ok(()))?;
     Ok(erased)

@@ -151,7 +151,6 @@ pub extern "C-unwind" fn pg_shred_retention_worker(arg: pg_sys::Datum) {
         pgrx::check_for_interrupts!();
         let erased = BackgroundWorker::transaction(|| {
             use crate::error::OrReport;
-            crate::keys::store::verify_root_key().or_report();
             super::run_batch(batch_size, RunBy::Worker, first).or_report()
         });
         first = false;

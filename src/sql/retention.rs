@@ -7,7 +7,7 @@ use pgrx::prelude::*;
 use super::{required, subject_arg};
 use crate::erasure::holds;
 use crate::error::{OrReport, ShredError};
-use crate::keys::{root, store};
+use crate::keys::root;
 use crate::pg::encoding::server_to_utf8;
 use crate::retention::{self, RunBy};
 
@@ -56,7 +56,6 @@ fn _retention_batch(batch_size: i32, first_batch: bool) -> i64 {
     if !(1..=100_000).contains(&batch_size) {
         ShredError::InvalidParameter("batch_size must be between 1 and 100000").report();
     }
-    store::verify_root_key().or_report();
     retention::run_batch(i64::from(batch_size), RunBy::Call, first_batch).or_report()
 }
 

@@ -245,14 +245,14 @@ fn sql_labels_and_privileges() {
         ));
         assert_eq!(row, Some(format!("{vol}{strict}{par}falsefalse {roles}")), "{sig}");
     }
-    // Functions in SQL and PL/pgSQL pin their search_path, except the procedure, which cannot
-    // (it commits): every name in it is qualified. Functions in C set none (they qualify every name they use).
+    // Functions in SQL and PL/pgSQL pin their search_path, except the procedures, which cannot
+    // (they commit): every name and operator in them is qualified. Functions in C set none (they qualify every name they use).
     assert_eq!(
         text("SELECT string_agg(p.oid::regprocedure::text, ' ' ORDER BY p.oid::regprocedure::text)
                 FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang
                WHERE p.pronamespace = 'shred'::regnamespace AND l.lanname IN ('sql', 'plpgsql')
                  AND p.proconfig IS NULL"),
-        Some("shred.rotate_root_key(integer)".into())
+        Some("shred.rotate_root_key(integer) shred.run_retention(integer)".into())
     );
     assert_eq!(
         text("SELECT count(*)::text FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang

@@ -146,8 +146,15 @@ fn legal_hold_stops_every_erasure() {
         assert!(msg.contains(&format!("legal hold {id}")), "{sql}: {msg}");
         assert!(!msg.contains("hold-1") && !msg.contains("litigation"), "{sql}: {msg}");
     }
+    // Nor by a replay of erasures after a restore, whatever key id it is given.
+    let r = c.batch_execute("SELECT shred.replay_erasures(array(SELECT shred.key_id(reason) FROM shred.holds))");
+    assert_eq!(sqlstate(r), "55006");
     assert_eq!(live_keys(&mut c), keys);
     assert_eq!(one(&mut c, "SELECT count(*) FROM shred.erasure_log"), "0");
+    // A withdrawal that erases nothing (no DEK of the purpose) says nothing about holds.
+    c.batch_execute("SELECT shred.hold('hold-3', 'r')").unwrap();
+    assert_eq!(one(&mut c, "SELECT shred.withdraw_consent('hold-3', 'news')"), "f");
+    c.batch_execute("SELECT shred.release_hold('hold-3')").unwrap();
     assert_eq!(one(&mut c, "SELECT shred.has_consent('hold-1', 'news')"), "t");
     assert_eq!(opened(&mut c, "hold-2"), "default 2 | brief 2 | kept 2");
     assert_eq!(
@@ -273,6 +280,28 @@ fn retention_clock_is_cheap_and_never_early() {
     // A read-only transaction seals under existing DEKs and commits; it writes no clock.
     let mut ro = connect("pg_shred_ret_clock");
     ro.batch_execute("BEGIN READ ONLY; SELECT shred.seal('clock-1', 'c', '', 'kept'); COMMIT").unwrap();
+    // A value sealed in a subtransaction that rolls back can be stored after it: its clock is
+    // written when the transaction commits. And a prepared transaction that is rolled back
+    // leaves no clock the backend takes for written.
+    c.batch_execute("SELECT shred.define_purpose('ten', 'ten seconds', false, '10 seconds')").unwrap();
+    c.batch_execute("CREATE TABLE kept_values (v shred.sealed); SELECT shred.seal('clock-4', 'a', '', 'ten')").unwrap();
+    thread::sleep(Duration::from_millis(1200));
+    let before = one(&mut c, "SELECT clock_timestamp()");
+    c.batch_execute(
+        "DO $$ DECLARE v shred.sealed; BEGIN
+             BEGIN v := shred.seal('clock-4', 'escaped', '', 'ten'); RAISE EXCEPTION 'rolled back'; EXCEPTION WHEN others THEN NULL; END;
+             INSERT INTO kept_values VALUES (v);
+         END $$",
+    )
+    .unwrap();
+    let covered = "SELECT u.sealed_before >= '{before}'::timestamptz FROM shred.key_use u JOIN shred.subject_key k USING (key_id) WHERE k.subject = 'clock-4'";
+    assert_eq!(one(&mut c, &covered.replace("{before}", &before)), "t", "the escaped seal is covered");
+    thread::sleep(Duration::from_millis(1200));
+    c.batch_execute("BEGIN; SELECT shred.seal('clock-4', 'b', '', 'ten'); PREPARE TRANSACTION 'pg_shred_ret_clock'").unwrap();
+    c.batch_execute("ROLLBACK PREPARED 'pg_shred_ret_clock'").unwrap();
+    let before = one(&mut c, "SELECT clock_timestamp()");
+    c.batch_execute("SELECT shred.seal('clock-4', 'c', '', 'ten')").unwrap();
+    assert_eq!(one(&mut c, &covered.replace("{before}", &before)), "t", "the seal after ROLLBACK PREPARED is covered");
     // The brief purpose: a clock is a tenth of a second past the seal, and due a second later.
     c.batch_execute("SELECT shred.seal('clock-3', 'x', '', 'brief')").unwrap();
     assert_eq!(one(&mut c, "SELECT backlog FROM shred.retention_status"), "0");
@@ -383,10 +412,29 @@ fn retention_worker() {
     // Every later session of ret_bad, the worker's among them, has no usable root key.
     admin.batch_execute("ALTER DATABASE ret_bad SET shred.root_key_file = '/nonexistent/pg_shred.key'").unwrap();
 
+    // A database owner's own schema shred, in a database without the extension, shaped to
+    // mislead: the worker leaves it alone (it belongs to no extension).
+    admin.batch_execute("CREATE ROLE ret_owner LOGIN; CREATE DATABASE ret_fake OWNER ret_owner").unwrap();
+    let mut fake = Client::connect(&cluster.dsn("ret_fake").replace("user=postgres", "user=ret_owner"), postgres::NoTls).unwrap();
+    fake.batch_execute(
+        "CREATE SCHEMA shred;
+         CREATE TABLE shred.key_use (x int);
+         CREATE TABLE shred.subject_key (key_id int8, subject text);
+         CREATE TABLE shred.subject_expiry (subject text, expires_at timestamptz);
+         CREATE TABLE shred.legal_hold (subject text);
+         CREATE TABLE shred.root_key_version (version text CONSTRAINT root_key_version_pkey PRIMARY KEY);
+         INSERT INTO shred.root_key_version VALUES ('a');
+         INSERT INTO shred.subject_expiry VALUES ('x', '-infinity');",
+    )
+    .unwrap();
+    let postmaster = cluster.postmaster_pid();
     seal_subjects(&mut ok, "secret-subject-ok-", 20);
     wait_until("the worker to erase the brief DEKs", 30, || one(&mut ok, "SELECT count(*) FROM t WHERE shred.open(b) IS NOT NULL") == "0");
     assert_eq!(one(&mut ok, "SELECT count(*) FROM t WHERE shred.open(d) IS NULL OR shred.open(k) IS NULL"), "0");
     assert_eq!(one(&mut ok, "SELECT last_run_by, keys_erased >= 20, backlog, next_run_at > now() - interval '2 s' FROM shred.retention_status"), "worker | t | 0 | t");
+    assert_eq!(one(&mut fake, "SELECT count(*) FROM shred.subject_expiry"), "1");
+    assert_eq!(cluster.postmaster_pid(), postmaster);
+    drop(fake);
     // The broken database kept its DEKs, and its errors did not stop the launcher.
     assert_eq!(one(&mut bad, "SELECT count(*) FROM t WHERE shred.open(b) IS NOT NULL"), "5");
     let launcher = launcher_pid(&mut admin).expect("the launcher runs");
@@ -442,4 +490,5 @@ fn retention_worker() {
     assert!(log.lines().any(|l| l.contains("ERROR") && l.contains("shred.root_key_file")), "no error of ret_bad in the log");
     assert!(log.len() > 1000 && log.contains("DEKs erased"), "the log holds too little to conclude anything");
     assert!(!log.contains("secret-subject"), "a subject in the server log");
+    assert!(!log.contains("terminated by signal"), "a server process crashed");
 }

@@ -2,7 +2,7 @@
 //!
 //! Invariant: every erasure pg_shred makes goes through this module ([`erase_subject`],
 //! [`erase_subjects`], [`erase_purpose`], [`withdraw_consent`], [`erase_due_purpose_keys`] for
-//! retention, [`replay_erasures`]), which composes the key store's deletion with what must
+//! retention, [`replay_erasures`] after a restore), which composes the key store's deletion with what must
 //! happen in the same statement:
 //! - the consents of an erased whole subject end (`crate::purposes::consent`);
 //! - a subject under a legal hold is not erased ([`holds`]): the check runs after the DEKs are
@@ -11,8 +11,6 @@
 //!   rows a hold locks) is always seen, and the statement fails with nothing erased;
 //! - an erased whole subject's end date (`shred.subject_expiry`) goes with it, so its
 //!   identifier is left nowhere in pg_shred's tables.
-//!
-//! `replay_erasures` repeats erasures that happened before a restore: holds do not stop it.
 //!
 //! - [`receipts`]: signed erasure receipts and the residue check (what copies of an erased
 //!   DEK remain until the erasure horizon), declared in `sql/receipts.sql`.
@@ -66,7 +64,11 @@ pub fn erase_subjects<'a>(subjects: impl Iterator<Item = Subject<'a>>) -> Result
 /// subject is refused.
 pub fn erase_purpose(subject: &Subject<'_>, purpose: &Purpose) -> Result<bool, ShredError> {
     let erased = purposes::erase(subject, purpose)?;
-    holds::refuse(&[subject.db().to_vec()])?;
+    // Only a deletion is refused: a withdrawal that erases nothing (no DEK of that purpose)
+    // tells its caller nothing about holds.
+    if erased {
+        holds::refuse(&[subject.db().to_vec()])?;
+    }
     Ok(erased)
 }
 
@@ -90,10 +92,13 @@ pub fn erase_due_purpose_keys(key_ids: &[i64]) -> Result<i64, ShredError> {
     Ok(subjects.len() as i64)
 }
 
-/// `shred.replay_erasures`: the DEKs erased again, the consents they covered ended (see
-/// [`consent::end_by_replay`]), and the end dates of the whole subjects among them forgotten.
+/// `shred.replay_erasures`: the DEKs erased again (a held subject among them fails the call),
+/// the consents they covered ended (see [`consent::end_by_replay`]), and the end dates of the
+/// whole subjects among them forgotten.
 pub fn replay_erasures(key_ids: pg_sys::Datum) -> Result<i64, ShredError> {
     store::replay_erasures(key_ids, |erased| {
+        let subjects: Vec<Vec<u8>> = erased.iter().map(|(s, _)| s.clone()).collect();
+        holds::refuse(&subjects)?;
         consent::end_by_replay(erased)?;
         let whole: Vec<Vec<u8>> = erased.iter().filter(|(_, p)| p.is_none()).map(|(s, _)| s.clone()).collect();
         forget_end_dates(&whole)

@@ -22,13 +22,16 @@
 //!   rollback puts the enclosing subtransactions' entries back in the queue.
 //! - A table that does not exist (an older schema, or the extension dropped in this
 //!   transaction) takes no write.
-//! - Retention clocks ([`sealed`]): a stored `sealed_before` is never earlier than a committed
-//!   seal under its DEK. The backend remembers, per DEK, the time its last queued clock will
-//!   cover ([`COVERED`]), and queues another only once that time has passed; an abort of the
-//!   transaction or of any subtransaction forgets everything remembered (its clocks may not
-//!   be written), so the next seal queues again. Nothing is queued in a read-only
-//!   transaction, which cannot write at COMMIT (its seals use existing DEKs, whose clocks
-//!   their sealing transactions wrote).
+//! - Retention clocks ([`sealed`]): a stored `sealed_before` is never earlier than a seal under
+//!   its DEK made by a read-write transaction that committed. The backend remembers, per DEK,
+//!   the time its last queued clock will cover ([`COVERED`]), and queues another only once that
+//!   time has passed. A clock outlives the rollback of the subtransaction that queued it (the
+//!   sealed value may leave the subtransaction: a savepoint rolled back, a PL/pgSQL exception
+//!   block, and be stored after it), so it is written if the transaction commits; an abort of
+//!   the transaction, or its PREPARE (it may be rolled back), forgets everything remembered, so
+//!   the next seal queues again. Nothing is queued in a read-only transaction, which cannot
+//!   write at COMMIT: a value it sealed and a later transaction stores counts from that later
+//!   transaction's own seals (see the README, "Retention and legal hold").
 
 use std::cell::RefCell;
 
@@ -55,6 +58,14 @@ enum Write {
 struct Entry {
     subtransaction: pg_sys::SubTransactionId,
     write: Write,
+}
+
+impl Entry {
+    /// Whether the write stays queued when the subtransaction that queued it rolls back (a
+    /// retention clock: the sealed value may outlive the subtransaction).
+    fn outlives_rollback(&self) -> bool {
+        matches!(self.write, Write::Sealed { .. })
+    }
 }
 
 thread_local! {
@@ -261,7 +272,10 @@ pub fn flush() -> Result<(), ShredError> {
     // those, and drops its own and its descendants' entries anyway (an erasure of a million
     // subjects inside a savepoint keeps nothing here).
     if nested {
-        WRITTEN.with(|w| w.borrow_mut().extend(entries.into_iter().filter(|e| e.subtransaction < current).map(|e| (current, e))));
+        WRITTEN.with(|w| {
+            w.borrow_mut()
+                .extend(entries.into_iter().filter(|e| e.subtransaction < current || e.outlives_rollback()).map(|e| (current, e)))
+        });
     }
     Ok(())
 }
@@ -287,8 +301,13 @@ unsafe extern "C-unwind" fn xact_callback(event: pg_sys::XactEvent::Type, _arg: 
             WRITTEN.with(|w| w.borrow_mut().clear());
             COVERED.with(|c| c.borrow_mut().clear());
         }
-        pg_sys::XactEvent::XACT_EVENT_COMMIT | pg_sys::XactEvent::XACT_EVENT_PREPARE => {
+        pg_sys::XactEvent::XACT_EVENT_COMMIT => {
             WRITTEN.with(|w| w.borrow_mut().clear());
+        }
+        pg_sys::XactEvent::XACT_EVENT_PREPARE => {
+            WRITTEN.with(|w| w.borrow_mut().clear());
+            // ROLLBACK PREPARED would undo its clocks.
+            COVERED.with(|c| c.borrow_mut().clear());
         }
         _ => {}
     }
@@ -304,17 +323,30 @@ unsafe extern "C-unwind" fn subxact_callback(
     // Subtransactions started after `sub` while it ran are its descendants.
     match event {
         pg_sys::SubXactEvent::SUBXACT_EVENT_ABORT_SUB => {
-            // Clocks it queued are dropped with it: what they covered is forgotten too.
-            COVERED.with(|c| c.borrow_mut().clear());
-            // Its own and its descendants' entries go with it; those of earlier, committed ones
-            // stay. Writes made inside it are undone: the entries of enclosing subtransactions
-            // among them are queued again.
-            QUEUE.with(|q| q.borrow_mut().retain(|e| e.subtransaction < sub));
+            // Its own and its descendants' entries go with it, but retention clocks, which
+            // pass to its parent; those of earlier, committed ones stay. Writes made inside it
+            // are undone: the entries of enclosing subtransactions among them, and clocks, are
+            // queued again.
+            let keep = |mut e: Entry| {
+                if e.subtransaction < sub {
+                    Some(e)
+                } else if e.outlives_rollback() {
+                    e.subtransaction = parent;
+                    Some(e)
+                } else {
+                    None
+                }
+            };
+            QUEUE.with(|q| {
+                let mut q = q.borrow_mut();
+                let entries = std::mem::take(&mut *q);
+                q.extend(entries.into_iter().filter_map(keep));
+            });
             let undone: Vec<Entry> = WRITTEN.with(|w| {
                 let mut w = w.borrow_mut();
                 let (undone, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut *w).into_iter().partition(|(at, _)| *at >= sub);
                 *w = kept;
-                undone.into_iter().map(|(_, e)| e).filter(|e| e.subtransaction < sub).collect()
+                undone.into_iter().map(|(_, e)| e).filter_map(keep).collect()
             });
             QUEUE.with(|q| q.borrow_mut().extend(undone));
         }
@@ -330,8 +362,8 @@ unsafe extern "C-unwind" fn subxact_callback(
                         *at = parent;
                     }
                     // What the parent's rollback would not re-queue (its own entries and its
-                    // descendants') need not be kept.
-                    w.retain(|(at, e)| e.subtransaction < *at);
+                    // descendants', but clocks) need not be kept.
+                    w.retain(|(at, e)| e.subtransaction < *at || e.outlives_rollback());
                 }
             });
         }

@@ -102,6 +102,20 @@ pub fn installed() -> bool {
     scan::relation(c"key_use").is_ok()
 }
 
+/// Whether the extension pg_shred is installed in this database with retention: its table
+/// `shred.key_use` exists and is a member of the extension. The retention worker asks this
+/// before anything else: in a database without the extension, a schema `shred` and tables in it
+/// are whoever made them, and must not be taken for pg_shred's (nor their owner for the key
+/// store's).
+pub fn installed_by_extension() -> bool {
+    let Ok(relid) = scan::relation(c"key_use") else { return false };
+    // SAFETY: syscache and dependency lookups inside a transaction.
+    unsafe {
+        let ext = pg_sys::get_extension_oid(c"pg_shred".as_ptr(), true);
+        ext != pg_sys::InvalidOid && pg_sys::getExtensionOfObject(pg_sys::RelationRelationId, relid) == ext
+    }
+}
+
 fn require_installed() -> Result<(), ShredError> {
     if installed() {
         Ok(())

@@ -8,13 +8,17 @@
 //!   `shred.retention_batch_size` DEKs until nothing is due: no transaction stays open between
 //!   batches, and an interruption loses only the batch in progress.
 //! - SIGTERM (shutdown, `pg_terminate_backend`) ends a database's worker at its next interrupt
-//!   check, its batch rolled back; the launcher exits with status 1 on SIGTERM, so the
-//!   postmaster starts it again after [`RESTART_SECS`] unless the server is shutting down.
+//!   check, its batch rolled back; the launcher exits with status 1 on SIGTERM (terminating the
+//!   database's worker it waits for), so the postmaster starts it again after
+//!   [`RESTART_SECS`] unless the server is shutting down.
 //! - An ERROR in a database ends only that database's worker (PostgreSQL logs it); the
 //!   launcher goes on with the next database, and visits the failed one again next time.
 //! - Only counts and database names reach the server log: never a subject (pg_shred's errors
 //!   carry none).
-//! - A database without pg_shred 0.6.0 or later is left at once, untouched.
+//! - A database without pg_shred 0.6.0 or later is left at once, untouched: the worker first
+//!   checks that `shred.key_use` belongs to the extension pg_shred, so that a schema `shred`
+//!   made by a database's owner in a database without the extension is never taken for the key
+//!   store (nor its owner for the key store's).
 
 use std::time::Duration;
 
@@ -121,8 +125,20 @@ fn visit(oid: pg_sys::Oid, name: &str) -> bool {
         .load_dynamic();
     match started {
         Ok(worker) => {
-            let _ = worker.wait_for_shutdown();
-            true
+            // Polled rather than waited for, so that a SIGTERM of the launcher (shutdown,
+            // pg_terminate_backend) ends the database's worker and the launcher at once.
+            loop {
+                if let Err(pgrx::bgworkers::BackgroundWorkerStatus::Stopped | pgrx::bgworkers::BackgroundWorkerStatus::PostmasterDied) =
+                    worker.pid()
+                {
+                    return true;
+                }
+                if !BackgroundWorker::wait_latch(Some(Duration::from_millis(100))) {
+                    let _ = worker.terminate();
+                    // SAFETY: plain exit of this process (status 1: started again, see above).
+                    unsafe { pg_sys::proc_exit(1) };
+                }
+            }
         }
         Err(_) => {
             pgrx::warning!("pg_shred retention: no background worker slot is free (max_worker_processes); retention waits for the next run");
@@ -140,7 +156,7 @@ pub extern "C-unwind" fn pg_shred_retention_worker(arg: pg_sys::Datum) {
     unsafe { pg_sys::BackgroundWorkerUnblockSignals() };
     let oid = pg_sys::Oid::from(arg.value() as u32);
     BackgroundWorker::connect_worker_to_spi_by_oid(Some(oid), None);
-    let ready = BackgroundWorker::transaction(|| super::installed());
+    let ready = BackgroundWorker::transaction(|| super::installed_by_extension());
     if !ready {
         return;
     }

@@ -414,7 +414,8 @@ fn retention_worker() {
 
     // A database owner's own schema shred, in a database without the extension, shaped to
     // mislead: the worker leaves it alone (it belongs to no extension).
-    admin.batch_execute("CREATE ROLE ret_owner LOGIN; CREATE DATABASE ret_fake OWNER ret_owner").unwrap();
+    admin.batch_execute("CREATE ROLE ret_owner LOGIN").unwrap();
+    admin.batch_execute("CREATE DATABASE ret_fake OWNER ret_owner").unwrap();
     let mut fake = Client::connect(&cluster.dsn("ret_fake").replace("user=postgres", "user=ret_owner"), postgres::NoTls).unwrap();
     fake.batch_execute(
         "CREATE SCHEMA shred;

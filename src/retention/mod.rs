@@ -158,6 +158,8 @@ pub fn run_batch(batch_size: i64, by: RunBy, first: bool) -> Result<i64, ShredEr
         erased += crate::erasure::erase_subjects(checked.into_iter())?;
         // A subject that had no DEK (left) is done too.
         crate::erasure::forget_end_dates(&subjects)?;
+        // The erased DEKs' clocks go now, not at COMMIT: the purpose DEKs chosen next are live.
+        crate::keys::deferred::flush()?;
     }
     let room = batch_size - erased;
     if room > 0 {

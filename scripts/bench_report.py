@@ -53,6 +53,8 @@ ROWS = [
      [("delete", "DELETE"), ("delete_loop", "DELETE loop")]),
     ("erase_array", "**`shred.erase(subjects text[])` of N subjects, one statement**",
      [("delete", "DELETE")]),
+    ("retention", "**retention: N purpose DEKs past their retention erased by one batch (`shred._retention_batch`)**",
+     [("delete", "DELETE"), ("erase_array", "erase(text[])")]),
 ]
 
 
@@ -283,6 +285,10 @@ def core_report(meta, stats, pgb, out, problems):
                 t = stats[op]["us"] / stats[base]["us"]
                 target(f"{label} of {int(meta['erase_subjects']):,} subjects ≤ 2× the time of {desc}",
                        t <= 2, f"{t:.2f}× the time")
+    if "retention" in stats and "delete" in stats:
+        t = stats["retention"]["us"] / stats["delete"]["us"]
+        target(f"a retention batch of {int(meta['erase_subjects']):,} due purpose DEKs ≤ 3× the time of the one-statement DELETE",
+               t <= 3, f"{t:.2f}× the time")
     target("flat memory during the full open (peak RSS − start RSS ≤ 16 MiB)", growth <= 16, f"+{growth:.1f} MiB")
     out("")
 

@@ -85,7 +85,7 @@ CREATE FUNCTION shred.hold(subject pg_catalog.text, reason pg_catalog.text)
     RETURNS pg_catalog.int8
     LANGUAGE c VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'hold_wrapper';
 COMMENT ON FUNCTION shred.hold(pg_catalog.text, pg_catalog.text) IS
-    'Place a data subject under a legal hold (GDPR Art. 17(3)(e)): from COMMIT on, shred.erase, erasure by purpose, withdraw_consent and retention refuse to erase it (SQLSTATE 55006, naming the hold) until shred.release_hold. The reason is sealed under the subject''s default DEK (context ''pg_shred:legal_hold''). A second hold on a held subject replaces its reason. Returns the hold id. Fails with 40001 when the subject is erased while the hold is being placed. For shred_admin.';
+    'Place a data subject under a legal hold (GDPR Art. 17(3)(e)): from COMMIT on, shred.erase, erasure by purpose, withdraw_consent, replay_erasures and retention refuse to erase it (SQLSTATE 55006, naming the hold) until shred.release_hold. The reason is sealed under the subject''s default DEK (context ''pg_shred:legal_hold''). A second hold on a held subject replaces its reason and time. Returns the hold id. A subject without a DEK cannot be held (42704); one erased while the hold is being placed fails it with 40001. For shred_admin.';
 
 CREATE FUNCTION shred.release_hold(subject pg_catalog.text)
     RETURNS pg_catalog.bool
@@ -99,6 +99,13 @@ SELECT h.hold_id, h.subject, h.reason, h.placed_at, h.placed_by
 COMMENT ON VIEW shred.holds IS
     'The legal holds in force: hold id, data subject, the reason (sealed: shred.open(reason, ''pg_shred:legal_hold'') for a role that may open values), when and by whom it was placed.';
 REVOKE ALL ON shred.holds FROM PUBLIC;
+
+CREATE VIEW shred.end_dates AS
+SELECT e.subject, e.expires_at, e.set_at
+  FROM shred.subject_expiry e;
+COMMENT ON VIEW shred.end_dates IS
+    'The end dates of whole data subjects (shred.expire_subject): retention erases each subject once expires_at has passed.';
+REVOKE ALL ON shred.end_dates FROM PUBLIC;
 
 CREATE FUNCTION shred._retention_batch(batch_size pg_catalog.int4, first_batch pg_catalog.bool)
     RETURNS pg_catalog.int8
@@ -123,10 +130,10 @@ BEGIN
         EXIT WHEN erased OPERATOR(pg_catalog.=) 0;
         batch := batch OPERATOR(pg_catalog.+) 1;
         total := total OPERATOR(pg_catalog.+) erased;
-        RAISE NOTICE 'pg_shred: retention batch %: % DEKs erased', batch, erased;
+        RAISE NOTICE 'pg_shred: retention batch %, DEKs erased: %', batch, erased;
         COMMIT;
     END LOOP;
-    RAISE NOTICE 'pg_shred: retention erased % DEKs in % batches', total, batch;
+    RAISE NOTICE 'pg_shred: retention done, DEKs erased: %, batches: %', total, batch;
 END
 $$;
 COMMENT ON PROCEDURE shred.run_retention(pg_catalog.int4) IS
@@ -174,5 +181,5 @@ GRANT EXECUTE ON FUNCTION shred.expire_subject(pg_catalog.text, pg_catalog.times
     shred._retention_naptime() TO shred_eraser, shred_admin;
 GRANT EXECUTE ON PROCEDURE shred.run_retention(pg_catalog.int4) TO shred_eraser, shred_admin;
 GRANT EXECUTE ON FUNCTION shred.hold(pg_catalog.text, pg_catalog.text), shred.release_hold(pg_catalog.text) TO shred_admin;
-GRANT SELECT ON shred.holds TO shred_eraser, shred_admin;
+GRANT SELECT ON shred.holds, shred.end_dates TO shred_eraser, shred_admin;
 GRANT SELECT ON shred.retention_status TO shred_eraser, shred_admin;

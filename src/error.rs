@@ -293,7 +293,7 @@ impl ShredError {
                 format!("pg_shred: the data subject is under legal hold {hold_id}"),
                 fname,
             )
-            .set_detail("Nothing was erased: a held data subject is erased by nothing (shred.erase, erasure by purpose, shred.withdraw_consent, retention) until its hold is released.")
+            .set_detail("Nothing was erased: a held data subject is erased by nothing (shred.erase of one subject or an array, erasure by purpose, shred.withdraw_consent, shred.replay_erasures, retention) until its hold is released.")
             .set_hint("shred.holds lists the holds and their sealed reasons; shred.release_hold(subject) (shred_admin) releases one once the legal claim is settled."),
             ShredError::GeneratedAlways => ErrorReport::new(
                 ERRCODE_GENERATED_ALWAYS,

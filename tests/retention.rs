@@ -77,8 +77,8 @@ fn run_retention_erases_what_is_due() {
     let mut caller = config.connect(postgres::NoTls).unwrap();
     caller.batch_execute("CALL shred.run_retention(5)").unwrap();
     let notices = notices.lock().unwrap().clone();
-    assert_eq!(notices.first().map(String::as_str), Some("pg_shred: retention batch 1: 5 DEKs erased"), "{notices:?}");
-    assert_eq!(notices.last().map(String::as_str), Some("pg_shred: retention erased 13 DEKs in 3 batches"), "{notices:?}");
+    assert_eq!(notices.first().map(String::as_str), Some("pg_shred: retention batch 1, DEKs erased: 5"), "{notices:?}");
+    assert_eq!(notices.last().map(String::as_str), Some("pg_shred: retention done, DEKs erased: 13, batches: 3"), "{notices:?}");
     assert!(notices.iter().all(|n| !n.contains("due-")), "a subject in a notice: {notices:?}");
     assert_eq!(live_keys(&mut c), keys_before - 13);
 
@@ -168,6 +168,9 @@ fn legal_hold_stops_every_erasure() {
     c.batch_execute("SELECT shred.release_hold('hold-1'); SELECT shred.expire_subject('hold-2', now() + interval '1 year')").unwrap();
     assert_eq!(one(&mut c, "SELECT shred.withdraw_consent('hold-1', 'news'), shred.erase('hold-1'), shred.erase('hold-2')"), "t | t | t");
     assert_eq!(one(&mut c, "SELECT count(*) FROM shred.subject_expiry"), "0");
+    // Nothing to hold without a DEK: no DEK is made for the subject.
+    assert_eq!(sqlstate(c.batch_execute("SELECT shred.hold('hold-none', 'r')")), "42704");
+    assert_eq!(one(&mut c, "SELECT count(*) FROM shred.subject_key WHERE subject = 'hold-none'"), "0");
     // NULL arguments and reserved subjects.
     assert_eq!(sqlstate(c.batch_execute("SELECT shred.hold('x', NULL)")), "22004");
     assert_eq!(sqlstate(c.batch_execute("SELECT shred.hold(NULL, 'r')")), "22004");
@@ -456,6 +459,13 @@ fn retention_worker() {
     reload(&mut admin, "shred.retention_naptime = 1");
     wait_until("the worker to resume", 30, || one(&mut ok, "SELECT count(*) FROM t WHERE shred.open(b) IS NOT NULL") == "0");
 
+    // A name in shred.retention_databases that no database has: one WARNING.
+    reload(&mut admin, "shred.retention_databases = 'ret_ok, ret_nosuchdb'");
+    wait_until("the warning about ret_nosuchdb", 30, || {
+        std::fs::read_to_string(cluster.dir.join("server.log")).is_ok_and(|l| l.contains("ret_nosuchdb"))
+    });
+    reload(&mut admin, "shred.retention_databases = ''");
+
     // Shutdown while the worker erases, one DEK per batch: prompt, and every DEK it deleted
     // has its erasure record (nothing half-done).
     reload(&mut admin, "shred.retention_batch_size = 1");
@@ -489,7 +499,7 @@ fn retention_worker() {
     let log = std::fs::read_to_string(cluster.dir.join("server.log")).expect("server log");
     assert!(log.contains("pg_shred retention: database \"ret_ok\":"), "no count in the log");
     assert!(log.lines().any(|l| l.contains("ERROR") && l.contains("shred.root_key_file")), "no error of ret_bad in the log");
-    assert!(log.len() > 1000 && log.contains("DEKs erased"), "the log holds too little to conclude anything");
+    assert!(log.len() > 1000 && log.contains("DEKs erased: "), "the log holds too little to conclude anything");
     assert!(!log.contains("secret-subject"), "a subject in the server log");
     assert!(!log.contains("terminated by signal"), "a server process crashed");
 }

@@ -61,9 +61,13 @@ pub fn refuse(subjects: &[Vec<u8>]) -> Result<(), ShredError> {
 }
 
 /// Place `subject` under a legal hold for `reason` (UTF-8), by the role named `placed_by`, or
-/// replace the reason of its hold. Returns the hold id.
+/// replace the reason of its hold. Returns the hold id. A subject without a default DEK (never
+/// sealed for, or erased) has nothing to hold: [`ShredError::NotFound`] (42704), and no DEK is
+/// made for it (an erased subject's identifier is not brought back into the key store).
 pub fn place(subject: &Subject<'_>, reason: &[u8], placed_by: &[u8]) -> Result<i64, ShredError> {
-    let (key_id, dek) = store::get_or_create(subject, 0)?;
+    let Some((key_id, dek)) = store::existing_key(subject, 0)? else {
+        return Err(ShredError::NotFound("the data subject has no DEK (never sealed for, or erased): there is nothing to hold".into()));
+    };
     let sealed = envelope::to_text(&envelope::seal(&dek, key_id as u64, REASON_CONTEXT, reason)?);
     let hold_id = run(&PLACE, &[Arg::Bytes(subject.db()), Arg::Bytes(sealed.as_bytes()), Arg::Bytes(placed_by)], Mode::Write, 1, |rows| {
         rows.first().and_then(|r| r.int8(1)).ok_or(ShredError::Internal("a hold without an id"))

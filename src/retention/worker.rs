@@ -76,10 +76,36 @@ pub extern "C-unwind" fn pg_shred_retention_launcher(_arg: pg_sys::Datum) {
     }
 }
 
+thread_local! {
+    /// The names of `shred.retention_databases` last reported missing (reported once).
+    static MISSING: std::cell::RefCell<Vec<String>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// The databases to visit: (oid, name) of those that accept connections and are not
-/// templates, limited to `shred.retention_databases` when it is set.
+/// templates, limited to `shred.retention_databases` when it is set (a name there of no such
+/// database gets one WARNING, until the setting or the databases change).
 fn databases() -> Vec<(pg_sys::Oid, String)> {
     let wanted = gucs::retention_databases();
+    let found = list_databases(wanted.as_deref());
+    let missing: Vec<String> =
+        wanted.unwrap_or_default().into_iter().filter(|w| !found.iter().any(|(_, n)| n == w)).collect();
+    let changed = MISSING.with(|m| {
+        let mut m = m.borrow_mut();
+        let changed = *m != missing;
+        *m = missing.clone();
+        changed
+    });
+    if changed && !missing.is_empty() {
+        pgrx::warning!(
+            "pg_shred retention: shred.retention_databases names {} that no database accepting connections has: {}",
+            if missing.len() == 1 { "a database" } else { "databases" },
+            missing.join(", ")
+        );
+    }
+    found
+}
+
+fn list_databases(wanted: Option<&[String]>) -> Vec<(pg_sys::Oid, String)> {
     BackgroundWorker::transaction(|| {
         let mut found = Vec::new();
         // SAFETY: a catalog scan of pg_database (a shared catalog) inside a transaction; each
@@ -99,7 +125,7 @@ fn databases() -> Vec<(pg_sys::Oid, String)> {
                     continue;
                 }
                 let name = std::ffi::CStr::from_ptr((*form).datname.data.as_ptr()).to_string_lossy().into_owned();
-                if wanted.as_ref().is_none_or(|w| w.contains(&name)) {
+                if wanted.is_none_or(|w| w.contains(&name)) {
                     found.push(((*form).oid, name));
                 }
             }
@@ -182,6 +208,6 @@ pub extern "C-unwind" fn pg_shred_retention_worker(arg: pg_sys::Datum) {
             let p = pg_sys::get_database_name(pg_sys::MyDatabaseId);
             if p.is_null() { String::new() } else { std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned() }
         });
-        pgrx::log!("pg_shred retention: database \"{name}\": {total} DEKs erased in {batches} batches");
+        pgrx::log!("pg_shred retention: database \"{name}\": DEKs erased: {total}, batches: {batches}");
     }
 }

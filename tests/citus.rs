@@ -4,7 +4,9 @@
 //! `citus,pg_shred` with the same root key; Citus is created in the database `postgres` of each.
 //!
 //! These tests record what works today and what does not (issue "Scale out on Citus"): the key
-//! store lives in each node's own `shred.*` tables, so only the coordinator holds DEKs. Each
+//! store lives in each node's own `shred.*` tables: the DEKs are where the sealing ran, on the
+//! coordinator, or on a worker when Citus pushes a seal down to it (protect() of a distributed
+//! table), and a value opens only on the node that sealed it. Each
 //! test starts from a fresh `CREATE EXTENSION pg_shred` on the coordinator; run them on one
 //! thread.
 

@@ -84,6 +84,8 @@ pub enum ShredError {
     NoConsent(String),
     /// The data subject is under a legal hold (`shred.hold`) with this id. Nothing was erased.
     Held(i64),
+    /// A key store write (a new DEK, an erasure) in a statement Citus runs on a worker.
+    CitusWorker,
 }
 
 impl From<CryptoError> for ShredError {
@@ -295,6 +297,13 @@ impl ShredError {
             )
             .set_detail("Nothing was erased: a held data subject is erased by nothing (shred.erase of one subject or an array, erasure by purpose, shred.withdraw_consent, shred.replay_erasures, retention) until its hold is released.")
             .set_hint("shred.holds lists the holds and their sealed reasons; shred.release_hold(subject) (shred_admin) releases one once the legal claim is settled."),
+            ShredError::CitusWorker => ErrorReport::new(
+                ERRCODE_FEATURE_NOT_SUPPORTED,
+                "pg_shred: the key store cannot be written in a statement Citus runs on a worker",
+                fname,
+            )
+            .set_detail("pg_shred's key store is the coordinator's: a DEK made on a worker would be unknown to the coordinator, and an erasure there would not reach the coordinator's DEKs. Nothing was sealed or erased.")
+            .set_hint("Seal and erase on the coordinator, in statements Citus does not push down to the workers (see docs/citus.md)."),
             ShredError::GeneratedAlways => ErrorReport::new(
                 ERRCODE_GENERATED_ALWAYS,
                 "pg_shred: a GENERATED ALWAYS identity column can only be updated to DEFAULT",

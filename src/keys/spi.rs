@@ -202,6 +202,9 @@ impl Drop for AsOwner {
 /// and no role needs, or should get, privileges on the key tables themselves), in a
 /// security-restricted operation with `search_path = pg_catalog, pg_temp`: an operator or
 /// function a caller put earlier on its own search_path is never what the statement runs.
+///
+/// A write is refused ([`ShredError::CitusWorker`], 0A000) in a connection Citus opened to run
+/// part of a distributed statement: the key store is the coordinator's.
 pub fn run<R>(
     plan: &Plan,
     args: &[Arg<'_>],
@@ -209,6 +212,9 @@ pub fn run<R>(
     limit: i64,
     read: impl FnOnce(&[Row]) -> Result<R, ShredError>,
 ) -> Result<R, ShredError> {
+    if mode == Mode::Write && crate::pg::citus::internal_connection() {
+        return Err(ShredError::CitusWorker);
+    }
     let _settings = LocalSettings::enter(&[(c"search_path", c"pg_catalog, pg_temp")]);
     let _owner = AsOwner::switch()?;
     Spi::connect(|_client| {

@@ -309,7 +309,7 @@ fn key_store_writes_pushed_down_are_refused() {
     let mut c = fresh();
     dist_table(&mut c, 3);
     for sql in [
-        "UPDATE dist SET v = shred.seal('s' || id, 'again', 'ctx') WHERE id = 1",
+        "SELECT shred.seal(subject, 'again', 'ctx') FROM dist WHERE id = 1",
         "SELECT shred.erase('s' || id) FROM dist WHERE id = 2",
     ] {
         let e = try_rows(&mut c, sql).unwrap_err();

@@ -119,6 +119,22 @@ fn run_retention_erases_what_is_due() {
     assert_eq!(sqlstate(c.batch_execute("CALL shred.run_retention(0)")), "22023");
 }
 
+/// End dates of subjects that have no DEK take no erasure: more of them than a batch holds do
+/// not stop a run before the DEKs due after them.
+#[test]
+fn end_dates_without_deks_do_not_stop_a_run() {
+    let mut c = fresh_db("pg_shred_ret_nodek");
+    purposes(&mut c);
+    c.batch_execute("SELECT shred.expire_subject('nodek-' || g, now() - interval '1 hour') FROM generate_series(1, 12) g").unwrap();
+    seal_subjects(&mut c, "nodek-due-", 1);
+    c.batch_execute("SELECT shred.expire_subject('nodek-due-1', now())").unwrap();
+    assert_eq!(one(&mut c, "SELECT backlog FROM shred.retention_status"), "3");
+    c.batch_execute("CALL shred.run_retention(5)").unwrap();
+    assert_eq!(one(&mut c, "SELECT count(*) FROM shred.subject_expiry"), "0");
+    assert_eq!(opened(&mut c, "nodek-due-1"), "∅ | ∅ | ∅");
+    assert_eq!(one(&mut c, "SELECT keys_erased, backlog FROM shred.retention_status"), "3 | 0");
+}
+
 /// A held subject is erased by nothing: shred.erase (one, many), erasure by purpose and
 /// withdraw_consent fail with 55006 naming the hold, with nothing erased or recorded; the
 /// reason is sealed; a manual erasure of a subject with an end date removes the end date.

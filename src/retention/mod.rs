@@ -144,11 +144,28 @@ impl RunBy {
 
 /// Erase up to `batch_size` DEKs that are due (whole subjects first), in the caller's
 /// transaction, and add them to the totals (`first`: the first batch of a run). Returns how many
-/// DEKs were erased; 0 when nothing is due. The root key is needed (and checked) only when
+/// DEKs were erased; 0 only when nothing is due: what takes no erasure (an end date of a
+/// subject without a DEK, the clock of a DEK erased meanwhile) is cleared in the same batch
+/// until something is erased or nothing is left. The root key is needed (and checked) only when
 /// something is due: a database with nothing to erase needs none.
 pub fn run_batch(batch_size: i64, by: RunBy, first: bool) -> Result<i64, ShredError> {
     require_installed()?;
-    let subjects = run(&DUE_SUBJECTS, &[Arg::Int8(batch_size)], Mode::Write, 0, |rows| {
+    let mut erased = 0;
+    loop {
+        let (done, handled) = round(batch_size - erased)?;
+        erased += done;
+        if handled == 0 || done > 0 || erased >= batch_size {
+            break;
+        }
+    }
+    run(&RECORD_RUN, &[Arg::Bytes(by.label()), Arg::Int8(erased), Arg::Bool(first)], Mode::Write, 0, |_| Ok(()))?;
+    Ok(erased)
+}
+
+/// One round of [`run_batch`], of at most `room` (at least 1) due subjects and DEKs: (DEKs
+/// erased, subjects and clocks handled, with or without an erasure).
+fn round(room: i64) -> Result<(i64, usize), ShredError> {
+    let subjects = run(&DUE_SUBJECTS, &[Arg::Int8(room)], Mode::Write, 0, |rows| {
         Ok(rows.iter().filter_map(|r| r.bytes(1)).collect::<Vec<_>>())
     })?;
     let mut erased = 0;
@@ -161,7 +178,8 @@ pub fn run_batch(batch_size: i64, by: RunBy, first: bool) -> Result<i64, ShredEr
         // The erased DEKs' clocks go now, not at COMMIT: the purpose DEKs chosen next are live.
         crate::keys::deferred::flush()?;
     }
-    let room = batch_size - erased;
+    let mut handled = subjects.len();
+    let room = room - erased;
     if room > 0 {
         let (keys, orphans) = run(&DUE_KEYS, &[Arg::Int8(room)], Mode::Write, 0, |rows| {
             let (mut keys, mut orphans) = (Vec::new(), Vec::new());
@@ -171,6 +189,7 @@ pub fn run_batch(batch_size: i64, by: RunBy, first: bool) -> Result<i64, ShredEr
             }
             Ok((keys, orphans))
         })?;
+        handled += keys.len() + orphans.len();
         if !orphans.is_empty() {
             run(&FORGET_CLOCKS, &[Arg::Int8Array(&orphans)], Mode::Write, 0, |_| Ok(()))?;
         }
@@ -179,8 +198,7 @@ pub fn run_batch(batch_size: i64, by: RunBy, first: bool) -> Result<i64, ShredEr
             erased += crate::erasure::erase_due_purpose_keys(&keys)?;
         }
     }
-    run(&RECORD_RUN, &[Arg::Bytes(by.label()), Arg::Int8(erased), Arg::Bool(first)], Mode::Write, 0, |_| Ok(()))?;
-    Ok(erased)
+    Ok((erased, handled))
 }
 
 /// How many DEKs are due now, of held subjects or not (`shred.retention_status`).

@@ -163,6 +163,9 @@ fn visit(oid: pg_sys::Oid, name: &str) -> bool {
                     let _ = worker.terminate();
                     // SAFETY: plain exit of this process (status 1: started again, see above).
                     unsafe { pg_sys::proc_exit(1) };
+                    // (proc_exit does not return; not every major's bindings say so.)
+                    #[allow(unreachable_code)]
+                    return false;
                 }
             }
         }

@@ -200,7 +200,7 @@ pub fn has(subject: &Subject<'_>, purpose: &Purpose) -> Result<bool, ShredError>
 /// Before the first DEK of `subject` for `purpose` (which requires consent) is created: mark
 /// its standing confirmed consents used, or refuse ([`ShredError::NoConsent`]).
 pub fn claim(subject: &Subject<'_>, purpose: &Purpose) -> Result<(), ShredError> {
-    let refused = || ShredError::NoConsent(purpose.name.clone());
+    let refused = || ShredError::NoConsent(purpose.name.to_string());
     let Some(digest) = store::existing_subject_digest(subject)? else { return Err(refused()) };
     let claimed = run(&CLAIM, &[Arg::Bytes(&digest), Arg::Int4(purpose.id)], Mode::Write, 0, |rows| Ok(!rows.is_empty()))?;
     if !claimed {

@@ -37,8 +37,9 @@ pub struct Purpose {
     pub id: i32,
     /// Whether sealing for it needs the data subject's confirmed consent.
     pub requires_consent: bool,
-    /// Its name (for messages; purposes are not personal data).
-    pub name: String,
+    /// Its name (for messages; purposes are not personal data). Shared, so that the copy each
+    /// seal takes of a resolved purpose allocates nothing.
+    pub name: Rc<str>,
     /// How far past a seal the retention clock of its DEKs is set (milliseconds): a tenth of
     /// its retention, a day at the most (and a day without retention), so that a DEK's clock
     /// is written at most that often per backend and retention erases late by at most that
@@ -106,7 +107,7 @@ pub fn resolve(name: &[u8]) -> Result<Purpose, ShredError> {
             "the purpose given is not a purpose name (1 to 63 lower-case letters, digits and underscores, starting with a letter)".into()
         }));
     };
-    let purpose = Purpose { id, requires_consent, name: readable, clock_granule_ms: clock_granule_ms(retention_secs) };
+    let purpose = Purpose { id, requires_consent, name: readable.into(), clock_granule_ms: clock_granule_ms(retention_secs) };
     KNOWN.with(|k| {
         let mut k = k.borrow_mut();
         if k.0 == generation {

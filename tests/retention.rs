@@ -215,7 +215,8 @@ fn waiting(watch: &mut Client, db: &'static str, sql: &'static str) -> thread::J
 
 /// A hold and an erasure of the same subject in two sessions: the one that commits first wins,
 /// and the other fails cleanly (an erasure waiting for a hold's locks: 55006; a hold waiting
-/// for an erasure: 40001), never an erased subject reported as held.
+/// for an erasure: 40001), never an erased subject reported as held; a REPEATABLE READ erasure
+/// with an older snapshot sees a committed hold too.
 #[test]
 fn hold_and_erasure_race() {
     let mut c = fresh_db("pg_shred_ret_race");
@@ -235,6 +236,19 @@ fn hold_and_erasure_race() {
     e.batch_execute("COMMIT").unwrap();
     assert_eq!(holder.join().unwrap(), "40001");
     assert_eq!(one(&mut c, "SELECT count(*) FROM shred.legal_hold WHERE subject = 'race-2'"), "0");
+
+    // A REPEATABLE READ erasure whose snapshot is older than a committed hold still sees it
+    // (the check reads the latest committed state), by subject and by array.
+    c.batch_execute("SELECT shred.seal('race-3', 'z')").unwrap();
+    let mut old = connect("pg_shred_ret_race");
+    old.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM shred.purposes").unwrap();
+    c.batch_execute("SELECT shred.hold('race-3', 'r')").unwrap();
+    assert_eq!(sqlstate(old.batch_execute("SELECT shred.erase('race-3')")), "55006");
+    old.batch_execute("ROLLBACK; BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM shred.purposes").unwrap();
+    c.batch_execute("SELECT shred.release_hold('race-3'); SELECT shred.hold('race-3', 'again')").unwrap();
+    assert_eq!(sqlstate(old.batch_execute("SELECT shred.erase(ARRAY['race-3'])")), "55006");
+    old.batch_execute("ROLLBACK").unwrap();
+    assert_eq!(one(&mut c, "SELECT count(*) FROM shred.subject_key WHERE subject = 'race-3'"), "1");
 }
 
 /// `CALL shred.run_retention` cancelled inside a batch keeps the batches it committed, leaves

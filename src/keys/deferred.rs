@@ -198,6 +198,11 @@ pub fn sealed(key_id: i64, purpose: i32, granule_ms: i64) -> Result<(), ShredErr
     Ok(())
 }
 
+/// Delete the retention clocks of `key_ids` now (clocks of DEKs that no longer exist).
+pub fn forget_clocks(key_ids: &[i64]) -> Result<(), ShredError> {
+    run(&FORGET_CLOCKS, &[Arg::Int8Array(key_ids)], Mode::Write, 0, |_| Ok(()))
+}
+
 /// Whether this transaction queued the erasure of `key_id` (not yet written).
 pub fn erasure_queued(key_id: i64) -> bool {
     QUEUE.with(|q| q.borrow().iter().any(|e| matches!(e.write, Write::Erased { key_id: k, .. } if k == key_id)))
@@ -263,7 +268,7 @@ pub fn flush() -> Result<(), ShredError> {
         run(&FORGET_TERMS, &[Arg::Int8Array(&erased)], Mode::Write, 0, |_| Ok(()))?;
     }
     if clocks_table && !erased.is_empty() {
-        run(&FORGET_CLOCKS, &[Arg::Int8Array(&erased)], Mode::Write, 0, |_| Ok(()))?;
+        forget_clocks(&erased)?;
     }
     let entries = QUEUE.with(|q| std::mem::take(&mut *q.borrow_mut()));
     // SAFETY: plain reads of the transaction state.

@@ -50,11 +50,6 @@ static DUE_KEYS: Plan = Plan::new(
     &[pg_sys::INT8OID],
 );
 
-static FORGET_CLOCKS: Plan = Plan::new(
-    c"DELETE FROM shred.key_use WHERE key_id OPERATOR(pg_catalog.=) ANY ($1)",
-    &[pg_sys::INT8ARRAYOID],
-);
-
 /// DEKs due, of held subjects ($1 true) or not: of whole subjects past their end date, and
 /// purpose DEKs past their retention that no such end date covers.
 static DUE_COUNT: Plan = Plan::new(
@@ -191,7 +186,7 @@ fn round(room: i64) -> Result<(i64, usize), ShredError> {
         })?;
         handled += keys.len() + orphans.len();
         if !orphans.is_empty() {
-            run(&FORGET_CLOCKS, &[Arg::Int8Array(&orphans)], Mode::Write, 0, |_| Ok(()))?;
+            crate::keys::deferred::forget_clocks(&orphans)?;
         }
         if !keys.is_empty() {
             store::verify_root_key()?;

@@ -141,4 +141,6 @@ install_update_scripts() {
     # receipts, retention and legal holds, in the order a fresh install runs them.
     cat sql/purposes.sql sql/consent.sql sql/protect_purposes.sql sql/receipts.sql sql/retention.sql >"$ext_dir/pg_shred--0.5.0--0.6.0.sql"
     chmod 644 "$ext_dir/pg_shred--0.5.0--0.6.0.sql"
+    # 0.6.0 -> 0.7.0: the key store on a Citus cluster.
+    install -m 644 sql/citus.sql "$ext_dir/pg_shred--0.6.0--0.7.0.sql"
 }

@@ -86,6 +86,11 @@ pub enum ShredError {
     Held(i64),
     /// A key store write (a new DEK, an erasure) in a statement Citus runs on a worker.
     CitusWorker,
+    /// A key store table (its name) that Citus distributes other than as a reference table.
+    CitusTable(String),
+    /// A key store table (its name) that is a Citus reference table without a copy
+    /// (placement) on this node.
+    NoPlacement(String),
 }
 
 impl From<CryptoError> for ShredError {
@@ -276,7 +281,11 @@ impl ShredError {
                 fname,
             )
             .set_detail("No DEK with the value's key id exists here and none was erased here: the value comes from another database or key store, or its envelope was altered.")
-            .set_hint("Open the value where it was sealed. In a protected table, shred.check() counts such values; after restoring an older backup, shred.replay_erasures() records the erasures made since."),
+            .set_hint(if crate::pg::citus::installed() {
+                "Open the value where it was sealed. On a Citus cluster, the key store must be on every node: run SELECT shred.distribute_key_store() on the coordinator (docs/citus.md)."
+            } else {
+                "Open the value where it was sealed. In a protected table, shred.check() counts such values; after restoring an older backup, shred.replay_erasures() records the erasures made since."
+            }),
             ShredError::BadTypedText(what) => ErrorReport::new(
                 ERRCODE_DATA_CORRUPTED,
                 format!("pg_shred: a sealed {what} value does not parse as {what}"),
@@ -302,8 +311,22 @@ impl ShredError {
                 "pg_shred: the key store cannot be written in a statement Citus runs on a worker",
                 fname,
             )
-            .set_detail("pg_shred's key store is the coordinator's: a DEK made on a worker would be unknown to the coordinator, and an erasure there would not reach the coordinator's DEKs. Nothing was sealed or erased.")
-            .set_hint("Seal and erase on the coordinator, in statements Citus does not push down to the workers (see docs/citus.md)."),
+            .set_detail("Key store writes start on the coordinator, which writes every node's copy in one distributed transaction (or, before shred.distribute_key_store(), its own key store only); a DEK made or erased by a worker's part of a statement would miss the other nodes. Nothing was sealed or erased.")
+            .set_hint("Seal new data subjects and erase on the coordinator, in statements Citus does not push down to the workers; shred.create_keys() on the coordinator makes DEKs ahead of a statement that seals on the workers (see docs/citus.md)."),
+            ShredError::CitusTable(table) => ErrorReport::new(
+                ERRCODE_FEATURE_NOT_SUPPORTED,
+                format!("pg_shred: the key store table shred.{table} is distributed by Citus, but not as a reference table"),
+                fname,
+            )
+            .set_detail("Every node must hold every DEK and erasure record: the key store's tables can only be Citus reference tables.")
+            .set_hint("Run SELECT undistribute_table(...) on it, then SELECT shred.distribute_key_store() on the coordinator (see docs/citus.md)."),
+            ShredError::NoPlacement(table) => ErrorReport::new(
+                ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                format!("pg_shred: this node holds no copy of the key store table shred.{table}"),
+                fname,
+            )
+            .set_detail("The key store is a set of Citus reference tables, and Citus has not copied them to this node yet.")
+            .set_hint("On the coordinator, run SELECT replicate_reference_tables(); a coordinator must be in Citus's metadata (SELECT citus_set_coordinator_host(...))."),
             ShredError::GeneratedAlways => ErrorReport::new(
                 ERRCODE_GENERATED_ALWAYS,
                 "pg_shred: a GENERATED ALWAYS identity column can only be updated to DEFAULT",

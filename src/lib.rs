@@ -47,7 +47,9 @@ pgrx::extension_sql_file!("../sql/consent.sql", name = "consent", requires = ["p
 pgrx::extension_sql_file!("../sql/protect_purposes.sql", name = "protect_purposes", requires = ["consent"]);
 // 0.6.0: signed erasure receipts and the residue check; retention and legal holds.
 pgrx::extension_sql_file!("../sql/receipts.sql", name = "receipts", requires = ["protect_purposes"]);
-pgrx::extension_sql_file!("../sql/retention.sql", name = "retention", requires = ["receipts"], finalize);
+pgrx::extension_sql_file!("../sql/retention.sql", name = "retention", requires = ["receipts"]);
+// 0.7.0: the key store on a Citus cluster (shred.distribute_key_store).
+pgrx::extension_sql_file!("../sql/citus.sql", name = "citus", requires = ["retention"], finalize);
 
 #[allow(non_snake_case)]
 #[pg_guard]

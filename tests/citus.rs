@@ -3,15 +3,23 @@
 //! three) and `PG_SHRED_CITUS_PORTS` (coordinator, worker 1, worker 2)). Every node preloads
 //! `citus,pg_shred` with the same root key; Citus is created in the database `postgres` of each.
 //!
-//! These tests record what works today and what does not (issue "Scale out on Citus"): the key
-//! store is the coordinator's own `shred.*` tables. Seals and erasures run on the coordinator;
-//! one that Citus pushes down to a worker is refused there (0A000), so no worker ever holds a
-//! DEK; a value opens only where the coordinator evaluates `shred.open`, and a query that opens
-//! values on a worker fails with 42704, never a silent NULL. Each
-//! test starts from a fresh `CREATE EXTENSION pg_shred` on the coordinator; run them on one
-//! thread.
+//! Two setups are tested:
+//! - **Key store distributed** (`SELECT shred.distribute_key_store()` on the coordinator, the
+//!   documented setup): its tables are Citus reference tables, every node reads its own copy,
+//!   so values open wherever Citus evaluates `shred.open` (a router query on the worker holding
+//!   the row, a multi-shard query on every worker), and an erasure commits on every node
+//!   together (two-phase commit) and invalidates every node's DEK caches at COMMIT.
+//! - **Key store on the coordinator only** (before that call): seals and erasures run on the
+//!   coordinator; a value opened on a worker raises 42704, never a silent NULL.
+//! Key store writes that Citus pushes down to a worker are refused in both (0A000). Each test
+//! starts from a fresh `CREATE EXTENSION pg_shred` on the coordinator; run them on one thread.
+//! Worker 3 (the fourth port) runs outside the cluster until `worker_added_after_keys_exist`
+//! adds it, and leaves again (once per cluster).
 
 mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use common::{message, one, rows, sqlstate, try_rows};
 use postgres::{Client, NoTls};
@@ -22,7 +30,7 @@ fn env(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set: run these tests through scripts/test-citus"))
 }
 
-/// The ports of the coordinator (0) and the workers (1, 2).
+/// The ports of the coordinator (0) and the workers (1, 2; 3 outside the cluster).
 fn port(node: usize) -> String {
     env("PG_SHRED_CITUS_PORTS").split(',').nth(node).unwrap_or_else(|| panic!("no node {node} in PG_SHRED_CITUS_PORTS")).to_string()
 }
@@ -59,6 +67,7 @@ fn drop_extension(c: &mut Client) -> Result<(), postgres::Error> {
 /// too) and the tables of earlier tests gone.
 fn fresh() -> Client {
     let mut c = node(0);
+    leave_worker3(&mut c);
     c.batch_execute("DROP TABLE IF EXISTS dist, ref, customer CASCADE").expect("drop the tables");
     drop_extension(&mut c).expect("drop pg_shred");
     c.batch_execute("CREATE EXTENSION pg_shred")
@@ -66,14 +75,52 @@ fn fresh() -> Client {
     c
 }
 
+/// [`fresh`], with the key store distributed (the documented setup): its three tables become
+/// Citus reference tables.
+fn fresh_distributed() -> Client {
+    let mut c = fresh();
+    assert_eq!(one(&mut c, "SELECT shred.distribute_key_store()"), "3");
+    c
+}
+
+/// Worker 3 out of the cluster (a test that added it may have failed before removing it).
+/// Citus leaves pg_shred on it, with the metadata of the tables it had: worker 3 is added once
+/// per cluster (scripts/test-citus starts it anew).
+fn leave_worker3(c: &mut Client) {
+    let (dir, p) = (env("PG_SHRED_CITUS_HOST"), port(3));
+    if one(c, &format!("SELECT count(*) FROM pg_dist_node WHERE nodeport = {p}")) != "0" {
+        c.batch_execute(&format!("SELECT citus_remove_node('{dir}', {p})")).expect("remove worker 3");
+    }
+}
+
+/// A coordinator session whose NOTICEs (the commands Citus sends, with
+/// citus.log_remote_commands: "issuing <command> | on server <user>@<host>:<port> ...") are
+/// collected.
+fn logged() -> (Client, Arc<Mutex<Vec<String>>>) {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let sink = seen.clone();
+    let mut config: postgres::Config = format!("host={} port={} user=postgres dbname=postgres", env("PG_SHRED_CITUS_HOST"), port(0)).parse().unwrap();
+    config.notice_callback(move |n| sink.lock().unwrap().push(format!("{} | {}", n.message(), n.detail().unwrap_or(""))));
+    (config.connect(NoTls).unwrap(), seen)
+}
+
+/// `sql`'s single value on every node of the cluster (coordinator, workers 1 and 2).
+fn on_every_node(sql: &str) -> Vec<String> {
+    (0..3).map(|n| one(&mut node(n), sql)).collect()
+}
+
 /// A table `dist` hash-distributed on `id` over the two workers, with `n` values sealed on
-/// the coordinator (subjects s1..sn, plaintexts v1..vn, context 'ctx').
+/// the coordinator (subjects s1..sn, whose DEKs are made first, plaintexts v1..vn, context
+/// 'ctx').
 fn dist_table(c: &mut Client, n: i32) {
     c.batch_execute(
         "CREATE TABLE dist (id bigint PRIMARY KEY, subject text, v shred.sealed);
          SELECT create_distributed_table('dist', 'id')",
     )
     .unwrap();
+    // The DEKs first: with the key store distributed, a first seal writes the key store's
+    // reference tables, which Citus cannot do while it streams the INSERT's rows to the shards.
+    c.execute("SELECT shred.create_keys(ARRAY(SELECT 's' || i FROM generate_series(1, $1) i))", &[&n]).unwrap();
     c.execute("INSERT INTO dist SELECT i, 's' || i, shred.seal('s' || i, 'v' || i, 'ctx') FROM generate_series(1, $1) i", &[&n]).unwrap();
 }
 
@@ -140,6 +187,8 @@ fn open_pushed_down_to_workers_raises_42704() {
         let e = r.unwrap_err();
         assert_eq!(e.code().map(|s| s.code()), Some("42704"), "{sql}: {e}");
         assert_eq!(e.as_db_error().unwrap().message(), NOT_IN_KEY_STORE, "{sql}");
+        // On a Citus cluster, the hint names the setup that is missing.
+        assert!(e.as_db_error().unwrap().hint().unwrap_or("").contains("shred.distribute_key_store()"), "{sql}: {e:?}");
         // The error names the worker that raised it.
         let context = e.as_db_error().unwrap().where_().unwrap_or("").to_string();
         assert!(context.contains("while executing command on"), "{sql}: {context}");
@@ -198,70 +247,6 @@ fn reference_table_opens_on_coordinator() {
     dist_table(&mut c, 2);
     let r = try_rows(&mut c, "SELECT d.id, shred.open(r.v, 'ctx') FROM dist d JOIN ref r USING (id) ORDER BY 1");
     assert_eq!(sqlstate(r), "42704");
-}
-
-/// The key table made a reference table, with citus.enable_unsafe_triggers (refused without).
-/// `erase_before`: erase s3 first, which creates the reserved audit DEK (pg_shred:audit) while
-/// the key table is still a local table.
-fn subject_key_referenced(erase_before: bool) -> Client {
-    let mut c = fresh();
-    dist_table(&mut c, 3);
-    if erase_before {
-        assert_eq!(one(&mut c, "SELECT shred.erase('s3')"), "t");
-        assert_eq!(one(&mut c, "SELECT count(*) FROM shred.subject_key WHERE subject = 'pg_shred:audit'"), "1");
-    }
-    let e = c.batch_execute("SELECT create_reference_table('shred.subject_key')").unwrap_err();
-    assert_eq!(e.code().map(|s| s.code()), Some("XX000"), "{e}");
-    assert_eq!(e.as_db_error().unwrap().message(), "cannot distribute relation \"subject_key\" because it has triggers");
-    c.batch_execute("SET citus.enable_unsafe_triggers = on; SELECT create_reference_table('shred.subject_key')").unwrap();
-    // A reference table (partition method none, replication model two-phase); the view
-    // citus_tables does not list it.
-    assert_eq!(one(&mut c, "SELECT partmethod::text || repmodel::text FROM pg_dist_partition WHERE logicalrelid = 'shred.subject_key'::regclass"), "nt");
-    node(0)
-}
-
-const OPEN_ON_COORDINATOR: &str = "WITH x AS MATERIALIZED (SELECT id, v FROM dist) SELECT id, shred.open(v, 'ctx'), shred.is_erased(v) FROM x ORDER BY id";
-
-/// create_reference_table('shred.subject_key') is refused (the key table has a trigger: XX000);
-/// with citus.enable_unsafe_triggers it is done, and there is no way back (undistribute_table:
-/// XX000 "cannot alter table because an extension depends on it"). pg_shred keeps probing the
-/// node's own table of that name (the coordinator's shell table, whose heap still holds the
-/// copied rows; the workers' empty tables), not the reference table's shard, while its SQL
-/// statements go through Citus: a first seal, and an erasure in a database that never erased
-/// before (it creates the audit DEK), fail with 0A000 "could not create distributed plan"
-/// (pg_shred's SQL functions with parameters); values pushed down still raise 42704.
-#[test]
-fn subject_key_as_reference_table() {
-    let mut c = subject_key_referenced(false);
-    // The workers see the reference table through SQL (Citus reads the local placement)...
-    for w in WORKERS {
-        assert_eq!(one(&mut node(w), "SELECT count(*) FROM shred.subject_key"), "3", "worker {w}");
-    }
-    // ... but pg_shred's own probes there find nothing.
-    assert_eq!(sqlstate(try_rows(&mut c, "SELECT shred.open(v, 'ctx') FROM dist WHERE id = 1")), "42704");
-    for sql in ["SELECT shred.seal('new', 'x', 'ctx')", "SELECT shred.erase('s2')"] {
-        let e = try_rows(&mut c, sql).unwrap_err();
-        assert_eq!(e.code().map(|s| s.code()), Some("0A000"), "{sql}: {e}");
-        assert_eq!(e.as_db_error().unwrap().message(), "could not create distributed plan", "{sql}");
-    }
-    // The coordinator still opens from its shell table's heap.
-    assert_eq!(rows(&mut c, OPEN_ON_COORDINATOR), ["1 | v1 | f", "2 | v2 | f", "3 | v3 | f"]);
-    let e = c.batch_execute("SELECT undistribute_table('shred.subject_key')").unwrap_err();
-    assert_eq!(e.as_db_error().unwrap().message(), "cannot alter table because an extension depends on it");
-}
-
-/// The same with the audit DEK created before: shred.erase succeeds (deletes the DEK from the
-/// reference table's shards, records the erasure), and the erased value must not open any
-/// more. Today it still opens on the coordinator, from the stale heap of the table Citus made
-/// its shell (is_erased false): never make pg_shred's tables Citus tables (docs/citus.md).
-#[test]
-#[ignore = "issue 'Scale out on Citus': a key table made a reference table by hand keeps a stale local copy on the coordinator"]
-fn subject_key_as_reference_table_erase_in_force() {
-    let mut c = subject_key_referenced(true);
-    assert_eq!(rows(&mut c, OPEN_ON_COORDINATOR), ["1 | v1 | f", "2 | v2 | f", "3 | ∅ | t"]);
-    assert_eq!(one(&mut c, "SELECT shred.erase('s2')"), "t");
-    let mut c = node(0);
-    assert_eq!(rows(&mut c, OPEN_ON_COORDINATOR), ["1 | v1 | f", "2 | ∅ | t", "3 | ∅ | t"]);
 }
 
 /// shred.protect on a distributed table is refused, and changes nothing:
@@ -324,24 +309,282 @@ fn key_store_writes_pushed_down_are_refused() {
     assert_eq!(rows(&mut c, "WITH x AS MATERIALIZED (SELECT id, v FROM dist) SELECT id, shred.open(v, 'ctx') FROM x ORDER BY id"), ["1 | v1", "2 | ∅", "3 | v3"]);
 }
 
+/// `customer` (one row) protected with a searchable column, then distributed.
+const PROTECTED_THEN_DISTRIBUTED: &str = "CREATE TABLE customer (id bigint PRIMARY KEY, name text, email text);
+         INSERT INTO customer VALUES (1, 'Ada', 'ada@example.org');
+         SELECT shred.protect('customer', 'id', ARRAY['name', 'email'], searchable => ARRAY['email'], subject_prefix => 'customer:');
+         SELECT create_distributed_table('customer', 'id');";
+
 /// A table protected first and distributed afterwards: create_distributed_table succeeds (the
 /// view stays local to the coordinator, with a warning), writes through the view seal on the
 /// coordinator, but reads through the view are pushed down and raise 42704.
 #[test]
 fn protect_then_distribute() {
     let mut c = fresh();
-    c.batch_execute(
-        "CREATE TABLE customer (id bigint PRIMARY KEY, name text, email text);
-         INSERT INTO customer VALUES (1, 'Ada', 'ada@example.org');
-         SELECT shred.protect('customer', 'id', ARRAY['name', 'email'], searchable => ARRAY['email'], subject_prefix => 'customer:');
-         SELECT create_distributed_table('customer', 'id');
-         INSERT INTO customer_plain VALUES (2, 'Bob', 'bob@example.org')",
-    )
-    .unwrap();
+    c.batch_execute(PROTECTED_THEN_DISTRIBUTED).unwrap();
+    c.batch_execute("INSERT INTO customer_plain VALUES (2, 'Bob', 'bob@example.org')").unwrap();
     assert_eq!(one(&mut c, "SELECT count(*) FROM customer"), "2");
     // The DEKs of both subjects (and the blind-index context key) are on the coordinator.
     assert_eq!(one(&mut c, "SELECT count(*) FROM shred.subject_key WHERE subject LIKE 'customer:%'"), "2");
     assert_eq!(message(try_rows(&mut c, "SELECT name FROM customer_plain WHERE id = 1")), NOT_IN_KEY_STORE);
     assert_eq!(sqlstate(try_rows(&mut c, "SELECT * FROM customer_plain ORDER BY id")), "42704");
     assert_eq!(one(&mut c, "SELECT shred.erase('customer:1')"), "t");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The key store distributed: shred.distribute_key_store()
+// ---------------------------------------------------------------------------------------------
+
+/// shred.distribute_key_store() on the coordinator makes the three tables an opening reads
+/// reference tables, with the DEKs sealed before it copied to every node, and removes the
+/// coordinator's former local rows (Citus leaves them on disk, unseen). Run again, it does
+/// nothing; on a worker it is refused. pg_shred's other tables stay the coordinator's own.
+#[test]
+fn distribute_key_store_copies_the_key_store_to_every_node() {
+    let mut c = fresh();
+    dist_table(&mut c, 3);
+    assert_eq!(one(&mut c, "SELECT shred.erase('s3')"), "t");
+    // Before: the coordinator's alone (3 DEKs and the audit DEK, one erasure record).
+    assert_eq!(on_every_node("SELECT count(*) FROM shred.subject_key"), ["3", "0", "0"]);
+    let e = try_rows(&mut node(1), "SELECT shred.distribute_key_store()").unwrap_err();
+    assert_eq!(e.code().map(|s| s.code()), Some("55000"), "{e}");
+    assert_eq!(e.as_db_error().unwrap().message(), "pg_shred: the key store is distributed from the coordinator");
+    let local_bytes = one(&mut c, "SELECT pg_relation_size('shred.subject_key')");
+    assert_ne!(local_bytes, "0");
+
+    assert_eq!(one(&mut c, "SELECT shred.distribute_key_store()"), "3");
+    assert_eq!(
+        rows(&mut c, "SELECT logicalrelid::text || ' ' || partmethod::text || repmodel::text FROM pg_dist_partition WHERE logicalrelid::text LIKE 'shred.%' ORDER BY 1"),
+        ["shred.erasure_log nt", "shred.root_key_version nt", "shred.subject_key nt"]
+    );
+    assert_eq!(on_every_node("SELECT count(*) FROM shred.subject_key"), ["3", "3", "3"]);
+    assert_eq!(on_every_node("SELECT count(*) FROM shred.erasure_log"), ["1", "1", "1"]);
+    assert_eq!(on_every_node("SELECT count(*) FROM shred.root_key_version"), ["1", "1", "1"]);
+    // The coordinator's table is Citus's shell now; its former heap is emptied.
+    assert_eq!(one(&mut c, "SELECT pg_relation_size('shred.subject_key')"), "0");
+    assert_eq!(one(&mut c, "SELECT pg_relation_size('shred.erasure_log')"), "0");
+    assert_eq!(one(&mut c, "SELECT shred.distribute_key_store()"), "0");
+    // Values sealed before open on the workers, the erased one as erased.
+    assert_eq!(rows(&mut c, "SELECT id, shred.open(v, 'ctx'), shred.is_erased(v) FROM dist ORDER BY id"), ["1 | v1 | f", "2 | v2 | f", "3 | ∅ | t"]);
+}
+
+/// With the key store distributed, values open wherever Citus evaluates shred.open: a router
+/// query by id on the worker holding the row, a multi-shard query on both workers, values of a
+/// purpose DEK, pseudonyms and blind indexes equal to the coordinator's. A subject new to the
+/// key store, sealed in a statement pushed down to a worker, is still refused there (0A000),
+/// and one with a DEK seals there (a read of the key store).
+#[test]
+fn values_open_on_every_worker() {
+    let mut c = fresh_distributed();
+    dist_table(&mut c, 10);
+    for id in 1..=10i64 {
+        let sql = format!("SELECT shred.open(v, 'ctx') FROM dist WHERE id = {id}");
+        assert_eq!(one(&mut c, &sql), format!("v{id}"), "row {id} on the worker at port {}", shard_port(&mut c, id));
+    }
+    assert_eq!(one(&mut c, "SELECT string_agg(shred.open(v, 'ctx'), ',' ORDER BY id) FROM dist"), "v1,v2,v3,v4,v5,v6,v7,v8,v9,v10");
+    assert_eq!(one(&mut c, "SELECT count(*) FROM dist WHERE shred.is_erased(v)"), "0");
+    // Pseudonyms computed on a worker are the coordinator's.
+    for id in [1i64, 2] {
+        assert_eq!(
+            one(&mut c, &format!("SELECT shred.pseudonym(subject, 'p') FROM dist WHERE id = {id}")),
+            one(&mut c, &format!("SELECT shred.pseudonym('s{id}', 'p')")),
+        );
+    }
+    // A purpose DEK.
+    c.batch_execute(
+        "SELECT shred.define_purpose('billing', 'invoices', requires_consent => false);
+         INSERT INTO dist VALUES (11, 's1', shred.seal('s1', 'invoice', 'ctx', 'billing'))",
+    )
+    .unwrap();
+    assert_eq!(one(&mut c, "SELECT shred.open(v, 'ctx') FROM dist WHERE id = 11"), "invoice");
+    // Sealing on a worker: a subject with a DEK seals (and opens back); a new one is refused.
+    assert_eq!(one(&mut c, "SELECT shred.open(shred.seal(subject, 'again', 'ctx'), 'ctx') FROM dist WHERE id = 2"), "again");
+    let e = try_rows(&mut c, "SELECT shred.seal('new:' || subject, 'x', 'ctx') FROM dist WHERE id = 2").unwrap_err();
+    assert_eq!(e.code().map(|s| s.code()), Some("0A000"), "{e}");
+    assert_eq!(on_every_node("SELECT count(*) FROM shred.subject_key WHERE subject LIKE 'new:%'"), ["0", "0", "0"]);
+    // shred.create_keys on the coordinator first: then the same INSERT ... SELECT seals on
+    // the coordinator with DEKs every node has.
+    c.batch_execute(
+        "SELECT shred.create_keys(ARRAY(SELECT 'n' || i FROM generate_series(1, 20) i));
+         INSERT INTO dist SELECT 100 + i, 'n' || i, shred.seal('n' || i, 'w' || i, 'ctx') FROM generate_series(1, 20) i",
+    )
+    .unwrap();
+    assert_eq!(one(&mut c, "SELECT string_agg(shred.open(v, 'ctx'), ',' ORDER BY id) FROM dist WHERE id > 100 AND id <= 104"), "w1,w2,w3,w4");
+    // A value of another key store raises 42704 on a worker too.
+    // (Key id, bytes 2 to 9 of the envelope, replaced by one this key store never held: one
+    // drawn since 0.4.0, and one below 2^52, which the key store's sequence could have handed
+    // out before 0.4.0.)
+    for (id, key_id) in [(98, "0020000000000001"), (99, "000fffffffffffff")] {
+        c.batch_execute(&format!(
+            "INSERT INTO dist SELECT {id}, 'x', ('shred1:' || encode(overlay(decode(substr(v::text, 8), 'base64') PLACING '\\x{key_id}'::bytea FROM 2 FOR 8), 'base64'))::shred.sealed
+               FROM dist WHERE id = 1"
+        ))
+        .unwrap();
+        assert_eq!(message(try_rows(&mut c, &format!("SELECT shred.open(v, 'ctx') FROM dist WHERE id = {id}"))), NOT_IN_KEY_STORE, "key id {key_id}");
+    }
+}
+
+/// An erasure on the coordinator commits on every node together (Citus prepares the
+/// transaction on each worker and commits it there: PREPARE TRANSACTION / COMMIT PREPARED), and
+/// at COMMIT the workers' DEK caches forget the DEK: a session whose worker connections opened
+/// the value just before (warm caches) reads it as erased at once, also inside a transaction
+/// that began before the erasure. A ROLLBACK, or an ERROR later in the erasing transaction,
+/// erases nothing anywhere.
+#[test]
+fn erasure_commits_on_every_node_and_reaches_warm_caches() {
+    let mut c = fresh_distributed();
+    dist_table(&mut c, 10);
+    let all = "SELECT string_agg(coalesce(shred.open(v, 'ctx'), '-'), ',' ORDER BY id) FROM dist";
+    let mut a = node(0);
+    // Warm the DEK caches of a's connections to both workers.
+    assert_eq!(one(&mut a, all), "v1,v2,v3,v4,v5,v6,v7,v8,v9,v10");
+    for id in 1..=10 {
+        one(&mut a, &format!("SELECT shred.open(v, 'ctx') FROM dist WHERE id = {id}"));
+    }
+    let row2 = "SELECT coalesce(shred.open(v, 'ctx'), '-') || ' ' || shred.is_erased(v) FROM dist WHERE id = 2";
+
+    // ROLLBACK: nothing erased on any node.
+    c.batch_execute("BEGIN").unwrap();
+    assert_eq!(one(&mut c, "SELECT shred.erase('s2')"), "t");
+    c.batch_execute("ROLLBACK").unwrap();
+    assert_eq!(one(&mut a, row2), "v2 false");
+    assert_eq!(on_every_node("SELECT count(*) FROM shred.subject_key WHERE subject = 's2'"), ["1", "1", "1"]);
+
+    // An ERROR after the erasure, in the same transaction.
+    c.batch_execute("BEGIN").unwrap();
+    assert_eq!(one(&mut c, "SELECT shred.erase('s2')"), "t");
+    assert!(c.batch_execute("SELECT 1 / 0").is_err());
+    c.batch_execute("ROLLBACK").unwrap();
+    assert_eq!(one(&mut a, row2), "v2 false");
+
+    // COMMIT, through two-phase commit on both workers.
+    let (mut l, notices) = logged();
+    l.batch_execute("SET citus.log_remote_commands = on").unwrap();
+    assert_eq!(one(&mut l, "SELECT shred.erase('s2')"), "t");
+    let sent = notices.lock().unwrap().clone();
+    for w in [1, 2] {
+        let p = port(w);
+        assert!(sent.iter().any(|n| n.contains("issuing PREPARE TRANSACTION") && n.contains(&format!(":{p} "))), "no PREPARE on worker {w}: {sent:?}");
+        assert!(sent.iter().any(|n| n.contains("issuing COMMIT PREPARED") && n.contains(&format!(":{p} "))), "no COMMIT PREPARED on worker {w}: {sent:?}");
+    }
+    assert_eq!(one(&mut a, row2), "- true");
+    assert_eq!(on_every_node("SELECT count(*) FROM shred.subject_key WHERE subject = 's2'"), ["0", "0", "0"]);
+    assert_eq!(on_every_node("SELECT count(*) FROM shred.erasure_log"), ["1", "1", "1"]);
+    assert_eq!(on_every_node("SELECT count(*) FROM pg_prepared_xacts"), ["0", "0", "0"]);
+
+    // Inside a transaction of a's that began before the erasure.
+    a.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ").unwrap();
+    assert_eq!(one(&mut a, "SELECT shred.open(v, 'ctx') FROM dist WHERE id = 3"), "v3");
+    assert_eq!(one(&mut c, "SELECT shred.erase('s3')"), "t");
+    assert_eq!(one(&mut a, "SELECT coalesce(shred.open(v, 'ctx'), '-') FROM dist WHERE id = 3"), "-");
+    a.batch_execute("COMMIT").unwrap();
+
+    // An array spanning both workers' shards.
+    assert_eq!(one(&mut c, "SELECT shred.erase(ARRAY['s4', 's5', 's6', 's7'])"), "4");
+    assert_eq!(one(&mut a, all), "v1,-,-,-,-,-,-,v8,v9,v10");
+    assert_eq!(on_every_node("SELECT count(*) FROM shred.erasure_log"), ["6", "6", "6"]);
+}
+
+/// Two coordinator sessions seal for the same new subject at once: the second waits for the
+/// first (the key table's unique index, on every node), takes its DEK, and both values open on
+/// every node; one DEK for the subject everywhere.
+#[test]
+fn concurrent_first_seals_of_one_subject() {
+    let mut c = fresh_distributed();
+    let mut a = node(0);
+    let mut b = node(0);
+    a.batch_execute("BEGIN").unwrap();
+    let va = one(&mut a, "SELECT shred.seal('race', 'from a', 'ctx')::text");
+    let waiter = std::thread::spawn(move || {
+        b.batch_execute("BEGIN").unwrap();
+        let vb = one(&mut b, "SELECT shred.seal('race', 'from b', 'ctx')::text");
+        b.batch_execute("COMMIT").unwrap();
+        vb
+    });
+    let start = Instant::now();
+    // b waits on a lock on some node (its own, or a worker serving its connection).
+    while on_every_node("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'").iter().all(|n| n == "0") {
+        assert!(start.elapsed() < Duration::from_secs(20), "the second seal never waited");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    a.batch_execute("COMMIT").unwrap();
+    let vb = waiter.join().unwrap();
+    assert_eq!(one(&mut c, &format!("SELECT shred.key_id('{va}') = shred.key_id('{vb}')")), "t");
+    assert_eq!(on_every_node("SELECT count(*) FROM shred.subject_key WHERE subject = 'race'"), ["1", "1", "1"]);
+    for n in 0..3 {
+        assert_eq!(one(&mut node(n), &format!("SELECT shred.open('{va}', 'ctx') || '/' || shred.open('{vb}', 'ctx')")), "from a/from b", "node {n}");
+    }
+}
+
+/// A worker added after keys exist: Citus propagates pg_shred to it, and it opens values once
+/// Citus has copied the reference tables to it (replicate_reference_tables(), or a shard
+/// moved there); before that it raises 55000, never reads a value as erased.
+#[test]
+fn worker_added_after_keys_exist() {
+    let mut c = fresh_distributed();
+    dist_table(&mut c, 4);
+    assert_eq!(one(&mut c, "SELECT shred.erase('s4')"), "t");
+    let (v1, v4) = (one(&mut c, "SELECT v::text FROM dist WHERE id = 1"), one(&mut c, "SELECT v::text FROM dist WHERE id = 4"));
+    let (dir, p) = (env("PG_SHRED_CITUS_HOST"), port(3));
+    assert_eq!(one(&mut node(3), "SELECT count(*) FROM pg_extension WHERE extname = 'pg_shred'"), "0", "worker 3 was in the cluster before: run the tests on a new cluster (scripts/test-citus)");
+    c.batch_execute(&format!("SELECT citus_add_node('{dir}', {p})")).unwrap();
+    let mut w = node(3);
+    assert_eq!(one(&mut w, "SELECT extversion FROM pg_extension WHERE extname = 'pg_shred'"), one(&mut c, "SELECT extversion FROM pg_extension WHERE extname = 'pg_shred'"));
+    let open = format!("SELECT shred.open('{v1}', 'ctx') || ' ' || shred.is_erased('{v4}')");
+    if one(&mut c, &format!("SELECT count(*) FROM pg_dist_placement p JOIN pg_dist_node n USING (groupid) WHERE n.nodeport = {p}")) == "0" {
+        let e = try_rows(&mut w, &open).unwrap_err();
+        assert_eq!(e.code().map(|s| s.code()), Some("55000"), "{e}");
+        assert!(e.as_db_error().unwrap().message().starts_with("pg_shred: this node holds no copy of the key store table shred."), "{e}");
+        c.batch_execute("SELECT replicate_reference_tables('block_writes')").unwrap();
+    }
+    let mut w = node(3);
+    assert_eq!(one(&mut w, &open), "v1 true");
+    // A shard of dist moved to the new worker: the router query runs there.
+    let shard = one(&mut c, "SELECT get_shard_id_for_distribution_column('dist', 1)");
+    let from = shard_port(&mut c, 1);
+    c.batch_execute(&format!("SELECT citus_move_shard_placement({shard}, '{dir}', {from}, '{dir}', {p}, shard_transfer_mode => 'block_writes')")).unwrap();
+    assert_eq!(shard_port(&mut c, 1), p);
+    assert_eq!(one(&mut c, "SELECT shred.open(v, 'ctx') FROM dist WHERE id = 1"), "v1");
+    // Erased on the new worker too.
+    assert_eq!(one(&mut c, "SELECT shred.erase('s1')"), "t");
+    assert_eq!(one(&mut c, "SELECT shred.is_erased(v) FROM dist WHERE id = 1"), "t");
+    c.batch_execute("DROP TABLE dist").unwrap();
+    leave_worker3(&mut c);
+}
+
+/// Protected tables with the key store distributed, protected before and after
+/// create_distributed_table (after: the DEKs of the rows' subjects made first with
+/// shred.create_keys, committed, since protect seals the rows on the workers holding them):
+/// reads through the plaintext view open on the workers, writes through it insert (sealing on the coordinator), lookups by a searchable column find the
+/// row, an erasure shows as erased, and shred.check() counts it. Citus refuses UPDATE and
+/// DELETE through a view over a distributed table (docs/citus.md).
+#[test]
+fn protected_tables_on_the_cluster() {
+    let mut c = fresh_distributed();
+    c.batch_execute(PROTECTED_THEN_DISTRIBUTED).unwrap();
+    c.batch_execute(
+        "INSERT INTO customer_plain VALUES (2, 'Bob', 'bob@example.org'), (3, 'Cy', 'cy@example.org');
+         CREATE TABLE account (id bigint PRIMARY KEY, holder text);
+         SELECT create_distributed_table('account', 'id');
+         INSERT INTO account VALUES (1, 'Ann'), (2, 'Ben');
+         SELECT shred.create_keys(ARRAY(SELECT 'account:' || id FROM account))",
+    )
+    .unwrap();
+    c.batch_execute(
+        "SELECT shred.protect('account', 'id', ARRAY['holder'], subject_prefix => 'account:');
+         INSERT INTO account_plain VALUES (3, 'Cat')",
+    )
+    .unwrap();
+    assert_eq!(rows(&mut c, "SELECT id, name, email FROM customer_plain ORDER BY id"), ["1 | Ada | ada@example.org", "2 | Bob | bob@example.org", "3 | Cy | cy@example.org"]);
+    assert_eq!(one(&mut c, "SELECT name FROM customer_plain WHERE id = 3"), "Cy");
+    assert_eq!(one(&mut c, "SELECT id FROM customer_plain WHERE email = 'bob@example.org'"), "2");
+    assert_eq!(rows(&mut c, "SELECT id, holder FROM account_plain ORDER BY id"), ["1 | Ann", "2 | Ben", "3 | Cat"]);
+    assert_eq!(on_every_node("SELECT count(*) FROM shred.subject_key WHERE subject LIKE 'account:%'"), ["3", "3", "3"]);
+    assert_eq!(one(&mut c, "SELECT shred.erase(ARRAY['customer:2', 'account:1'])"), "2");
+    assert_eq!(rows(&mut c, "SELECT id, coalesce(name, '-') FROM customer_plain ORDER BY id"), ["1 | Ada", "2 | -", "3 | Cy"]);
+    assert_eq!(one(&mut c, "SELECT coalesce(holder, '-') FROM account_plain WHERE id = 1"), "-");
+    assert_eq!(rows(&mut c, "SELECT relation || '.' || column_name || ' ' || problem || ' ' || value_count FROM shred.check() ORDER BY 1"), ["account.holder erased 1", "customer.email erased 1", "customer.name erased 1"]);
+    assert!(c.batch_execute("UPDATE customer_plain SET name = 'Cyrus' WHERE id = 3").is_err());
+    assert!(c.batch_execute("DELETE FROM account_plain WHERE id = 3").is_err());
+    c.batch_execute("DROP TABLE customer, account CASCADE").unwrap();
 }

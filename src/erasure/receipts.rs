@@ -70,7 +70,7 @@ pub fn erasure_committed(key_id: i64) -> Result<bool, ShredError> {
 /// live or dead (see the module documentation): (key id, root-key version that wrapped that
 /// copy), in page order. One sequential scan of the key table.
 pub fn heap_copies(key_ids: &[i64]) -> Result<Vec<(i64, i32)>, ShredError> {
-    let relid = scan::relation(c"subject_key")?;
+    let relid = scan::rows_of(c"subject_key")?;
     let mut copies = Vec::new();
     if key_ids.is_empty() {
         return Ok(copies);

@@ -329,15 +329,10 @@ pub fn counted_bytes() -> usize {
     CACHE.with(|c| c.borrow().bytes)
 }
 
+/// The relation this node's DEKs are in (the key table, or its Citus placement: the trigger
+/// fires there and invalidates it).
 fn key_table_oid() -> pg_sys::Oid {
-    // SAFETY: catalog lookups inside a transaction; both return InvalidOid when missing.
-    unsafe {
-        let ns = pg_sys::get_namespace_oid(c"shred".as_ptr(), true);
-        if ns == pg_sys::InvalidOid {
-            return pg_sys::InvalidOid;
-        }
-        pg_sys::get_relname_relid(c"subject_key".as_ptr(), ns)
-    }
+    super::scan::rows_of(c"subject_key").unwrap_or(pg_sys::InvalidOid)
 }
 
 /// Cache `dek` for `key_id`, `subject` and `purpose` (0: the subject's default DEK), unless a

@@ -12,6 +12,9 @@
 //!   holds no lock on the key store (which would hold up a VACUUM truncation, an extension
 //!   update, or, on a hot standby, cancel its queries when the primary's truncation replays).
 //!
+//! - On a Citus cluster whose key store is made of reference tables, each node reads its own
+//!   placement of them ([`rows_of`]; one query of Citus's catalog when resolved).
+//!
 //! Must not run in parallel mode (GetLatestSnapshot is not allowed there), which the functions'
 //! PARALLEL UNSAFE label guarantees.
 
@@ -92,6 +95,24 @@ pub fn relation(name: &CStr) -> Result<pg_sys::Oid, ShredError> {
     Ok(oid)
 }
 
+/// The relation holding this node's rows of `shred.<name>`: the table itself or, where Citus
+/// made it a reference table (docs/citus.md), this node's placement of it.
+pub fn rows_of(name: &CStr) -> Result<pg_sys::Oid, ShredError> {
+    let table = relation(name)?;
+    match crate::pg::citus::reference_shard(table, name)? {
+        None => Ok(table),
+        Some(shard) => placement(name, name, shard),
+    }
+}
+
+/// This node's placement of `shred.<name>` (shard `shard` of the reference table `table`),
+/// whose name Citus forms by appending the shard id.
+fn placement(table: &CStr, name: &CStr, shard: i64) -> Result<pg_sys::Oid, ShredError> {
+    let placed = std::ffi::CString::new(format!("{}_{shard}", name.to_string_lossy()))
+        .map_err(|_| ShredError::Internal("a relation name with a NUL byte"))?;
+    relation(&placed).map_err(|_| ShredError::NoPlacement(table.to_string_lossy().into_owned()))
+}
+
 /// A table and the unique index a [`Key`] is searched by, resolved once.
 #[derive(Clone, Copy)]
 struct Target {
@@ -135,8 +156,11 @@ fn target(key: &Key<'_>, table: &CStr, index: &CStr, text: bool) -> Result<Targe
     if let Some(t) = TARGETS.with(|t| t.get())[key.slot()] {
         return Ok(t);
     }
-    let table = relation(table)?;
-    let index = relation(index)?;
+    let logical = relation(table)?;
+    let (table, index) = match crate::pg::citus::reference_shard(logical, table)? {
+        None => (logical, relation(index)?),
+        Some(shard) => (placement(table, table, shard)?, placement(table, index, shard)?),
+    };
     // SAFETY: inside a transaction; `index` is the index of that name.
     let collation = if text { unsafe { index_collation(index) } } else { pg_sys::InvalidOid };
     let t = Target { table, index, collation };
@@ -303,7 +327,7 @@ pub fn purposes_installed() -> Result<bool, ShredError> {
 /// `shred.erasure_log`, without the current transaction's own records, which a rollback can
 /// still take away), at most `limit` of them: one sequential scan.
 pub fn committed_erasures(limit: usize) -> Result<Vec<i64>, ShredError> {
-    let relid = relation(c"erasure_log")?;
+    let relid = rows_of(c"erasure_log")?;
     let mut ids = Vec::new();
     // SAFETY: standard heap scan protocol; released below, or by abort cleanup on ERROR.
     unsafe {

@@ -43,9 +43,13 @@ impl Plan {
             return Ok(p);
         }
         let mut argtypes = self.argtypes.to_vec();
+        // Citus cannot plan a statement over its tables with parameters it does not know: in a
+        // database with Citus, plans are left to PostgreSQL's choice (custom plans, for which
+        // Citus makes its generic plans look too costly).
+        let options = if crate::pg::citus::installed() { 0 } else { GENERIC_PLAN };
         // SAFETY: connected to SPI; the query text and argument types outlive the call.
         let plan = unsafe {
-            pg_sys::SPI_prepare_cursor(self.sql.as_ptr(), argtypes.len() as i32, argtypes.as_mut_ptr(), GENERIC_PLAN)
+            pg_sys::SPI_prepare_cursor(self.sql.as_ptr(), argtypes.len() as i32, argtypes.as_mut_ptr(), options)
         };
         if plan.is_null() {
             return Err(ShredError::KeyStore("could not prepare a key store statement".into()));

@@ -50,54 +50,54 @@ static NEXT_KEY_IDS: Plan = Plan::new(
 /// id is in use or recorded as erased: such rows are not returned, and the caller looks again.
 /// Only `create_keys` inserts this way, and it exists from 0.4.0 on, so the erasure log does.
 static INSERT_KEYS: Plan = Plan::new(
-    c"INSERT INTO shred.subject_key (key_id, subject, wrapped_dek, root_key_version)
+    c"INSERT INTO shred.subject_key AS k (key_id, subject, wrapped_dek, root_key_version)
       SELECT n.key_id, n.subject, n.wrapped_dek, $4
         FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.int8[]), pg_catalog.unnest($2::pg_catalog.text[]),
                         pg_catalog.unnest($3::pg_catalog.bytea[])) n (key_id, subject, wrapped_dek)
        WHERE NOT EXISTS (SELECT FROM shred.erasure_log l WHERE l.key_id OPERATOR(pg_catalog.=) n.key_id)
       ON CONFLICT DO NOTHING
-      RETURNING key_id",
+      RETURNING k.key_id",
     &[pg_sys::INT8ARRAYOID, pg_sys::TEXTARRAYOID, pg_sys::BYTEAARRAYOID, pg_sys::INT4OID],
 );
 
 /// [`INSERT_KEYS`] without `ON CONFLICT`: a conflict raises a unique violation (see
 /// `insert_new`).
 static INSERT_KEYS_FAST: Plan = Plan::new(
-    c"INSERT INTO shred.subject_key (key_id, subject, wrapped_dek, root_key_version)
+    c"INSERT INTO shred.subject_key AS k (key_id, subject, wrapped_dek, root_key_version)
       SELECT n.key_id, n.subject, n.wrapped_dek, $4
         FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.int8[]), pg_catalog.unnest($2::pg_catalog.text[]),
                         pg_catalog.unnest($3::pg_catalog.bytea[])) n (key_id, subject, wrapped_dek)
        WHERE NOT EXISTS (SELECT FROM shred.erasure_log l WHERE l.key_id OPERATOR(pg_catalog.=) n.key_id)
-      RETURNING key_id",
+      RETURNING k.key_id",
     &[pg_sys::INT8ARRAYOID, pg_sys::TEXTARRAYOID, pg_sys::BYTEAARRAYOID, pg_sys::INT4OID],
 );
 
 
 /// One new DEK (the first seal of a subject), as [`INSERT_KEYS`] does for many.
 static INSERT_KEY: Plan = Plan::new(
-    c"INSERT INTO shred.subject_key (key_id, subject, wrapped_dek, root_key_version)
+    c"INSERT INTO shred.subject_key AS k (key_id, subject, wrapped_dek, root_key_version)
       SELECT $1, $2, $3, $4
        WHERE NOT EXISTS (SELECT FROM shred.erasure_log l WHERE l.key_id OPERATOR(pg_catalog.=) $1)
       ON CONFLICT DO NOTHING
-      RETURNING key_id",
+      RETURNING k.key_id",
     &[pg_sys::INT8OID, pg_sys::TEXTOID, pg_sys::BYTEAOID, pg_sys::INT4OID],
 );
 
 /// One new purpose DEK (0.6.0 on), as [`INSERT_KEY`].
 static INSERT_PURPOSE_KEY: Plan = Plan::new(
-    c"INSERT INTO shred.subject_key (key_id, subject, wrapped_dek, root_key_version, purpose_id)
+    c"INSERT INTO shred.subject_key AS k (key_id, subject, wrapped_dek, root_key_version, purpose_id)
       SELECT $1, $2, $3, $4, $5
        WHERE NOT EXISTS (SELECT FROM shred.erasure_log l WHERE l.key_id OPERATOR(pg_catalog.=) $1)
       ON CONFLICT DO NOTHING
-      RETURNING key_id",
+      RETURNING k.key_id",
     &[pg_sys::INT8OID, pg_sys::TEXTOID, pg_sys::BYTEAOID, pg_sys::INT4OID, pg_sys::INT4OID],
 );
 
 static INSERT_KEY_OLD: Plan = Plan::new(
-    c"INSERT INTO shred.subject_key (key_id, subject, wrapped_dek, root_key_version)
+    c"INSERT INTO shred.subject_key AS k (key_id, subject, wrapped_dek, root_key_version)
       VALUES ($1, $2, $3, $4)
       ON CONFLICT DO NOTHING
-      RETURNING key_id",
+      RETURNING k.key_id",
     &[pg_sys::INT8OID, pg_sys::TEXTOID, pg_sys::BYTEAOID, pg_sys::INT4OID],
 );
 
@@ -367,7 +367,10 @@ pub fn erased_here(key_id: i64) -> Result<bool, ShredError> {
         Some(false) => return Ok(true),
         None => {}
     }
-    if key_id >= KEY_ID_MIN {
+    // The sequence is the coordinator's on a Citus cluster, and a statement Citus runs on a
+    // worker cannot query the key store's tables there through the planner: such a key id is
+    // unknown there (an error, never a silent NULL).
+    if key_id >= KEY_ID_MIN || crate::pg::citus::internal_connection() {
         return Ok(false);
     }
     run(&SEQUENCE_HANDED_OUT, &[Arg::Int8(key_id), Arg::Int8(KEY_ID_MIN)], Mode::ReadLatest, 1, |rows| {

@@ -1,11 +1,11 @@
 -- Pins down pg_shred's catalogue, and that an upgrade reaches exactly the same one as a fresh
--- install: the listing of a fresh install of 0.6.0 (every function with its labels, arguments
+-- install: the listing of a fresh install of 0.7.0 (every function with its labels, arguments
 -- and defaults, and its body's md5 or its C symbol; the type; tables with their columns,
 -- options, indexes and constraints; the sequence; the views' columns and their definitions' md5
 -- (qualifiers left out);
 -- triggers; event triggers; privileges apart from the owner's; comments (md5); configuration
 -- tables; and whether each is a member of the extension), then, for each released version
--- (0.1.0, 0.2.0, 0.3.0, 0.4.0, 0.5.0), the rows by which the catalogue after CREATE EXTENSION
+-- (0.1.0, 0.2.0, 0.3.0, 0.4.0, 0.5.0, 0.6.0), the rows by which the catalogue after CREATE EXTENSION
 -- pg_shred VERSION '<it>' and ALTER EXTENSION pg_shred UPDATE differs from the fresh one:
 -- none. Runs in a database of its own (pg_shred_regress_catalogue), dropped at the end.
 SELECT current_database() AS launch_db \gset
@@ -187,7 +187,7 @@ BEGIN
 END
 $$;
 SELECT v AS from_version, d.*
-  FROM unnest(ARRAY['0.1.0', '0.2.0', '0.3.0', '0.4.0', '0.5.0']) WITH ORDINALITY AS x(v, n), regress.upgrade_differences(v) d
+  FROM unnest(ARRAY['0.1.0', '0.2.0', '0.3.0', '0.4.0', '0.5.0', '0.6.0']) WITH ORDINALITY AS x(v, n), regress.upgrade_differences(v) d
  ORDER BY x.n, d.object COLLATE "C", d.side;
 
 \c :launch_db

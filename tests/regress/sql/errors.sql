@@ -1,5 +1,5 @@
 -- Pins down every error pg_shred's SQL surface raises: for each error of src/error.rs that SQL
--- can reach, and each RAISE of the SQL scripts in force in 0.6.0, one statement that triggers
+-- can reach, and each RAISE of the SQL scripts in force in 0.7.0, one statement that triggers
 -- it, with the SQLSTATE, message, detail and hint it gets. Every input that could be secret (a
 -- subject, a plaintext, a context, a value to index, a key file's or a key command's output, an
 -- envelope) carries the marker S3CR3T, and shows_marker says whether message, detail or hint
@@ -365,6 +365,9 @@ SELECT * FROM regress.fails($$SELECT shred.expire_subject('pg_shred:S3CR3T', now
 SELECT * FROM regress.fails($$SELECT shred.expire_subject(NULL, now())$$);
 SELECT * FROM regress.fails($$CALL shred.run_retention(0)$$);
 SELECT * FROM regress.fails($$SELECT shred._retention_batch(100001, true)$$);
+-- Citus: distributing the key store where Citus is not installed. (Its other errors need a
+-- Citus cluster: tests/citus.rs.)
+SELECT * FROM regress.fails($$SELECT shred.distribute_key_store()$$);
 -- Sealing for a purpose that requires consent, without it: every type, and after a request
 -- that was not confirmed.
 SELECT * FROM regress.fails($$SELECT shred.seal('customer:S3CR3T', 'S3CR3T plaintext', '', 'regress_mail')$$);

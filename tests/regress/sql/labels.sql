@@ -1,4 +1,4 @@
--- Pins down the labels and privileges of pg_shred's SQL surface, in a fresh install (0.6.0):
+-- Pins down the labels and privileges of pg_shred's SQL surface, in a fresh install (0.7.0):
 -- - every function and procedure of the extension (its members in pg_depend): signature,
 --   result, language, volatility, strictness, parallel label, SECURITY DEFINER, settings (the
 --   pinned search_path), and the roles other than its owner that may EXECUTE it (PUBLIC,

@@ -588,3 +588,74 @@ fn protected_tables_on_the_cluster() {
     assert!(c.batch_execute("DELETE FROM account_plain WHERE id = 3").is_err());
     c.batch_execute("DROP TABLE customer, account CASCADE").unwrap();
 }
+
+/// Sets `shred.root_key_command` (and clears `shred.root_key_file`) on every node of the
+/// cluster by ALTER SYSTEM and a reload; dropped, it restores every node's root key file.
+struct ClusterKeyring;
+
+impl ClusterKeyring {
+    /// A keyring of version 1 (the cluster's root key, in the socket directory's root.key) and
+    /// version 2 (`v2`, base64), or (`only_v2`) of version 2 alone.
+    fn set(v2: &str, only_v2: bool) -> ClusterKeyring {
+        let dir = env("PG_SHRED_CITUS_HOST");
+        let command = if only_v2 {
+            format!("printf '2:%s\\n' '{v2}'")
+        } else {
+            format!("printf '1:%s\\n2:%s\\n' \"$(cat {dir}/root.key)\" '{v2}'")
+        };
+        for n in 0..3 {
+            let mut x = node(n);
+            x.batch_execute("ALTER SYSTEM SET shred.root_key_file = ''").unwrap();
+            x.batch_execute(&format!("ALTER SYSTEM SET shred.root_key_command = '{}'", command.replace('\'', "''"))).unwrap();
+            x.batch_execute("SELECT pg_reload_conf()").unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        ClusterKeyring
+    }
+}
+
+impl Drop for ClusterKeyring {
+    fn drop(&mut self) {
+        for n in 0..3 {
+            let mut x = node(n);
+            for sql in ["ALTER SYSTEM RESET shred.root_key_file", "ALTER SYSTEM RESET shred.root_key_command", "SELECT pg_reload_conf()"] {
+                let _ = x.batch_execute(sql);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+/// Root-key rotation on the cluster: with version 2 in every node's keyring, CALL
+/// shred.rotate_root_key() on the coordinator rewraps every DEK, and the rewrapped DEKs and the
+/// new version reach every node's copy; version 1 retired and gone from every keyring, the
+/// workers still open every value (they unwrap under version 2).
+#[test]
+fn root_key_rotation_on_the_cluster() {
+    use base64::Engine;
+    let mut c = fresh_distributed();
+    dist_table(&mut c, 6);
+    let v2 = base64::engine::general_purpose::STANDARD.encode(common::random_key());
+    let all = "SELECT string_agg(coalesce(shred.open(v, 'ctx'), '-'), ',' ORDER BY id) FROM dist";
+    {
+        let _keyring = ClusterKeyring::set(&v2, false);
+        let mut c = node(0);
+        c.batch_execute("CALL shred.rotate_root_key()").unwrap();
+        assert_eq!(on_every_node("SELECT string_agg(DISTINCT root_key_version::text, ',') FROM shred.subject_key"), ["2", "2", "2"]);
+        assert_eq!(on_every_node("SELECT string_agg(version::text, ',' ORDER BY version) FROM shred.root_key_version"), ["1,2", "1,2", "1,2"]);
+        assert_eq!(one(&mut c, all), "v1,v2,v3,v4,v5,v6");
+        assert_eq!(one(&mut c, "SELECT shred.retire_root_key(1)"), "t");
+        drop(_keyring);
+        let _keyring = ClusterKeyring::set(&v2, true);
+        let mut c = node(0);
+        assert_eq!(one(&mut c, all), "v1,v2,v3,v4,v5,v6");
+        for id in 1..=6 {
+            assert_eq!(one(&mut c, &format!("SELECT shred.open(v, 'ctx') FROM dist WHERE id = {id}")), format!("v{id}"));
+        }
+        assert_eq!(one(&mut c, "SELECT shred.erase('s1')"), "t");
+        assert_eq!(one(&mut c, all), "-,v2,v3,v4,v5,v6");
+    }
+    // The cluster's root key file again; every DEK is wrapped under version 2, which it lacks.
+    let e = try_rows(&mut node(0), all).unwrap_err();
+    assert!(e.code().is_some(), "{e}");
+}

@@ -19,6 +19,7 @@ DECLARE
     t pg_catalog.regclass;
     kind pg_catalog.text;
     made pg_catalog.int4 := 0;
+    unsafe_triggers pg_catalog.text;
 BEGIN
     IF pg_catalog.to_regclass('pg_catalog.pg_dist_partition') IS NULL THEN
         RAISE EXCEPTION 'pg_shred: Citus is not installed in this database'
@@ -37,7 +38,8 @@ BEGIN
                   HINT = 'Run SELECT citus_set_coordinator_host(''<host>'', <port>) first.';
     END IF;
     -- The key table's DEK cache invalidation trigger must be on every copy: Citus copies a
-    -- table's triggers to its shards only with this setting (for this transaction only).
+    -- table's triggers to its shards only with this setting, on for these statements only.
+    unsafe_triggers := pg_catalog.current_setting('citus.enable_unsafe_triggers');
     PERFORM pg_catalog.set_config('citus.enable_unsafe_triggers', 'on', true);
     FOREACH t IN ARRAY ARRAY['shred.root_key_version', 'shred.subject_key', 'shred.erasure_log']::pg_catalog.regclass[] LOOP
         SELECT p.partmethod::pg_catalog.text OPERATOR(pg_catalog.||) p.repmodel::pg_catalog.text INTO kind
@@ -54,6 +56,7 @@ BEGIN
                       HINT = 'Run SELECT undistribute_table(...) on it first.';
         END IF;
     END LOOP;
+    PERFORM pg_catalog.set_config('citus.enable_unsafe_triggers', unsafe_triggers, true);
     RETURN made;
 END
 $$;

@@ -84,7 +84,8 @@ pub enum ShredError {
     NoConsent(String),
     /// The data subject is under a legal hold (`shred.hold`) with this id. Nothing was erased.
     Held(i64),
-    /// A key store write (a new DEK, an erasure) in a statement Citus runs on a worker.
+    /// A key store write (a new DEK, an erasure) on a Citus worker, or in a statement Citus
+    /// runs on a worker.
     CitusWorker,
     /// A key store table (its name) that Citus distributes other than as a reference table.
     CitusTable(String),
@@ -308,10 +309,10 @@ impl ShredError {
             .set_hint("shred.holds lists the holds and their sealed reasons; shred.release_hold(subject) (shred_admin) releases one once the legal claim is settled."),
             ShredError::CitusWorker => ErrorReport::new(
                 ERRCODE_FEATURE_NOT_SUPPORTED,
-                "pg_shred: the key store cannot be written in a statement Citus runs on a worker",
+                "pg_shred: the key store is written on the Citus coordinator only",
                 fname,
             )
-            .set_detail("Key store writes start on the coordinator, which writes every node's copy in one distributed transaction (or, before shred.distribute_key_store(), its own key store only); a DEK made or erased by a worker's part of a statement would miss the other nodes. Nothing was sealed or erased.")
+            .set_detail("Key store writes start on the coordinator, which writes every node's copy in one distributed transaction and keeps the legal holds, consents and blind-index terms an erasure and a first seal also need; on a worker, or in a worker's part of a distributed statement, they would miss them. Nothing was sealed or erased.")
             .set_hint("Seal new data subjects and erase on the coordinator, in statements Citus does not push down to the workers; shred.create_keys() on the coordinator makes DEKs ahead of a statement that seals on the workers (see docs/citus.md)."),
             ShredError::CitusTable(table) => ErrorReport::new(
                 ERRCODE_FEATURE_NOT_SUPPORTED,

@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 use common::{message, one, rows, sqlstate, try_rows};
 use postgres::{Client, NoTls};
 
+const WORKER_WRITE: &str = "pg_shred: the key store is written on the Citus coordinator only";
 const NOT_IN_KEY_STORE: &str = "pg_shred: the sealed value's key is not in this key store";
 
 fn env(name: &str) -> String {
@@ -275,7 +276,7 @@ fn protect_distributed_table_is_refused() {
 
     let e = c.batch_execute("SELECT shred.protect('customer', 'id', ARRAY['name', 'email'], subject_prefix => 'customer:')").unwrap_err();
     assert_eq!(e.code().map(|s| s.code()), Some("0A000"), "{e}");
-    assert_eq!(e.as_db_error().unwrap().message(), "pg_shred: the key store cannot be written in a statement Citus runs on a worker");
+    assert_eq!(e.as_db_error().unwrap().message(), WORKER_WRITE);
     assert_eq!(one(&mut c, email_type), "text");
     assert_eq!(one(&mut c, "SELECT count(*) FROM shred.subject_key WHERE subject LIKE 'customer:%'"), "0");
     for w in WORKERS {
@@ -299,7 +300,7 @@ fn key_store_writes_pushed_down_are_refused() {
     ] {
         let e = try_rows(&mut c, sql).unwrap_err();
         assert_eq!(e.code().map(|s| s.code()), Some("0A000"), "{sql}: {e}");
-        assert_eq!(e.as_db_error().unwrap().message(), "pg_shred: the key store cannot be written in a statement Citus runs on a worker", "{sql}");
+        assert_eq!(e.as_db_error().unwrap().message(), WORKER_WRITE, "{sql}");
     }
     for w in WORKERS {
         assert_eq!(one(&mut node(w), "SELECT count(*) FROM shred.subject_key"), "0", "worker {w}");
@@ -352,7 +353,11 @@ fn distribute_key_store_copies_the_key_store_to_every_node() {
     let local_bytes = one(&mut c, "SELECT pg_relation_size('shred.subject_key')");
     assert_ne!(local_bytes, "0");
 
+    // In a transaction, which goes on without Citus's unsafe-triggers setting.
+    c.batch_execute("BEGIN").unwrap();
     assert_eq!(one(&mut c, "SELECT shred.distribute_key_store()"), "3");
+    assert_eq!(one(&mut c, "SELECT current_setting('citus.enable_unsafe_triggers')"), "off");
+    c.batch_execute("COMMIT").unwrap();
     assert_eq!(
         rows(&mut c, "SELECT logicalrelid::text || ' ' || partmethod::text || repmodel::text FROM pg_dist_partition WHERE logicalrelid::text LIKE 'shred.%' ORDER BY 1"),
         ["shred.erasure_log nt", "shred.root_key_version nt", "shred.subject_key nt"]
@@ -483,6 +488,28 @@ fn erasure_commits_on_every_node_and_reaches_warm_caches() {
     assert_eq!(one(&mut c, "SELECT shred.erase(ARRAY['s4', 's5', 's6', 's7'])"), "4");
     assert_eq!(one(&mut a, all), "v1,-,-,-,-,-,-,v8,v9,v10");
     assert_eq!(on_every_node("SELECT count(*) FROM shred.erasure_log"), ["6", "6", "6"]);
+}
+
+/// A session connected to a worker itself (Citus lets it write reference tables) cannot write
+/// the key store either: an erasure there would not see the coordinator's legal holds (nor
+/// end its consents or delete its blind-index terms), so it is refused (0A000), as are first
+/// seals and shred.create_keys; the held subject's DEK stays on every node. Opening works.
+#[test]
+fn key_store_writes_on_a_worker_are_refused() {
+    let mut c = fresh_distributed();
+    dist_table(&mut c, 2);
+    assert_eq!(one(&mut c, "SELECT shred.hold('s1', 'litigation') > 0"), "t");
+    let v1 = one(&mut c, "SELECT v::text FROM dist WHERE id = 1");
+    let mut w = node(1);
+    for sql in ["SELECT shred.erase('s1')", "SELECT shred.erase(ARRAY['s1', 's2'])", "SELECT shred.seal('new', 'x', 'ctx')", "SELECT shred.create_keys(ARRAY['new'])"] {
+        let e = try_rows(&mut w, sql).unwrap_err();
+        assert_eq!(e.code().map(|s| s.code()), Some("0A000"), "{sql}: {e}");
+        assert_eq!(e.as_db_error().unwrap().message(), WORKER_WRITE, "{sql}");
+    }
+    assert_eq!(on_every_node("SELECT count(*) FROM shred.subject_key WHERE subject IN ('s1', 's2', 'new')"), ["2", "2", "2"]);
+    assert_eq!(one(&mut w, &format!("SELECT shred.open('{v1}', 'ctx')")), "v1");
+    // On the coordinator, the hold is in force.
+    assert_eq!(sqlstate(try_rows(&mut c, "SELECT shred.erase('s1')")), "55006");
 }
 
 /// Two coordinator sessions seal for the same new subject at once: the second waits for the

@@ -207,8 +207,10 @@ impl Drop for AsOwner {
 /// security-restricted operation with `search_path = pg_catalog, pg_temp`: an operator or
 /// function a caller put earlier on its own search_path is never what the statement runs.
 ///
-/// A write is refused ([`ShredError::CitusWorker`], 0A000) in a connection Citus opened to run
-/// part of a distributed statement: the key store is the coordinator's.
+/// A write is refused ([`ShredError::CitusWorker`], 0A000) on a Citus worker, and in a
+/// connection Citus opened to run part of a distributed statement: key store writes start on
+/// the coordinator, whose own tables (legal holds, consents, blind-index terms) every erasure
+/// and first seal also reads and writes.
 pub fn run<R>(
     plan: &Plan,
     args: &[Arg<'_>],
@@ -216,7 +218,7 @@ pub fn run<R>(
     limit: i64,
     read: impl FnOnce(&[Row]) -> Result<R, ShredError>,
 ) -> Result<R, ShredError> {
-    if mode == Mode::Write && crate::pg::citus::internal_connection() {
+    if mode == Mode::Write && (crate::pg::citus::internal_connection() || crate::pg::citus::on_worker()?) {
         return Err(ShredError::CitusWorker);
     }
     let _settings = LocalSettings::enter(&[(c"search_path", c"pg_catalog, pg_temp")]);

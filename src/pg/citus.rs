@@ -36,6 +36,18 @@ pub fn installed() -> bool {
     }
 }
 
+/// Whether this node is a Citus worker: Citus is installed and the node's group
+/// (`pg_dist_local_group`) is not the coordinator's (0). One query of Citus's catalog; callers
+/// ask before a key store write, never per value.
+pub fn on_worker() -> Result<bool, ShredError> {
+    if !installed() {
+        return Ok(false);
+    }
+    let group = Spi::get_one::<i32>("SELECT groupid FROM pg_catalog.pg_dist_local_group")
+        .map_err(|e| ShredError::KeyStore(format!("reading Citus's catalog: {e}")))?;
+    Ok(group.is_some_and(|g| g != 0))
+}
+
 /// The shard id of `relid` when Citus made it a reference table (one shard, a placement on
 /// every node): this node's rows are then in `<relation>_<shard id>`. `None` for a table Citus
 /// does not manage (or without Citus in this database). Errors for a table Citus manages

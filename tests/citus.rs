@@ -374,8 +374,8 @@ fn distribute_key_store_copies_the_key_store_to_every_node() {
 }
 
 /// With the key store distributed, values open wherever Citus evaluates shred.open: a router
-/// query by id on the worker holding the row, a multi-shard query on both workers, values of a
-/// purpose DEK, pseudonyms and blind indexes equal to the coordinator's. A subject new to the
+/// query by id on the worker holding the row, a multi-shard query on both workers, typed values,
+/// values of a purpose DEK, pseudonyms and blind indexes equal to the coordinator's. A subject new to the
 /// key store, sealed in a statement pushed down to a worker, is still refused there (0A000),
 /// and one with a DEK seals there (a read of the key store).
 #[test]
@@ -395,6 +395,23 @@ fn values_open_on_every_worker() {
             one(&mut c, &format!("SELECT shred.pseudonym('s{id}', 'p')")),
         );
     }
+    // Typed values, and blind indexes (the context key is a DEK too) computed on a worker
+    // equal to the coordinator's.
+    c.batch_execute(
+        "CREATE TABLE typed (id bigint PRIMARY KEY, n shred.sealed, j shred.sealed);
+         SELECT create_distributed_table('typed', 'id');
+         INSERT INTO typed VALUES (1, shred.seal('s1', 42::bigint, 'n'), shred.seal('s1', '{\"a\": 1}'::jsonb, 'j')),
+                                  (2, shred.seal('s2', 7::bigint, 'n'), shred.seal('s2', '[2]'::jsonb, 'j'));
+         SELECT shred.blind_token('s1', 'x@example.org', 'dist.email', 'email')",
+    )
+    .unwrap();
+    assert_eq!(rows(&mut c, "SELECT id, shred.open_bigint(n, 'n') + 1, shred.open_jsonb(j, 'j') FROM typed ORDER BY id"), ["1 | 43 | {\"a\": 1}", "2 | 8 | [2]"]);
+    assert_eq!(one(&mut c, "SELECT shred.open_bigint(n, 'n') FROM typed WHERE id = 2"), "7");
+    assert_eq!(
+        one(&mut c, "SELECT string_agg(shred.blind_index(subject || '@Example.org', 'dist.email', 'email')::text, ',' ORDER BY id) FROM dist WHERE id <= 3"),
+        one(&mut c, "SELECT string_agg(shred.blind_index('s' || i || '@example.org', 'dist.email', 'email')::text, ',' ORDER BY i) FROM generate_series(1, 3) i"),
+    );
+    c.batch_execute("DROP TABLE typed").unwrap();
     // A purpose DEK.
     c.batch_execute(
         "SELECT shred.define_purpose('billing', 'invoices', requires_consent => false);

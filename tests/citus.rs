@@ -450,8 +450,8 @@ fn values_open_on_every_worker() {
 /// transaction on each worker and commits it there: PREPARE TRANSACTION / COMMIT PREPARED), and
 /// at COMMIT the workers' DEK caches forget the DEK: a session whose worker connections opened
 /// the value just before (warm caches) reads it as erased at once, also inside a transaction
-/// that began before the erasure. A ROLLBACK, or an ERROR later in the erasing transaction,
-/// erases nothing anywhere.
+/// that began before the erasure. A ROLLBACK, a savepoint rolled back, or an ERROR later in the
+/// erasing transaction, erases nothing anywhere.
 #[test]
 fn erasure_commits_on_every_node_and_reaches_warm_caches() {
     let mut c = fresh_distributed();
@@ -500,6 +500,13 @@ fn erasure_commits_on_every_node_and_reaches_warm_caches() {
     assert_eq!(one(&mut c, "SELECT shred.erase('s3')"), "t");
     assert_eq!(one(&mut a, "SELECT coalesce(shred.open(v, 'ctx'), '-') FROM dist WHERE id = 3"), "-");
     a.batch_execute("COMMIT").unwrap();
+
+    // A savepoint rolled back takes its erasure back on every node.
+    c.batch_execute("BEGIN; SAVEPOINT before_erase").unwrap();
+    assert_eq!(one(&mut c, "SELECT shred.erase('s8')"), "t");
+    c.batch_execute("ROLLBACK TO SAVEPOINT before_erase; COMMIT").unwrap();
+    assert_eq!(one(&mut a, "SELECT shred.open(v, 'ctx') FROM dist WHERE id = 8"), "v8");
+    assert_eq!(on_every_node("SELECT count(*) FROM shred.subject_key WHERE subject = 's8'"), ["1", "1", "1"]);
 
     // An array spanning both workers' shards.
     assert_eq!(one(&mut c, "SELECT shred.erase(ARRAY['s4', 's5', 's6', 's7'])"), "4");
@@ -699,7 +706,86 @@ fn root_key_rotation_on_the_cluster() {
         assert_eq!(one(&mut c, "SELECT shred.erase('s1')"), "t");
         assert_eq!(one(&mut c, all), "-,v2,v3,v4,v5,v6");
     }
-    // The cluster's root key file again; every DEK is wrapped under version 2, which it lacks.
-    let e = try_rows(&mut node(0), all).unwrap_err();
-    assert!(e.code().is_some(), "{e}");
+    // The cluster's root key file again; every DEK is wrapped under version 2, which it lacks:
+    // pg_shred fails closed (F0000), on the coordinator and on the workers.
+    assert_eq!(sqlstate(try_rows(&mut node(0), all)), "F0000");
+    assert_eq!(sqlstate(try_rows(&mut node(0), "SELECT shred.open(v, 'ctx') FROM dist WHERE id = 2")), "F0000");
+}
+
+/// Sessions opening a subject in a loop, through both router and multi-shard queries, while
+/// another session erases it: once the erasure's COMMIT has returned, no query issued after it
+/// opens the value again on any worker (no lookup in flight puts the DEK back into a cache).
+#[test]
+fn opens_in_a_loop_never_see_a_committed_erasure() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let mut c = fresh_distributed();
+    dist_table(&mut c, 10);
+    let erased = Arc::new(AtomicBool::new(false));
+    let readers: Vec<_> = ["SELECT coalesce(shred.open(v, 'ctx'), '-') FROM dist WHERE id = 9", "SELECT string_agg(coalesce(shred.open(v, 'ctx'), '-'), ',' ORDER BY id) FROM dist WHERE id IN (8, 9, 10)"]
+        .into_iter()
+        .cycle()
+        .take(4)
+        .map(|sql| {
+            let erased = erased.clone();
+            std::thread::spawn(move || {
+                let mut r = node(0);
+                let (mut before, mut after) = (0, 0);
+                let deadline = Instant::now() + Duration::from_secs(3);
+                while Instant::now() < deadline {
+                    let was_erased = erased.load(Ordering::SeqCst);
+                    let got = one(&mut r, sql);
+                    if was_erased {
+                        assert!(got == "-" || got == "v8,-,v10", "opened after the erasure committed: {got}");
+                        after += 1;
+                    } else {
+                        before += 1;
+                    }
+                }
+                (before, after)
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(700));
+    assert_eq!(one(&mut c, "SELECT shred.erase('s9')"), "t");
+    erased.store(true, Ordering::SeqCst);
+    for r in readers {
+        let (before, after) = r.join().unwrap();
+        assert!(before > 0 && after > 0, "the readers ran before and after the erasure ({before}, {after})");
+    }
+}
+
+/// Roles with the documented grants (Citus creates the roles and the grants on every node): an
+/// application role seals for new subjects (the key store written through Citus with the key
+/// store owner's rights) and opens on the workers; a DPO role with shred_eraser erases; without
+/// shred_reader the DPO cannot open, on the workers either (42501).
+#[test]
+fn application_roles_on_the_cluster() {
+    let mut c = fresh_distributed();
+    c.batch_execute(
+        "DROP ROLE IF EXISTS citus_app, citus_dpo;
+         CREATE ROLE citus_app LOGIN;
+         CREATE ROLE citus_dpo LOGIN;
+         GRANT shred_reader, shred_writer TO citus_app;
+         GRANT shred_eraser TO citus_dpo;
+         CREATE TABLE dist (id bigint PRIMARY KEY, subject text, v shred.sealed);
+         SELECT create_distributed_table('dist', 'id');
+         GRANT SELECT, INSERT ON dist TO citus_app;
+         GRANT SELECT ON dist TO citus_dpo",
+    )
+    .unwrap();
+    let connect = |user: &str| {
+        Client::connect(&format!("host={} port={} user={user} dbname=postgres", env("PG_SHRED_CITUS_HOST"), port(0)), NoTls).unwrap()
+    };
+    let mut app = connect("citus_app");
+    app.batch_execute("INSERT INTO dist VALUES (1, 's1', shred.seal('s1', 'v1', 'ctx')); INSERT INTO dist VALUES (2, 's2', shred.seal('s2', 'v2', 'ctx'))").unwrap();
+    assert_eq!(on_every_node("SELECT count(*) FROM shred.subject_key"), ["2", "2", "2"]);
+    assert_eq!(one(&mut app, "SELECT string_agg(shred.open(v, 'ctx'), ',' ORDER BY id) FROM dist"), "v1,v2");
+    assert_eq!(one(&mut app, "SELECT shred.open(v, 'ctx') FROM dist WHERE id = 2"), "v2");
+    let mut dpo = connect("citus_dpo");
+    assert_eq!(one(&mut dpo, "SELECT shred.erase('s1')"), "t");
+    assert_eq!(one(&mut app, "SELECT coalesce(shred.open(v, 'ctx'), '-') FROM dist WHERE id = 1"), "-");
+    assert_eq!(sqlstate(try_rows(&mut dpo, "SELECT shred.open(v, 'ctx') FROM dist WHERE id = 2")), "42501");
+    assert_eq!(sqlstate(try_rows(&mut app, "SELECT shred.erase('s2')")), "42501");
+    drop((app, dpo));
+    c.batch_execute("DROP TABLE dist; DROP ROLE citus_app, citus_dpo").unwrap();
 }

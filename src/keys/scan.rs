@@ -98,19 +98,27 @@ pub fn relation(name: &CStr) -> Result<pg_sys::Oid, ShredError> {
 /// The relation holding this node's rows of `shred.<name>`: the table itself or, where Citus
 /// made it a reference table (docs/citus.md), this node's placement of it.
 pub fn rows_of(name: &CStr) -> Result<pg_sys::Oid, ShredError> {
-    let table = relation(name)?;
-    match crate::pg::citus::reference_shard(table, name)? {
-        None => Ok(table),
-        Some(shard) => placement(name, name, shard),
-    }
+    Ok(located(name, None)?.0)
 }
 
-/// This node's placement of `shred.<name>` (shard `shard` of the reference table `table`),
-/// whose name Citus forms by appending the shard id.
-fn placement(table: &CStr, name: &CStr, shard: i64) -> Result<pg_sys::Oid, ShredError> {
-    let placed = std::ffi::CString::new(format!("{}_{shard}", name.to_string_lossy()))
-        .map_err(|_| ShredError::Internal("a relation name with a NUL byte"))?;
-    relation(&placed).map_err(|_| ShredError::NoPlacement(table.to_string_lossy().into_owned()))
+/// [`rows_of`] for table `table`, and the relation of its index `index` (when given) on the
+/// same node: the index itself, or its placement (named, as Citus does, with the shard id
+/// appended).
+fn located(table: &CStr, index: Option<&CStr>) -> Result<(pg_sys::Oid, pg_sys::Oid), ShredError> {
+    let logical = relation(table)?;
+    let shard = crate::pg::citus::reference_shard(logical, table)?;
+    let place = |name: &CStr| -> Result<pg_sys::Oid, ShredError> {
+        let Some(shard) = shard else { return relation(name) };
+        let placed = std::ffi::CString::new(format!("{}_{shard}", name.to_string_lossy()))
+            .map_err(|_| ShredError::Internal("a relation name with a NUL byte"))?;
+        relation(&placed).map_err(|_| ShredError::NoPlacement(table.to_string_lossy().into_owned()))
+    };
+    let rows = if shard.is_some() { place(table)? } else { logical };
+    let index = match index {
+        Some(index) => place(index)?,
+        None => pg_sys::InvalidOid,
+    };
+    Ok((rows, index))
 }
 
 /// A table and the unique index a [`Key`] is searched by, resolved once.
@@ -156,11 +164,7 @@ fn target(key: &Key<'_>, table: &CStr, index: &CStr, text: bool) -> Result<Targe
     if let Some(t) = TARGETS.with(|t| t.get())[key.slot()] {
         return Ok(t);
     }
-    let logical = relation(table)?;
-    let (table, index) = match crate::pg::citus::reference_shard(logical, table)? {
-        None => (logical, relation(index)?),
-        Some(shard) => (placement(table, table, shard)?, placement(table, index, shard)?),
-    };
+    let (table, index) = located(table, Some(index))?;
     // SAFETY: inside a transaction; `index` is the index of that name.
     let collation = if text { unsafe { index_collation(index) } } else { pg_sys::InvalidOid };
     let t = Target { table, index, collation };

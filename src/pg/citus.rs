@@ -9,6 +9,7 @@
 //! `shred.open`, and writes through the table itself, which Citus replicates to every
 //! placement in the same distributed transaction (two-phase commit).
 
+use std::cell::Cell;
 use std::ffi::CStr;
 
 use pgrx::pg_sys;
@@ -37,15 +38,27 @@ pub fn installed() -> bool {
 }
 
 /// Whether this node is a Citus worker: Citus is installed and the node's group
-/// (`pg_dist_local_group`) is not the coordinator's (0). One query of Citus's catalog; callers
-/// ask before a key store write, never per value.
+/// (`pg_dist_local_group`) is not the coordinator's (0). One query of Citus's catalog per
+/// transaction at most (a node joins a cluster between transactions); asked before key store
+/// writes, never per value.
 pub fn on_worker() -> Result<bool, ShredError> {
+    thread_local! {
+        /// (transaction, its answer).
+        static KNOWN: Cell<(pg_sys::LocalTransactionId, bool)> = const { Cell::new((0, false)) };
+    }
     if !installed() {
         return Ok(false);
     }
+    let xact = super::compat::local_transaction_id();
+    let (at, answer) = KNOWN.with(|k| k.get());
+    if at == xact && xact != 0 {
+        return Ok(answer);
+    }
     let group = Spi::get_one::<i32>("SELECT groupid FROM pg_catalog.pg_dist_local_group")
         .map_err(|e| ShredError::KeyStore(format!("reading Citus's catalog: {e}")))?;
-    Ok(group.is_some_and(|g| g != 0))
+    let answer = group.is_some_and(|g| g != 0);
+    KNOWN.with(|k| k.set((xact, answer)));
+    Ok(answer)
 }
 
 /// The shard id of `relid` when Citus made it a reference table (one shard, a placement on

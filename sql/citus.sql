@@ -50,7 +50,11 @@ BEGIN
             -- rows (DEKs among them) would stay on disk, unseen: erase them.
             PERFORM truncate_local_data_after_distributing_table(t);
             made := made OPERATOR(pg_catalog.+) 1;
-        ELSIF kind OPERATOR(pg_catalog.<>) 'nt' THEN
+        ELSIF kind OPERATOR(pg_catalog.=) 'nt' THEN
+            -- A reference table already (made by an earlier call, or by hand): its former
+            -- local rows go too, whoever left them.
+            PERFORM truncate_local_data_after_distributing_table(t);
+        ELSE
             RAISE EXCEPTION 'pg_shred: % is distributed by Citus, but not as a reference table', t
                 USING ERRCODE = 'feature_not_supported',
                       HINT = 'Run SELECT undistribute_table(...) on it first.';

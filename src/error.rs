@@ -87,6 +87,8 @@ pub enum ShredError {
     /// A key store write (a new DEK, an erasure) on a Citus worker, or in a statement Citus
     /// runs on a worker.
     CitusWorker,
+    /// A blind-index lookup on a Citus worker, which holds none of the coordinator's terms.
+    CitusLookup,
     /// A key store table (its name) that Citus distributes other than as a reference table.
     CitusTable(String),
     /// A key store table (its name) that is a Citus reference table without a copy
@@ -314,6 +316,13 @@ impl ShredError {
             )
             .set_detail("Key store writes start on the coordinator, which writes every node's copy in one distributed transaction and keeps the legal holds, consents and blind-index terms an erasure and a first seal also need; on a worker, or in a worker's part of a distributed statement, they would miss them. Nothing was sealed or erased.")
             .set_hint("Seal new data subjects and erase on the coordinator, in statements Citus does not push down to the workers; shred.create_keys() on the coordinator makes DEKs ahead of a statement that seals on the workers (see docs/citus.md)."),
+            ShredError::CitusLookup => ErrorReport::new(
+                ERRCODE_FEATURE_NOT_SUPPORTED,
+                "pg_shred: blind-index lookups run on the Citus coordinator only",
+                fname,
+            )
+            .set_detail("The blind-index terms are kept on the coordinator: a worker would find no row. Citus ran this lookup on a worker, as it does in a query routed to one shard.")
+            .set_hint("Look the row tokens up in a statement of their own (SELECT shred.blind_match(...)), then query the table with them; a lookup over all shards (without the distribution column in the WHERE clause) runs on the coordinator (see docs/citus.md)."),
             ShredError::CitusTable(table) => ErrorReport::new(
                 ERRCODE_FEATURE_NOT_SUPPORTED,
                 format!("pg_shred: the key store table shred.{table} is distributed by Citus, but not as a reference table"),

@@ -69,7 +69,7 @@ fn drop_extension(c: &mut Client) -> Result<(), postgres::Error> {
 fn fresh() -> Client {
     let mut c = node(0);
     leave_worker3(&mut c);
-    c.batch_execute("DROP TABLE IF EXISTS dist, ref, customer CASCADE").expect("drop the tables");
+    c.batch_execute("DROP TABLE IF EXISTS dist, ref, customer, account, typed CASCADE").expect("drop the tables");
     drop_extension(&mut c).expect("drop pg_shred");
     c.batch_execute("CREATE EXTENSION pg_shred")
     .expect("fresh pg_shred on the coordinator");
@@ -501,6 +501,14 @@ fn erasure_commits_on_every_node_and_reaches_warm_caches() {
     assert_eq!(one(&mut a, "SELECT coalesce(shred.open(v, 'ctx'), '-') FROM dist WHERE id = 3"), "-");
     a.batch_execute("COMMIT").unwrap();
 
+    // In the erasing transaction, the workers read the erased value as erased (its erasure
+    // record is written before the erasing call returns, for every node to find).
+    c.batch_execute("BEGIN").unwrap();
+    assert_eq!(one(&mut c, "SELECT shred.erase('s10')"), "t");
+    assert_eq!(one(&mut c, "SELECT coalesce(shred.open(v, 'ctx'), '-') || ' ' || shred.is_erased(v) FROM dist WHERE id = 10"), "- true");
+    assert_eq!(one(&mut c, "SELECT string_agg(coalesce(shred.open(v, 'ctx'), '-'), ',' ORDER BY id) FROM dist WHERE id IN (9, 10)"), "v9,-");
+    c.batch_execute("COMMIT").unwrap();
+
     // A savepoint rolled back takes its erasure back on every node.
     c.batch_execute("BEGIN; SAVEPOINT before_erase").unwrap();
     assert_eq!(one(&mut c, "SELECT shred.erase('s8')"), "t");
@@ -510,8 +518,8 @@ fn erasure_commits_on_every_node_and_reaches_warm_caches() {
 
     // An array spanning both workers' shards.
     assert_eq!(one(&mut c, "SELECT shred.erase(ARRAY['s4', 's5', 's6', 's7'])"), "4");
-    assert_eq!(one(&mut a, all), "v1,-,-,-,-,-,-,v8,v9,v10");
-    assert_eq!(on_every_node("SELECT count(*) FROM shred.erasure_log"), ["6", "6", "6"]);
+    assert_eq!(one(&mut a, all), "v1,-,-,-,-,-,-,v8,v9,-");
+    assert_eq!(on_every_node("SELECT count(*) FROM shred.erasure_log"), ["7", "7", "7"]);
 }
 
 /// A session connected to a worker itself (Citus lets it write reference tables) cannot write
@@ -607,7 +615,9 @@ fn worker_added_after_keys_exist() {
 /// create_distributed_table (after: the DEKs of the rows' subjects made first with
 /// shred.create_keys, committed, since protect seals the rows on the workers holding them):
 /// reads through the plaintext view open on the workers, writes through it insert (sealing on the coordinator), lookups by a searchable column find the
-/// row, an erasure shows as erased, and shred.check() counts it. Citus refuses UPDATE and
+/// row, an erasure shows as erased, shred.check() counts it, and shred.export_subject and
+/// shred.subject_footprint read the distributed tables. A hand-written lookup in a query
+/// routed to one shard is refused (the blind-index terms are the coordinator's). Citus refuses UPDATE and
 /// DELETE through a view over a distributed table (docs/citus.md).
 #[test]
 fn protected_tables_on_the_cluster() {
@@ -635,6 +645,20 @@ fn protected_tables_on_the_cluster() {
     assert_eq!(rows(&mut c, "SELECT id, coalesce(name, '-') FROM customer_plain ORDER BY id"), ["1 | Ada", "2 | -", "3 | Cy"]);
     assert_eq!(one(&mut c, "SELECT coalesce(holder, '-') FROM account_plain WHERE id = 1"), "-");
     assert_eq!(rows(&mut c, "SELECT relation || '.' || column_name || ' ' || problem || ' ' || value_count FROM shred.check() ORDER BY 1"), ["account.holder erased 1", "customer.email erased 1", "customer.name erased 1"]);
+    // Right of access: the subject's rows of distributed protected tables, read as their owner.
+    let export = one(&mut c, "SELECT shred.export_subject('customer:3')::text");
+    assert!(export.contains("cy@example.org") && export.contains("\"Cy\""), "{export}");
+    assert_eq!(one(&mut c, "SELECT string_agg(relation || '.' || column_name || ' ' || value_count, ',' ORDER BY 1) FROM shred.subject_footprint('customer:3')"), "customer.email 1,customer.name 1");
+    // A lookup by the searchable column through the view, also with the distribution column:
+    // the view looks the row tokens up on the coordinator. Written by hand in a query routed to
+    // one shard, Citus runs shred.blind_match on the worker, which holds none of the
+    // coordinator's blind-index terms: refused, never "no row".
+    assert_eq!(one(&mut c, "SELECT id FROM customer_plain WHERE id = 3 AND email = 'cy@example.org'"), "3");
+    let routed = "SELECT id FROM customer WHERE id = 3 AND email_bidx IN (SELECT shred.blind_match('cy@example.org', 'customer.email'))";
+    let e = try_rows(&mut c, routed).unwrap_err();
+    assert_eq!(e.code().map(|s| s.code()), Some("0A000"), "{e}");
+    assert_eq!(e.as_db_error().unwrap().message(), "pg_shred: blind-index lookups run on the Citus coordinator only");
+    assert_eq!(one(&mut c, "SELECT id FROM customer WHERE email_bidx IN (SELECT shred.blind_match('cy@example.org', 'customer.email'))"), "3");
     assert!(c.batch_execute("UPDATE customer_plain SET name = 'Cyrus' WHERE id = 3").is_err());
     assert!(c.batch_execute("DELETE FROM account_plain WHERE id = 3").is_err());
     c.batch_execute("DROP TABLE customer, account CASCADE").unwrap();
@@ -788,4 +812,67 @@ fn application_roles_on_the_cluster() {
     assert_eq!(sqlstate(try_rows(&mut app, "SELECT shred.erase('s2')")), "42501");
     drop((app, dpo));
     c.batch_execute("DROP TABLE dist; DROP ROLE citus_app, citus_dpo").unwrap();
+}
+
+/// Hostile search paths reach none of the statements pg_shred has Citus send to other nodes
+/// (which run there as the key store owner, or the owner of a protected table): a role with a
+/// schema of its own, holding a domain `text` and `bytea` and functions `unnest` whose code
+/// raises "pwned by <role>", propagates `SET LOCAL search_path` to every node (also with local
+/// execution off, so the coordinator's own part goes remote too), and a schema named like the
+/// key store owner, first on the nodes' default path, holds the same `unnest`s. First seals,
+/// shred.create_keys, erasures of one subject and of an array all run without any of that
+/// code, reach every node, and leave the caller's settings as they were.
+#[test]
+fn hostile_search_paths_do_not_reach_other_nodes() {
+    let mut c = fresh_distributed();
+    c.batch_execute(
+        "DROP SCHEMA IF EXISTS atk_s, postgres CASCADE;
+         DROP ROLE IF EXISTS citus_atk;
+         CREATE ROLE citus_atk LOGIN;
+         GRANT shred_reader, shred_writer, shred_eraser TO citus_atk;
+         GRANT CREATE ON DATABASE postgres TO citus_atk",
+    )
+    .unwrap();
+    let mut atk = Client::connect(&format!("host={} port={} user=citus_atk dbname=postgres", env("PG_SHRED_CITUS_HOST"), port(0)), NoTls).unwrap();
+    let pwn = |schema: &str| {
+        format!(
+            "CREATE SCHEMA {schema};
+             CREATE FUNCTION {schema}.pwn(v anyelement) RETURNS bool LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'pwned by %', current_user; END $$;
+             CREATE DOMAIN {schema}.text AS pg_catalog.text CHECK ({schema}.pwn(VALUE));
+             CREATE DOMAIN {schema}.bytea AS pg_catalog.bytea CHECK ({schema}.pwn(VALUE));
+             CREATE FUNCTION {schema}.unnest(a pg_catalog.text[]) RETURNS SETOF pg_catalog.text LANGUAGE plpgsql AS $$ BEGIN PERFORM {schema}.pwn(a); END $$;
+             CREATE FUNCTION {schema}.unnest(a pg_catalog.int8[]) RETURNS SETOF pg_catalog.int8 LANGUAGE plpgsql AS $$ BEGIN PERFORM {schema}.pwn(a); END $$;
+             CREATE FUNCTION {schema}.unnest(a pg_catalog.bytea[]) RETURNS SETOF pg_catalog.bytea LANGUAGE plpgsql AS $$ BEGIN PERFORM {schema}.pwn(a); END $$;"
+        )
+    };
+    atk.batch_execute(&pwn("atk_s")).unwrap();
+    atk.batch_execute(&pwn("postgres")).unwrap();
+    // Citus created the schemas and their objects on the workers too.
+    assert_eq!(on_every_node("SELECT count(*) FROM pg_proc WHERE proname = 'unnest' AND pronamespace::regnamespace::text IN ('atk_s', 'postgres')"), ["6", "6", "6"]);
+    for local_execution in ["on", "off"] {
+        let n = if local_execution == "on" { 1 } else { 2 };
+        atk.batch_execute(&format!(
+            "BEGIN;
+             SET LOCAL citus.enable_local_execution = {local_execution};
+             SET LOCAL citus.propagate_set_commands = 'local';
+             SET LOCAL search_path = atk_s, pg_catalog, public"
+        ))
+        .unwrap();
+        for sql in [
+            format!("SELECT shred.seal('atk{n}', 'x') IS NOT NULL"),
+            format!("SELECT shred.create_keys(ARRAY['atk{n}a', 'atk{n}b'])"),
+            format!("SELECT shred.erase(ARRAY['atk{n}a', 'atk{n}b'])"),
+            format!("SELECT shred.erase('atk{n}')"),
+        ] {
+            if let Err(e) = atk.batch_execute(&sql) {
+                panic!("{sql} (local execution {local_execution}): {e:?}");
+            }
+        }
+        assert_eq!(one(&mut atk, "SELECT current_setting('search_path') || ' ' || current_setting('citus.propagate_set_commands')"), "atk_s, pg_catalog, public local");
+        atk.batch_execute("COMMIT").unwrap();
+    }
+    assert_eq!(on_every_node("SELECT count(*) FROM shred.erasure_log"), ["6", "6", "6"]);
+    assert_eq!(on_every_node("SELECT count(*) FROM shred.subject_key WHERE subject LIKE 'atk%'"), ["0", "0", "0"]);
+    drop(atk);
+    c.batch_execute("DROP SCHEMA atk_s, postgres CASCADE; REVOKE CREATE ON DATABASE postgres FROM citus_atk; DROP ROLE citus_atk").unwrap();
 }

@@ -12,7 +12,9 @@
 //!   clocks, erasure records, deletion of the erased key ids' terms and clocks (so a term or
 //!   clock written and erased in one transaction is gone). It runs before this backend reads terms or erasure records,
 //!   when [`BATCH`] writes are queued, and before COMMIT / PREPARE TRANSACTION (a pre-commit
-//!   callback, whose ERROR aborts the transaction: nothing commits half-recorded).
+//!   callback, whose ERROR aborts the transaction: nothing commits half-recorded). In a
+//!   database with Citus, also at the end of every erasing call (`erasure::recorded`): other
+//!   nodes read the erasure records within the same distributed transaction.
 //! - Each entry carries the subtransaction that queued it: a rolled-back subtransaction drops
 //!   its entries (and its descendants'), like the rows and DEK deletions they follow; an
 //!   aborted transaction drops all.

@@ -101,6 +101,27 @@ pub fn rows_of(name: &CStr) -> Result<pg_sys::Oid, ShredError> {
     Ok(located(name, None)?.0)
 }
 
+/// Whether the key store is a set of Citus reference tables (`shred.distribute_key_store()`):
+/// its writes then reach other nodes. One query of Citus's catalog per transaction at most,
+/// none without Citus.
+pub fn distributed() -> Result<bool, ShredError> {
+    thread_local! {
+        /// (transaction, its answer).
+        static KNOWN: Cell<(pg_sys::LocalTransactionId, bool)> = const { Cell::new((0, false)) };
+    }
+    if !crate::pg::citus::installed() {
+        return Ok(false);
+    }
+    let xact = crate::pg::compat::local_transaction_id();
+    let (at, answer) = KNOWN.with(|k| k.get());
+    if at == xact && xact != 0 {
+        return Ok(answer);
+    }
+    let answer = crate::pg::citus::reference_shard(relation(c"subject_key")?, c"subject_key")?.is_some();
+    KNOWN.with(|k| k.set((xact, answer)));
+    Ok(answer)
+}
+
 /// [`rows_of`] for table `table`, and the relation of its index `index` (when given) on the
 /// same node: the index itself, or its placement (named, as Citus does, with the shard id
 /// appended).

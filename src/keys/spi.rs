@@ -14,12 +14,21 @@ use pgrx::pg_sys;
 use pgrx::spi::Spi;
 
 use crate::error::ShredError;
+use crate::pg::citus::PinnedRemoteSettings;
 
 /// Plans are generic from the first execution: each statement is a simple index lookup or
 /// write whose best plan does not depend on its parameters, and a custom plan would be planned
 /// again on every call (PostgreSQL keeps choosing one whenever its estimate for a known array
 /// or value beats the generic estimate, e.g. for `= ANY ($1)`).
 const GENERIC_PLAN: i32 = pg_sys::CURSOR_OPT_GENERIC_PLAN as i32;
+
+/// The cursor options of every statement pg_shred prepares: [`GENERIC_PLAN`], but in a
+/// database with Citus, which cannot plan a statement over its tables with parameters it does
+/// not know (0A000 "could not create distributed plan"): there the choice is left to
+/// PostgreSQL (custom plans, for which Citus makes its generic plans look too costly).
+fn plan_options() -> i32 {
+    if crate::pg::citus::installed() { 0 } else { GENERIC_PLAN }
+}
 
 /// A statement prepared on first use and kept for the life of the backend.
 pub struct Plan {
@@ -43,13 +52,9 @@ impl Plan {
             return Ok(p);
         }
         let mut argtypes = self.argtypes.to_vec();
-        // Citus cannot plan a statement over its tables with parameters it does not know: in a
-        // database with Citus, plans are left to PostgreSQL's choice (custom plans, for which
-        // Citus makes its generic plans look too costly).
-        let options = if crate::pg::citus::installed() { 0 } else { GENERIC_PLAN };
         // SAFETY: connected to SPI; the query text and argument types outlive the call.
         let plan = unsafe {
-            pg_sys::SPI_prepare_cursor(self.sql.as_ptr(), argtypes.len() as i32, argtypes.as_mut_ptr(), options)
+            pg_sys::SPI_prepare_cursor(self.sql.as_ptr(), argtypes.len() as i32, argtypes.as_mut_ptr(), plan_options())
         };
         if plan.is_null() {
             return Err(ShredError::KeyStore("could not prepare a key store statement".into()));
@@ -207,6 +212,9 @@ impl Drop for AsOwner {
 /// security-restricted operation with `search_path = pg_catalog, pg_temp`: an operator or
 /// function a caller put earlier on its own search_path is never what the statement runs.
 ///
+/// On Citus, the statements it sends to other nodes run there under the same pinned
+/// `search_path` ([`PinnedRemoteSettings`]).
+///
 /// A write is refused ([`ShredError::CitusWorker`], 0A000) on a Citus worker, and in a
 /// connection Citus opened to run part of a distributed statement: key store writes start on
 /// the coordinator, whose own tables (legal holds, consents, blind-index terms) every erasure
@@ -221,6 +229,9 @@ pub fn run<R>(
     if mode == Mode::Write && (crate::pg::citus::internal_connection() || crate::pg::citus::on_worker()?) {
         return Err(ShredError::CitusWorker);
     }
+    // Before the local settings: it sets the caller's values back after they are closed.
+    // Key store statements reach other nodes only once the key store is distributed.
+    let _remote = PinnedRemoteSettings::pin(super::scan::distributed()?)?;
     let _settings = LocalSettings::enter(&[(c"search_path", c"pg_catalog, pg_temp")]);
     let _owner = AsOwner::switch()?;
     Spi::connect(|_client| {
@@ -284,6 +295,7 @@ pub fn run<R>(
 /// owner's code it may run (index expressions, constraints) never runs with more rights than
 /// the owner has. Returns the number of rows processed.
 pub fn run_as(role: pg_sys::Oid, sql: &CStr) -> Result<u64, ShredError> {
+    let _remote = PinnedRemoteSettings::pin(true)?;
     let _settings = LocalSettings::enter(&[(c"search_path", c"pg_catalog, pg_temp")]);
     let _role = AsOwner::switch_to(role);
     Spi::connect(|_client| {
@@ -300,6 +312,7 @@ pub fn run_as(role: pg_sys::Oid, sql: &CStr) -> Result<u64, ShredError> {
 /// Run `f` as `role` in a security-restricted operation with `search_path` pinned to
 /// `pg_catalog, pg_temp` (as [`run_as`]), e.g. several statements over a table as its owner.
 pub fn with_role<R>(role: pg_sys::Oid, f: impl FnOnce() -> R) -> R {
+    let _remote = PinnedRemoteSettings::pin(true).unwrap_or_else(|e| e.report());
     let _settings = LocalSettings::enter(&[(c"search_path", c"pg_catalog, pg_temp")]);
     let _role = AsOwner::switch_to(role);
     f()
@@ -326,7 +339,7 @@ impl TablePlan {
         Spi::connect(|_client| {
             let mut types = argtypes.to_vec();
             // SAFETY: connected to SPI; text and types outlive the call.
-            let plan = unsafe { pg_sys::SPI_prepare_cursor(sql.as_ptr(), types.len() as i32, types.as_mut_ptr(), GENERIC_PLAN) };
+            let plan = unsafe { pg_sys::SPI_prepare_cursor(sql.as_ptr(), types.len() as i32, types.as_mut_ptr(), plan_options()) };
             // SAFETY: a plan just returned by SPI_prepare (or NULL, checked first).
             if plan.is_null() || unsafe { pg_sys::SPI_keepplan(plan) } != 0 {
                 return Err(ShredError::KeyStore("could not prepare a protected table's statement".into()));

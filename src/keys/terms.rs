@@ -64,7 +64,14 @@ pub fn forget(terms: &[(Vec<u8>, i64)]) -> Result<(), ShredError> {
 
 /// Key ids of the data subjects holding a value with this blind index (latest snapshot, like
 /// every key lookup: a committed erasure is seen at once).
+///
+/// The terms are the Citus coordinator's own: on a worker (or in a worker's part of a
+/// distributed statement) there are none to find, so the lookup is refused there
+/// ([`ShredError::CitusLookup`]) rather than answered "no row".
 pub fn key_ids(blind_index: &[u8]) -> Result<Vec<i64>, ShredError> {
+    if crate::pg::citus::internal_connection() || crate::pg::citus::on_worker()? {
+        return Err(ShredError::CitusLookup);
+    }
     deferred::flush()?;
     run(&KEY_IDS, &[Arg::Bytes(blind_index)], Mode::ReadLatest, 0, |rows| {
         Ok(rows.iter().filter_map(|r| r.int8(1)).collect())

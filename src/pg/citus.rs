@@ -98,3 +98,120 @@ pub fn reference_shard(relid: pg_sys::Oid, name: &CStr) -> Result<Option<i64>, S
         Some(_) => Err(ShredError::CitusTable(name.to_string_lossy().into_owned())),
     }
 }
+
+/// While alive, the statements Citus sends to other nodes on this backend's behalf run there
+/// with `search_path = pg_catalog, pg_temp`, and Citus serialises modifications of replicated
+/// tables (`citus.all_modifications_commutative = off`). Dropped, the caller's values of those
+/// settings and of `citus.propagate_set_commands` are set back.
+///
+/// Why: Citus sends a key store write to every node as SQL text, in which pg_catalog's
+/// functions and types are named without their schema, and it starts each remote transaction
+/// with the `SET LOCAL`s the caller propagated (`citus.propagate_set_commands = 'local'`). The
+/// connections run as the key store owner (pg_shred writes with its rights). Without this, a
+/// caller's `SET LOCAL search_path` (or a schema named like the owner, first on the workers'
+/// default path) would make a function or type of the caller's run there with the owner's
+/// rights. PostgreSQL's own `SET` statements are the only way to reach those connections: they
+/// are sent (`SET LOCAL`, after the caller's), so the last one wins on every node. Nothing
+/// happens in a database without Citus.
+pub struct PinnedRemoteSettings {
+    restore: Vec<String>,
+}
+
+impl PinnedRemoteSettings {
+    /// Pin them when `remote` (statements may reach other nodes), else do nothing. (A `SET`
+    /// is sent to every connection of the transaction at once: in the middle of a statement
+    /// that streams rows to the workers, such as `INSERT … SELECT` into a distributed table,
+    /// it fails, so it is sent only when needed.)
+    pub fn pin(remote: bool) -> Result<Self, ShredError> {
+        if !remote || !installed() {
+            return Ok(Self { restore: Vec::new() });
+        }
+        let path = setting(c"search_path");
+        let restore = vec![
+            format!("SET LOCAL search_path = {}", search_path_sql(&path).ok_or(ShredError::Internal("a search_path pg_shred cannot restore"))?),
+            format!("SET LOCAL citus.all_modifications_commutative = {}", quoted(&setting(c"citus.all_modifications_commutative"))),
+            format!("SET LOCAL citus.propagate_set_commands = {}", quoted(&setting(c"citus.propagate_set_commands"))),
+        ];
+        for sql in [
+            "SET LOCAL citus.propagate_set_commands = 'local'",
+            "SET LOCAL search_path = pg_catalog, pg_temp",
+            "SET LOCAL citus.all_modifications_commutative = off",
+        ] {
+            Spi::run(sql).map_err(|e| ShredError::KeyStore(format!("pinning Citus's settings: {e}")))?;
+        }
+        Ok(Self { restore })
+    }
+}
+
+impl Drop for PinnedRemoteSettings {
+    fn drop(&mut self) {
+        // While an ERROR unwinds, the (sub)transaction's abort undoes the SETs, on every node.
+        if std::thread::panicking() {
+            return;
+        }
+        for sql in &self.restore {
+            if let Err(e) = Spi::run(sql) {
+                ShredError::KeyStore(format!("restoring Citus's settings: {e}")).report();
+            }
+        }
+    }
+}
+
+/// A setting's current value ("" when it does not exist).
+fn setting(name: &CStr) -> String {
+    // SAFETY: a GUC lookup inside a transaction; NULL when missing.
+    unsafe {
+        let v = pg_sys::GetConfigOption(name.as_ptr(), true, false);
+        if v.is_null() { String::new() } else { CStr::from_ptr(v).to_string_lossy().into_owned() }
+    }
+}
+
+/// `value` as an SQL string literal.
+fn quoted(value: &str) -> String {
+    format!("'{}'", value.replace('\'', "''"))
+}
+
+/// A `search_path` value (its canonical text, as PostgreSQL stores it) as the list to write
+/// after `SET search_path =`, or `None` when it is not a plain list of identifiers (then it is
+/// not rebuilt into SQL).
+fn search_path_sql(value: &str) -> Option<String> {
+    if value.trim().is_empty() {
+        return Some("''".into());
+    }
+    let mut out = Vec::new();
+    let mut rest = value.trim();
+    loop {
+        let (item, after) = if let Some(quoted) = rest.strip_prefix('"') {
+            // a quoted identifier: up to the closing quote, "" inside
+            let mut end = None;
+            let bytes = quoted.as_bytes();
+            let mut i = 0;
+            while i < bytes.len() {
+                if bytes[i] == b'"' {
+                    if bytes.get(i + 1) == Some(&b'"') {
+                        i += 2;
+                        continue;
+                    }
+                    end = Some(i);
+                    break;
+                }
+                i += 1;
+            }
+            let end = end?;
+            (&rest[..end + 2], &quoted[end + 1..])
+        } else {
+            let end = rest.find(',').unwrap_or(rest.len());
+            let item = rest[..end].trim_end();
+            if item.is_empty() || !item.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '$') {
+                return None;
+            }
+            (item, &rest[end..])
+        };
+        out.push(item.to_string());
+        let after = after.trim_start();
+        if after.is_empty() {
+            return Some(out.join(", "));
+        }
+        rest = after.strip_prefix(',')?.trim_start();
+    }
+}

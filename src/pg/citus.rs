@@ -112,9 +112,10 @@ pub fn reference_shard(relid: pg_sys::Oid, name: &CStr) -> Result<Option<i64>, S
 /// default path) would make a function or type of the caller's run there with the owner's
 /// rights. PostgreSQL's own `SET` statements are the only way to reach those connections: they
 /// are sent (`SET LOCAL`, after the caller's), so the last one wins on every node. Nothing
-/// happens in a database without Citus.
+/// happens in a database without Citus. Costs one `SET LOCAL` sent to the transaction's
+/// connections to other nodes on entry, and one on exit.
 pub struct PinnedRemoteSettings {
-    restore: Vec<String>,
+    restore: Option<Restore>,
 }
 
 impl PinnedRemoteSettings {
@@ -124,36 +125,65 @@ impl PinnedRemoteSettings {
     /// it fails, so it is sent only when needed.)
     pub fn pin(remote: bool) -> Result<Self, ShredError> {
         if !remote || !installed() {
-            return Ok(Self { restore: Vec::new() });
+            return Ok(Self { restore: None });
         }
         let path = setting(c"search_path");
-        let restore = vec![
-            format!("SET LOCAL search_path = {}", search_path_sql(&path).ok_or(ShredError::Internal("a search_path pg_shred cannot restore"))?),
-            format!("SET LOCAL citus.all_modifications_commutative = {}", quoted(&setting(c"citus.all_modifications_commutative"))),
-            format!("SET LOCAL citus.propagate_set_commands = {}", quoted(&setting(c"citus.propagate_set_commands"))),
-        ];
-        for sql in [
-            "SET LOCAL citus.propagate_set_commands = 'local'",
-            "SET LOCAL search_path = pg_catalog, pg_temp",
-            "SET LOCAL citus.all_modifications_commutative = off",
-        ] {
-            Spi::run(sql).map_err(|e| ShredError::KeyStore(format!("pinning Citus's settings: {e}")))?;
-        }
-        Ok(Self { restore })
+        let restore = Restore {
+            search_path: format!(
+                "SET LOCAL search_path = {}",
+                search_path_sql(&path).ok_or(ShredError::Internal("a search_path pg_shred cannot restore"))?
+            ),
+            commutative: std::ffi::CString::new(setting(c"citus.all_modifications_commutative")).unwrap_or_default(),
+            propagate: std::ffi::CString::new(setting(c"citus.propagate_set_commands")).unwrap_or_default(),
+        };
+        // Settings of this backend alone (Citus reads them here): no round trip. Only the
+        // search_path goes to the other nodes, as a SET statement Citus propagates.
+        set_local(c"citus.propagate_set_commands", c"local");
+        set_local(c"citus.all_modifications_commutative", c"off");
+        Spi::run("SET LOCAL search_path = pg_catalog, pg_temp")
+            .map_err(|e| ShredError::KeyStore(format!("pinning the search_path on the other nodes: {e}")))?;
+        Ok(Self { restore: Some(restore) })
     }
+}
+
+/// The caller's values, set back when [`PinnedRemoteSettings`] is dropped.
+struct Restore {
+    search_path: String,
+    commutative: std::ffi::CString,
+    propagate: std::ffi::CString,
 }
 
 impl Drop for PinnedRemoteSettings {
     fn drop(&mut self) {
         // While an ERROR unwinds, the (sub)transaction's abort undoes the SETs, on every node.
+        let Some(restore) = self.restore.take() else { return };
         if std::thread::panicking() {
             return;
         }
-        for sql in &self.restore {
-            if let Err(e) = Spi::run(sql) {
-                ShredError::KeyStore(format!("restoring Citus's settings: {e}")).report();
-            }
+        if let Err(e) = Spi::run(&restore.search_path) {
+            ShredError::KeyStore(format!("restoring the search_path on the other nodes: {e}")).report();
         }
+        set_local(c"citus.all_modifications_commutative", &restore.commutative);
+        set_local(c"citus.propagate_set_commands", &restore.propagate);
+    }
+}
+
+/// `SET LOCAL name = value` in this backend only (as PostgreSQL's code sets a GUC; Citus does
+/// not see it as a statement to propagate).
+fn set_local(name: &CStr, value: &CStr) {
+    // SAFETY: sets a GUC for the rest of the transaction; PGC_SUSET applies it whatever the
+    // current role may set, as PostgreSQL's own code does.
+    unsafe {
+        pg_sys::set_config_option(
+            name.as_ptr(),
+            value.as_ptr(),
+            pg_sys::GucContext::PGC_SUSET,
+            pg_sys::GucSource::PGC_S_SESSION,
+            pg_sys::GucAction::GUC_ACTION_LOCAL,
+            true,
+            0,
+            false,
+        );
     }
 }
 
@@ -164,11 +194,6 @@ fn setting(name: &CStr) -> String {
         let v = pg_sys::GetConfigOption(name.as_ptr(), true, false);
         if v.is_null() { String::new() } else { CStr::from_ptr(v).to_string_lossy().into_owned() }
     }
-}
-
-/// `value` as an SQL string literal.
-fn quoted(value: &str) -> String {
-    format!("'{}'", value.replace('\'', "''"))
 }
 
 /// A `search_path` value (its canonical text, as PostgreSQL stores it) as the list to write

@@ -23,6 +23,7 @@ use pgrx::pg_sys;
 use crate::error::ShredError;
 use crate::keys::scan;
 use crate::keys::deferred;
+use crate::pg::citus::PinnedRemoteSettings;
 use crate::keys::spi::{run, Arg, Mode, Plan};
 use crate::keys::store;
 use crate::keys::subject::Subject;
@@ -42,12 +43,15 @@ pub(crate) fn forget_end_dates(subjects: &[Vec<u8>]) -> Result<(), ShredError> {
     run(&FORGET_END_DATES, &[Arg::TextArray(subjects)], Mode::Write, 0, |_| Ok(()))
 }
 
-/// The result of an erasing call, with its erasure records written before it returns on a
-/// database with Citus (elsewhere they wait for COMMIT, set-based: see [`deferred`]). A worker
-/// that reads the key store later in the same distributed transaction (opening an erased
-/// value) must find the record of the DEK it no longer finds, as this backend would.
-fn recorded<R>(erased: Result<R, ShredError>) -> Result<R, ShredError> {
-    let erased = erased?;
+/// Run an erasing call: on a database with Citus, its statements pinned as one (see
+/// [`PinnedRemoteSettings`]: one round of `SET LOCAL`s to the other nodes, not one per
+/// statement), and its erasure records written before it returns (elsewhere they wait for
+/// COMMIT, set-based: see [`deferred`]), because a worker that reads the key store later in the
+/// same distributed transaction (opening an erased value) must find the record of the DEK it no
+/// longer finds, as this backend would.
+fn erasing<R>(erase: impl FnOnce() -> Result<R, ShredError>) -> Result<R, ShredError> {
+    let _pinned = PinnedRemoteSettings::pin(scan::distributed()?)?;
+    let erased = erase()?;
     if crate::pg::citus::installed() {
         deferred::flush()?;
     }
@@ -64,25 +68,27 @@ fn after_whole(subjects: &[&Subject<'_>]) -> Result<(), ShredError> {
 /// Erase the whole `subject`: end its consents, delete every DEK it has (see [`store::erase`]),
 /// refuse a held subject, forget its end date. True when a DEK was deleted.
 pub fn erase_subject(subject: &Subject<'_>) -> Result<bool, ShredError> {
-    recorded(store::erase(subject, &mut |s| consent::end_by_erasure(s), &mut |s| after_whole(s)))
+    erasing(|| store::erase(subject, &mut |s| consent::end_by_erasure(s), &mut |s| after_whole(s)))
 }
 
 /// Erase many whole subjects, a slice at a time, as [`erase_subject`] (see
 /// [`store::erase_many`]). Returns how many DEKs were deleted.
 pub fn erase_subjects<'a>(subjects: impl Iterator<Item = Subject<'a>>) -> Result<i64, ShredError> {
-    recorded(store::erase_many(subjects, &mut |s| consent::end_by_erasure(s), &mut |s| after_whole(s)))
+    erasing(|| store::erase_many(subjects, &mut |s| consent::end_by_erasure(s), &mut |s| after_whole(s)))
 }
 
 /// Erase the DEK of `subject` for `purpose` only (see [`store::erase_purpose`]); a held
 /// subject is refused.
 pub fn erase_purpose(subject: &Subject<'_>, purpose: &Purpose) -> Result<bool, ShredError> {
-    let erased = purposes::erase(subject, purpose)?;
-    // Only a deletion is refused: a withdrawal that erases nothing (no DEK of that purpose)
-    // tells its caller nothing about holds.
-    if erased {
-        holds::refuse(&[subject.db().to_vec()])?;
-    }
-    recorded(Ok(erased))
+    erasing(|| {
+        let erased = purposes::erase(subject, purpose)?;
+        // Only a deletion is refused: a withdrawal that erases nothing (no DEK of that purpose)
+        // tells its caller nothing about holds.
+        if erased {
+            holds::refuse(&[subject.db().to_vec()])?;
+        }
+        Ok(erased)
+    })
 }
 
 /// Withdraw `subject`'s consent for `purpose` (see [`consent::withdraw`]) and, for a purpose
@@ -100,16 +106,18 @@ pub fn withdraw_consent(subject: &Subject<'_>, purpose: &Purpose) -> Result<bool
 /// Retention: erase the purpose DEKs with these key ids (see [`store::erase_purpose_keys`]);
 /// a held subject among them fails the whole call. Returns how many were deleted.
 pub fn erase_due_purpose_keys(key_ids: &[i64]) -> Result<i64, ShredError> {
-    let subjects = store::erase_purpose_keys(key_ids)?;
-    holds::refuse(&subjects)?;
-    recorded(Ok(subjects.len() as i64))
+    erasing(|| {
+        let subjects = store::erase_purpose_keys(key_ids)?;
+        holds::refuse(&subjects)?;
+        Ok(subjects.len() as i64)
+    })
 }
 
 /// `shred.replay_erasures`: the DEKs erased again (a held subject among them fails the call),
 /// the consents they covered ended (see [`consent::end_by_replay`]), and the end dates of the
 /// whole subjects among them forgotten.
 pub fn replay_erasures(key_ids: pg_sys::Datum) -> Result<i64, ShredError> {
-    recorded(store::replay_erasures(key_ids, |erased| {
+    erasing(|| store::replay_erasures(key_ids, |erased| {
         let subjects: Vec<Vec<u8>> = erased.iter().map(|(s, _)| s.clone()).collect();
         holds::refuse(&subjects)?;
         consent::end_by_replay(erased)?;

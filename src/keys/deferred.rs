@@ -13,7 +13,7 @@
 //!   clock written and erased in one transaction is gone). It runs before this backend reads terms or erasure records,
 //!   when [`BATCH`] writes are queued, and before COMMIT / PREPARE TRANSACTION (a pre-commit
 //!   callback, whose ERROR aborts the transaction: nothing commits half-recorded). In a
-//!   database with Citus, also at the end of every erasing call (`erasure::recorded`): other
+//!   database with Citus, also at the end of every erasing call (`erasure::erasing`): other
 //!   nodes read the erasure records within the same distributed transaction.
 //! - Each entry carries the subtransaction that queued it: a rolled-back subtransaction drops
 //!   its entries (and its descendants'), like the rows and DEK deletions they follow; an
@@ -243,6 +243,8 @@ pub fn flush() -> Result<(), ShredError> {
     if queued == 0 {
         return Ok(());
     }
+    // Its statements pinned as one on a Citus cluster (see `PinnedRemoteSettings`).
+    let _pinned = crate::pg::citus::PinnedRemoteSettings::pin(scan::distributed()?)?;
     let terms_table = scan::relation(c"blind_term").is_ok();
     if terms_table && !indexes.is_empty() {
         run(&INSERT_TERMS, &[Arg::ByteaArray(&indexes), Arg::Int8Array(&term_ids)], Mode::Write, 0, |_| Ok(()))?;

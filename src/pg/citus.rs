@@ -113,7 +113,8 @@ pub fn reference_shard(relid: pg_sys::Oid, name: &CStr) -> Result<Option<i64>, S
 /// rights. PostgreSQL's own `SET` statements are the only way to reach those connections: they
 /// are sent (`SET LOCAL`, after the caller's), so the last one wins on every node. Nothing
 /// happens in a database without Citus. Costs one `SET LOCAL` sent to the transaction's
-/// connections to other nodes on entry, and one on exit.
+/// connections to other nodes on entry, and one on exit; pins nest (the outermost one acts),
+/// so a caller running several statements (an erasure) pins once around them.
 pub struct PinnedRemoteSettings {
     restore: Option<Restore>,
 }
@@ -124,7 +125,7 @@ impl PinnedRemoteSettings {
     /// that streams rows to the workers, such as `INSERT … SELECT` into a distributed table,
     /// it fails, so it is sent only when needed.)
     pub fn pin(remote: bool) -> Result<Self, ShredError> {
-        if !remote || !installed() {
+        if !remote || !installed() || PINNED.with(|p| p.get()) {
             return Ok(Self { restore: None });
         }
         let path = setting(c"search_path");
@@ -142,8 +143,15 @@ impl PinnedRemoteSettings {
         set_local(c"citus.all_modifications_commutative", c"off");
         Spi::run("SET LOCAL search_path = pg_catalog, pg_temp")
             .map_err(|e| ShredError::KeyStore(format!("pinning the search_path on the other nodes: {e}")))?;
+        PINNED.with(|p| p.set(true));
         Ok(Self { restore: Some(restore) })
     }
+}
+
+thread_local! {
+    /// Whether a [`PinnedRemoteSettings`] is alive: a pin inside it (a key store statement of
+    /// an erasure that pins as a whole) does nothing.
+    static PINNED: Cell<bool> = const { Cell::new(false) };
 }
 
 /// The caller's values, set back when [`PinnedRemoteSettings`] is dropped.
@@ -157,6 +165,7 @@ impl Drop for PinnedRemoteSettings {
     fn drop(&mut self) {
         // While an ERROR unwinds, the (sub)transaction's abort undoes the SETs, on every node.
         let Some(restore) = self.restore.take() else { return };
+        PINNED.with(|p| p.set(false));
         if std::thread::panicking() {
             return;
         }
